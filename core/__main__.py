@@ -1,0 +1,3 @@
+from finetrail.cli import main
+
+raise SystemExit(main())

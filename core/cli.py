@@ -1,0 +1,85 @@
+"""The ``finetrail`` command line: assembles each layer's commands and maps errors to exit codes.
+
+Exit codes: 0 success, 1 a check or gate failed, 2 bad usage or bad input. ``--debug`` shows
+tracebacks; otherwise an error prints its diagnostics and no traceback.
+
+Each layer contributes its commands from its own ``cli`` module through a ``register(group)``
+function listed in :data:`COMMAND_MODULES`. Those modules import nothing heavy at module level:
+torch, transformers, mlflow and presidio are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from finetrail._version import __version__
+from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
+
+# The literal registry of command providers, one per layer module. Order is the help order.
+COMMAND_MODULES: tuple[str, ...] = (
+    "finetrail.governance.cli",
+)
+
+
+class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # registration order, not alphabetical
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="finetrail")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """finetrail: auditable fine-tuning of language models.
+
+    Exit codes: 0 success, 1 a check or the gate failed, 2 bad usage or bad input.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(cli)
+
+
+_register_all()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (never raises for expected errors)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("FINETRAIL_DEBUG") == "1"
+    try:
+        rv = cli.main(args=args, prog_name="finetrail", standalone_mode=False)
+    except FinetrailError as err:
+        if debug:
+            traceback.print_exc()
+        click.echo(err.diagnostics(), err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code if err.exit_code else EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    if isinstance(rv, int):
+        return rv
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""``finetrail verify``: recompute every digest and walk the ledger chain; report every problem.
+
+Light on purpose: imports no torch, transformers, mlflow or presidio.
+
+Checks (all run; every problem is reported, not just the first):
+- ``workspace.json`` parses and matches the digest announced by the ledger's first event;
+- ``manifest.json`` parses; every file it lists exists with that SHA-256 (``missing``,
+  ``modified``); no untracked file sits under ``evidence/`` or ``artifacts/`` (``extra``);
+- the ledger: each entry's own digest and payload digest, canonical form, sequence and chain
+  (``modified``, ``reordered``, ``deleted``, ``duplicated``, ``chain``), a torn last line
+  (``incomplete``, a warning);
+- the manifest's anchor names the ledger's last entry (``truncated`` / ``unanchored``);
+- the manifest agrees with the last ledger event for each file (``disagrees``);
+- the extra checks listed in :data:`EXTRA_CHECKS` (attestations, reviews, ...).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from finetrail.errors import FinetrailError, InputError
+from finetrail.governance.evidence.workspace import LedgerEntry, Manifest, WorkspaceMetadata
+from finetrail.governance.findings import Finding
+from finetrail.governance.io import sha256_file
+from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
+from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPACE_FILE
+
+ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
+
+# Further checks contributed by other modules ("module:function"), run after the core checks.
+EXTRA_CHECKS: tuple[str, ...] = ()
+
+
+@dataclass
+class VerifyContext:
+    """What the core checks read, handed to the extra checks so they need not re-read it."""
+
+    manifest: Manifest | None
+    entries: list[LedgerEntry]
+
+
+@dataclass
+class VerifyReport:
+    workspace: str
+    findings: list[Finding] = field(default_factory=list)
+    entries: int = 0
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def render(self) -> str:
+        lines = [f"workspace: {self.workspace}",
+                 f"ledger entries: {self.entries}; tracked files: {self.files}"]
+        lines += [f.render() for f in self.findings]
+        n_err = len(self.errors)
+        lines.append("verify: OK" if self.ok else f"verify: FAILED ({n_err} problem{'s' * (n_err != 1)})")
+        return "\n".join(lines)
+
+
+def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
+    path = Path(root)
+    if not path.is_dir():
+        raise InputError("workspace not found", path=str(path))
+    if not (path / WORKSPACE_FILE).exists() and not (path / LEDGER_NAME).exists():
+        raise InputError(f"not a finetrail workspace (no {WORKSPACE_FILE})", path=str(path))
+    report = VerifyReport(workspace=str(path))
+    add = report.findings.append
+
+    # ledger
+    scan = scan_ledger(path / LEDGER_NAME)
+    report.findings.extend(scan.findings)
+    entries = scan.entries
+    report.entries = len(entries)
+
+    # workspace.json
+    metadata_digest: str | None = None
+    try:
+        meta = WorkspaceMetadata.read(path / WORKSPACE_FILE)
+        metadata_digest = meta.content_digest()
+        if (path / WORKSPACE_FILE).read_bytes() != meta.canonical_bytes():
+            add(Finding("error", "modified", WORKSPACE_FILE, "not in canonical form"))
+    except FinetrailError as err:
+        add(Finding("error", "modified" if (path / WORKSPACE_FILE).exists() else "missing",
+                    WORKSPACE_FILE, err.what))
+    created = [e for e in entries if e.kind == "workspace.created"]
+    if not created:
+        add(Finding("error", "truncated", LEDGER_NAME, "no workspace.created event"))
+    elif metadata_digest and created[0].payload.get("sha256") != metadata_digest:
+        add(Finding("error", "modified", WORKSPACE_FILE,
+                    "does not match the digest recorded when the workspace was created"))
+
+    # manifest
+    manifest: Manifest | None = None
+    try:
+        manifest = Manifest.read(path / MANIFEST_FILE)
+        if (path / MANIFEST_FILE).read_bytes() != manifest.canonical_bytes():
+            add(Finding("error", "modified", MANIFEST_FILE, "not in canonical form"))
+    except FinetrailError as err:
+        code = "modified" if (path / MANIFEST_FILE).exists() else "missing"
+        add(Finding("error", code, MANIFEST_FILE, err.what))
+
+    if manifest is not None:
+        report.files = len(manifest.files)
+        _check_anchor(manifest, entries, add)
+        _check_files(path, manifest, add)
+        _check_manifest_against_ledger(manifest, entries, add)
+
+    ctx = VerifyContext(manifest=manifest, entries=entries)
+    for spec in EXTRA_CHECKS:
+        module, _, func = spec.partition(":")
+        check: ExtraCheck = getattr(importlib.import_module(module), func)
+        report.findings.extend(check(path, ctx))
+    return report
+
+
+def _check_anchor(manifest: Manifest, entries: list[LedgerEntry], add: Callable[[Finding], None]) -> None:
+    anchor = manifest.ledger
+    n = len(entries)
+    if n == anchor.entries and n and entries[-1].digest == anchor.head:
+        return
+    positions = [i for i, e in enumerate(entries) if e.digest == anchor.head]
+    if positions and positions[0] + 1 < n:
+        add(Finding("error", "unanchored", LEDGER_NAME,
+                    f"{n - positions[0] - 1} entr{'ies' if n - positions[0] - 1 != 1 else 'y'} "
+                    "after the manifest's anchor (appended outside finetrail, or a write was "
+                    "interrupted)"))
+    elif n < anchor.entries:
+        add(Finding("error", "truncated", LEDGER_NAME,
+                    f"the manifest anchors {anchor.entries} entries; the ledger holds {n}"))
+    else:
+        add(Finding("error", "truncated", LEDGER_NAME,
+                    "the ledger's head is not the entry the manifest anchors "
+                    f"({anchor.head[:12]}...)"))
+
+
+def _check_files(root: Path, manifest: Manifest, add: Callable[[Finding], None]) -> None:
+    for rel, info in manifest.files.items():
+        file = root / rel
+        if not file.is_file():
+            add(Finding("error", "missing", rel, "listed in the manifest but absent"))
+            continue
+        actual = sha256_file(file)
+        if actual != info.sha256:
+            add(Finding("error", "modified", rel,
+                        f"sha256 {actual[:12]}... differs from the manifest's {info.sha256[:12]}..."))
+    listed = set(manifest.files)
+    for top in TRACKED_DIRS:
+        base = root / top
+        if not base.is_dir():
+            continue
+        for file in sorted(base.rglob("*")):
+            if not file.is_file():
+                continue
+            rel = file.relative_to(root).as_posix()
+            if file.name.startswith(".") and file.name.endswith(".tmp"):
+                add(Finding("warning", "temporary", rel, "left over from an interrupted write"))
+                continue
+            if rel not in listed:
+                add(Finding("error", "extra", rel, "not listed in the manifest"))
+
+
+def _check_manifest_against_ledger(
+    manifest: Manifest, entries: list[LedgerEntry], add: Callable[[Finding], None]
+) -> None:
+    last: dict[str, str] = {}
+    for e in entries:
+        p = e.payload.get("path")
+        if isinstance(p, str) and isinstance(e.payload.get("sha256"), str) and p != WORKSPACE_FILE:
+            last[p] = e.payload["sha256"]
+    for rel, info in manifest.files.items():
+        if rel not in last:
+            add(Finding("error", "disagrees", rel, "no ledger event records this file"))
+        elif last[rel] != info.sha256:
+            add(Finding("error", "disagrees", rel,
+                        "the manifest's digest differs from the last one the ledger recorded"))
+    for rel in sorted(set(last) - set(manifest.files)):
+        add(Finding("error", "missing", rel, "recorded in the ledger but dropped from the manifest"))
+

@@ -1,0 +1,1 @@
+"""Policy packs (package data): YAML rules evaluated by ``finetrail gate``."""

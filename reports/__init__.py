@@ -1,0 +1,1 @@
+"""Reports layer: renders evidence into documentation packs, exports and the analyst dossier."""

@@ -1,0 +1,1 @@
+"""Jinja2 templates (package data) for the documentation packs and the dossier."""
