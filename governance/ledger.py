@@ -223,15 +223,14 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
                 Finding("error", "duplicated", loc, f"entry {entry.seq} repeats line {seen[entry.digest]}")
             )
         seen.setdefault(entry.digest, lineno)
-        if entry.seq != expected_seq:
-            code = "reordered" if entry.seq < expected_seq or entry.seq - expected_seq < 2 else "deleted"
-            if entry.seq > expected_seq:
-                msg = f"expected entry {expected_seq}, found {entry.seq} (entries missing before it)"
-                code = "deleted"
-            else:
-                msg = f"expected entry {expected_seq}, found {entry.seq} (out of order or repeated)"
-                code = "reordered"
-            scan.findings.append(Finding("error", code, loc, msg))
+        if entry.seq > expected_seq:
+            scan.findings.append(Finding(
+                "error", "deleted", loc,
+                f"expected entry {expected_seq}, found {entry.seq} (entries missing before it)"))
+        elif entry.seq < expected_seq:
+            scan.findings.append(Finding(
+                "error", "reordered", loc,
+                f"expected entry {expected_seq}, found {entry.seq} (out of order or repeated)"))
         if prev != "?" and entry.prev != prev:
             scan.findings.append(
                 Finding("error", "chain", loc, f"entry {entry.seq} does not link to the entry before it")

@@ -112,8 +112,7 @@ def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
     if manifest is not None:
         report.files = len(manifest.files)
         _check_anchor(manifest, entries, add)
-        _check_files(path, manifest, add)
-        _check_manifest_against_ledger(manifest, entries, add)
+        _check_files(path, manifest, _last_recorded(entries), add)
 
     ctx = VerifyContext(manifest=manifest, entries=entries)
     for spec in EXTRA_CHECKS:
@@ -143,16 +142,45 @@ def _check_anchor(manifest: Manifest, entries: list[LedgerEntry], add: Callable[
                     f"({anchor.head[:12]}...)"))
 
 
-def _check_files(root: Path, manifest: Manifest, add: Callable[[Finding], None]) -> None:
+def _last_recorded(entries: list[LedgerEntry]) -> dict[str, str]:
+    """The digest the ledger last recorded for each file."""
+    last: dict[str, str] = {}
+    for e in entries:
+        p, digest = e.payload.get("path"), e.payload.get("sha256")
+        if isinstance(p, str) and isinstance(digest, str) and p != WORKSPACE_FILE:
+            last[p] = digest
+    return last
+
+
+def _check_files(
+    root: Path, manifest: Manifest, recorded: dict[str, str], add: Callable[[Finding], None]
+) -> None:
+    """Compare each file's actual digest with the manifest's and the ledger's, and blame the
+    one that differs from the other two."""
     for rel, info in manifest.files.items():
         file = root / rel
+        ledger_digest = recorded.get(rel)
+        if ledger_digest is None:
+            add(Finding("error", "disagrees", rel, "listed in the manifest, but no ledger event records it"))
         if not file.is_file():
             add(Finding("error", "missing", rel, "listed in the manifest but absent"))
             continue
         actual = sha256_file(file)
-        if actual != info.sha256:
+        if actual == info.sha256 == ledger_digest or (ledger_digest is None and actual == info.sha256):
+            continue
+        if actual == ledger_digest:
+            add(Finding("error", "modified", MANIFEST_FILE,
+                        f"its entry for {rel} ({info.sha256[:16]}...) differs from the file and "
+                        "the ledger"))
+        elif info.sha256 == ledger_digest or ledger_digest is None:
             add(Finding("error", "modified", rel,
-                        f"sha256 {actual[:12]}... differs from the manifest's {info.sha256[:12]}..."))
+                        f"sha256 {actual[:16]}... differs from the recorded {info.sha256[:16]}..."))
+        else:
+            add(Finding("error", "disagrees", rel,
+                        "the file, the manifest and the ledger name three different digests "
+                        "(file and manifest edited outside finetrail?)"))
+    for rel in sorted(set(recorded) - set(manifest.files)):
+        add(Finding("error", "missing", rel, "recorded in the ledger but dropped from the manifest"))
     listed = set(manifest.files)
     for top in TRACKED_DIRS:
         base = root / top
@@ -167,22 +195,3 @@ def _check_files(root: Path, manifest: Manifest, add: Callable[[Finding], None])
                 continue
             if rel not in listed:
                 add(Finding("error", "extra", rel, "not listed in the manifest"))
-
-
-def _check_manifest_against_ledger(
-    manifest: Manifest, entries: list[LedgerEntry], add: Callable[[Finding], None]
-) -> None:
-    last: dict[str, str] = {}
-    for e in entries:
-        p = e.payload.get("path")
-        if isinstance(p, str) and isinstance(e.payload.get("sha256"), str) and p != WORKSPACE_FILE:
-            last[p] = e.payload["sha256"]
-    for rel, info in manifest.files.items():
-        if rel not in last:
-            add(Finding("error", "disagrees", rel, "no ledger event records this file"))
-        elif last[rel] != info.sha256:
-            add(Finding("error", "disagrees", rel,
-                        "the manifest's digest differs from the last one the ledger recorded"))
-    for rel in sorted(set(last) - set(manifest.files)):
-        add(Finding("error", "missing", rel, "recorded in the ledger but dropped from the manifest"))
-

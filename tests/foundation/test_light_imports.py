@@ -1,0 +1,41 @@
+"""`verify`, `--help` and the package import stay light: no torch, transformers, mlflow, presidio."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "transformers", "mlflow", "presidio_analyzer", "presidio_anonymizer", "peft", "opacus")
+
+
+def _modules_after(code: str) -> set[str]:
+    script = textwrap.dedent(code) + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import finetrail, finetrail.governance, finetrail.reports, finetrail.training",
+        "from finetrail.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+    ],
+)
+def test_imports_are_light(code: str) -> None:
+    loaded = _modules_after(code)
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+
+
+def test_verify_command_is_light(sample_workspace) -> None:  # type: ignore[no-untyped-def]
+    root: Path = sample_workspace.root
+    loaded = _modules_after(
+        f"from finetrail.cli import main\nrc = main(['verify', {str(root)!r}])\nassert rc == 0, rc"
+    )
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
