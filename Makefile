@@ -22,7 +22,13 @@ test-fast:  ## skip the slow (training, subprocess) tests
 lint:  ## ruff lint + format check, mypy (strict for governance and reports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy governance reports
+	$(MAKE) typecheck
+
+typecheck:  ## mypy over a symlinked finetrail/ tree (the repo maps folders to one namespace)
+	rm -rf build/mypy && mkdir -p build/mypy/finetrail
+	cp -rs $(CURDIR)/core/. build/mypy/finetrail/
+	for d in governance training reports templates policies; do ln -s $(CURDIR)/$$d build/mypy/finetrail/$$d; done
+	cd build/mypy && $(CURDIR)/$(BIN)/python -m mypy --config-file $(CURDIR)/pyproject.toml -p finetrail.governance -p finetrail.reports
 
 format:
 	$(BIN)/ruff format .

@@ -17,14 +17,11 @@ import traceback
 from collections.abc import Sequence
 
 import click
-
 from finetrail._version import __version__
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 
 # The literal registry of command providers, one per layer module. Order is the help order.
-COMMAND_MODULES: tuple[str, ...] = (
-    "finetrail.governance.cli",
-)
+COMMAND_MODULES: tuple[str, ...] = ("finetrail.governance.cli",)
 
 
 class _Group(click.Group):

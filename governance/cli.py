@@ -6,7 +6,6 @@ import json
 from dataclasses import asdict
 
 import click
-
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 
@@ -18,13 +17,27 @@ from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 @click.option("--description", default="", help="One-line description of the system.")
 @click.option("--purpose", default="", help="Intended purpose (EU AI Act Annex IV 1(a)).")
 @click.option("--provider", default="", help="Provider (organisation) name.")
-def init_cmd(workspace: str, model: str, version: str, owner: str, description: str,
-             purpose: str, provider: str) -> int:
+def init_cmd(
+    workspace: str,
+    model: str,
+    version: str,
+    owner: str,
+    description: str,
+    purpose: str,
+    provider: str,
+) -> int:
     """Create an evidence workspace for one model release."""
     from finetrail.governance.workspace import Workspace
 
-    ws = Workspace.init(workspace, model=model, version=version, owner=owner,
-                        description=description, intended_purpose=purpose, provider=provider)
+    ws = Workspace.init(
+        workspace,
+        model=model,
+        version=version,
+        owner=owner,
+        description=description,
+        intended_purpose=purpose,
+        provider=provider,
+    )
     click.echo(f"created workspace {ws.root} for {model} {version} (owner: {owner})")
     return EXIT_OK
 
@@ -38,13 +51,19 @@ def verify_cmd(workspace: str, as_json: bool) -> int:
 
     report = verify_workspace(workspace)
     if as_json:
-        click.echo(json.dumps({
-            "workspace": report.workspace,
-            "ok": report.ok,
-            "entries": report.entries,
-            "files": report.files,
-            "findings": [asdict(f) for f in report.findings],
-        }, indent=2, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    "workspace": report.workspace,
+                    "ok": report.ok,
+                    "entries": report.entries,
+                    "files": report.files,
+                    "findings": [asdict(f) for f in report.findings],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
     else:
         click.echo(report.render())
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from finetrail.errors import InputError
 from finetrail.governance import clock
 from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import canonical_json, file_lock, sha256_bytes
+from pydantic import ValidationError
 
 Signer = Callable[[bytes], bytes]
 LEDGER_NAME = "ledger.jsonl"
@@ -212,28 +211,55 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
             )
         if entry.compute_digest() != entry.digest:
             scan.findings.append(
-                Finding("error", "modified", loc, f"entry {entry.seq}: content does not match its digest")
+                Finding(
+                    "error",
+                    "modified",
+                    loc,
+                    f"entry {entry.seq}: content does not match its digest",
+                )
             )
         if entry.payload_digest != payload_digest(entry.payload):
             scan.findings.append(
-                Finding("error", "modified", loc, f"entry {entry.seq}: payload does not match payload_digest")
+                Finding(
+                    "error",
+                    "modified",
+                    loc,
+                    f"entry {entry.seq}: payload does not match payload_digest",
+                )
             )
         if entry.digest in seen:
             scan.findings.append(
-                Finding("error", "duplicated", loc, f"entry {entry.seq} repeats line {seen[entry.digest]}")
+                Finding(
+                    "error",
+                    "duplicated",
+                    loc,
+                    f"entry {entry.seq} repeats line {seen[entry.digest]}",
+                )
             )
         seen.setdefault(entry.digest, lineno)
         if entry.seq > expected_seq:
-            scan.findings.append(Finding(
-                "error", "deleted", loc,
-                f"expected entry {expected_seq}, found {entry.seq} (entries missing before it)"))
+            scan.findings.append(
+                Finding(
+                    "error",
+                    "deleted",
+                    loc,
+                    f"expected entry {expected_seq}, found {entry.seq} (entries missing before it)",
+                )
+            )
         elif entry.seq < expected_seq:
-            scan.findings.append(Finding(
-                "error", "reordered", loc,
-                f"expected entry {expected_seq}, found {entry.seq} (out of order or repeated)"))
+            scan.findings.append(
+                Finding(
+                    "error",
+                    "reordered",
+                    loc,
+                    f"expected entry {expected_seq}, found {entry.seq} (out of order or repeated)",
+                )
+            )
         if prev != "?" and entry.prev != prev:
             scan.findings.append(
-                Finding("error", "chain", loc, f"entry {entry.seq} does not link to the entry before it")
+                Finding(
+                    "error", "chain", loc, f"entry {entry.seq} does not link to the entry before it"
+                )
             )
         prev = entry.digest
         expected_seq = entry.seq + 1

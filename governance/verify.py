@@ -59,11 +59,15 @@ class VerifyReport:
         return [f for f in self.findings if f.severity == "error"]
 
     def render(self) -> str:
-        lines = [f"workspace: {self.workspace}",
-                 f"ledger entries: {self.entries}; tracked files: {self.files}"]
+        lines = [
+            f"workspace: {self.workspace}",
+            f"ledger entries: {self.entries}; tracked files: {self.files}",
+        ]
         lines += [f.render() for f in self.findings]
         n_err = len(self.errors)
-        lines.append("verify: OK" if self.ok else f"verify: FAILED ({n_err} problem{'s' * (n_err != 1)})")
+        lines.append(
+            "verify: OK" if self.ok else f"verify: FAILED ({n_err} problem{'s' * (n_err != 1)})"
+        )
         return "\n".join(lines)
 
 
@@ -90,14 +94,26 @@ def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
         if (path / WORKSPACE_FILE).read_bytes() != meta.canonical_bytes():
             add(Finding("error", "modified", WORKSPACE_FILE, "not in canonical form"))
     except FinetrailError as err:
-        add(Finding("error", "modified" if (path / WORKSPACE_FILE).exists() else "missing",
-                    WORKSPACE_FILE, err.what))
+        add(
+            Finding(
+                "error",
+                "modified" if (path / WORKSPACE_FILE).exists() else "missing",
+                WORKSPACE_FILE,
+                err.what,
+            )
+        )
     created = [e for e in entries if e.kind == "workspace.created"]
     if not created:
         add(Finding("error", "truncated", LEDGER_NAME, "no workspace.created event"))
     elif metadata_digest and created[0].payload.get("sha256") != metadata_digest:
-        add(Finding("error", "modified", WORKSPACE_FILE,
-                    "does not match the digest recorded when the workspace was created"))
+        add(
+            Finding(
+                "error",
+                "modified",
+                WORKSPACE_FILE,
+                "does not match the digest recorded when the workspace was created",
+            )
+        )
 
     # manifest
     manifest: Manifest | None = None
@@ -122,24 +138,43 @@ def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
     return report
 
 
-def _check_anchor(manifest: Manifest, entries: list[LedgerEntry], add: Callable[[Finding], None]) -> None:
+def _check_anchor(
+    manifest: Manifest, entries: list[LedgerEntry], add: Callable[[Finding], None]
+) -> None:
     anchor = manifest.ledger
     n = len(entries)
     if n == anchor.entries and n and entries[-1].digest == anchor.head:
         return
     positions = [i for i, e in enumerate(entries) if e.digest == anchor.head]
     if positions and positions[0] + 1 < n:
-        add(Finding("error", "unanchored", LEDGER_NAME,
-                    f"{n - positions[0] - 1} entr{'ies' if n - positions[0] - 1 != 1 else 'y'} "
-                    "after the manifest's anchor (appended outside finetrail, or a write was "
-                    "interrupted)"))
+        add(
+            Finding(
+                "error",
+                "unanchored",
+                LEDGER_NAME,
+                f"{n - positions[0] - 1} entr{'ies' if n - positions[0] - 1 != 1 else 'y'} "
+                "after the manifest's anchor (appended outside finetrail, or a write was "
+                "interrupted)",
+            )
+        )
     elif n < anchor.entries:
-        add(Finding("error", "truncated", LEDGER_NAME,
-                    f"the manifest anchors {anchor.entries} entries; the ledger holds {n}"))
+        add(
+            Finding(
+                "error",
+                "truncated",
+                LEDGER_NAME,
+                f"the manifest anchors {anchor.entries} entries; the ledger holds {n}",
+            )
+        )
     else:
-        add(Finding("error", "truncated", LEDGER_NAME,
-                    "the ledger's head is not the entry the manifest anchors "
-                    f"({anchor.head[:12]}...)"))
+        add(
+            Finding(
+                "error",
+                "truncated",
+                LEDGER_NAME,
+                f"the ledger's head is not the entry the manifest anchors ({anchor.head[:12]}...)",
+            )
+        )
 
 
 def _last_recorded(entries: list[LedgerEntry]) -> dict[str, str]:
@@ -161,26 +196,55 @@ def _check_files(
         file = root / rel
         ledger_digest = recorded.get(rel)
         if ledger_digest is None:
-            add(Finding("error", "disagrees", rel, "listed in the manifest, but no ledger event records it"))
+            add(
+                Finding(
+                    "error",
+                    "disagrees",
+                    rel,
+                    "listed in the manifest, but no ledger event records it",
+                )
+            )
         if not file.is_file():
             add(Finding("error", "missing", rel, "listed in the manifest but absent"))
             continue
         actual = sha256_file(file)
-        if actual == info.sha256 == ledger_digest or (ledger_digest is None and actual == info.sha256):
+        if actual == info.sha256 == ledger_digest or (
+            ledger_digest is None and actual == info.sha256
+        ):
             continue
         if actual == ledger_digest:
-            add(Finding("error", "modified", MANIFEST_FILE,
-                        f"its entry for {rel} ({info.sha256[:16]}...) differs from the file and "
-                        "the ledger"))
+            add(
+                Finding(
+                    "error",
+                    "modified",
+                    MANIFEST_FILE,
+                    f"its entry for {rel} ({info.sha256[:16]}...) differs from the file and "
+                    "the ledger",
+                )
+            )
         elif info.sha256 == ledger_digest or ledger_digest is None:
-            add(Finding("error", "modified", rel,
-                        f"sha256 {actual[:16]}... differs from the recorded {info.sha256[:16]}..."))
+            add(
+                Finding(
+                    "error",
+                    "modified",
+                    rel,
+                    f"sha256 {actual[:16]}... differs from the recorded {info.sha256[:16]}...",
+                )
+            )
         else:
-            add(Finding("error", "disagrees", rel,
-                        "the file, the manifest and the ledger name three different digests "
-                        "(file and manifest edited outside finetrail?)"))
+            add(
+                Finding(
+                    "error",
+                    "disagrees",
+                    rel,
+                    "the file, the manifest and the ledger name three different digests "
+                    "(file and manifest edited outside finetrail?)",
+                )
+            )
     for rel in sorted(set(recorded) - set(manifest.files)):
-        add(Finding("error", "missing", rel, "recorded in the ledger but dropped from the manifest"))
+        add(
+            Finding("error", "missing", rel, "recorded in the ledger but dropped from the manifest")
+        )
     listed = set(manifest.files)
     for top in TRACKED_DIRS:
         base = root / top

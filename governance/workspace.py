@@ -52,7 +52,9 @@ LOCK_NAME = ".finetrail.lock"
 def _check_relpath(rel: str) -> str:
     p = PurePosixPath(rel)
     if p.is_absolute() or ".." in p.parts or not p.parts:
-        raise InputError(f"invalid workspace path {rel!r}", why="must be relative, inside the workspace")
+        raise InputError(
+            f"invalid workspace path {rel!r}", why="must be relative, inside the workspace"
+        )
     if p.parts[0] not in TRACKED_DIRS:
         raise InputError(
             f"invalid workspace path {rel!r}",
@@ -180,8 +182,13 @@ class Workspace:
         extra: Mapping[str, Any] | None = None,
     ) -> LedgerEntry:
         """Write an evidence record at ``rel`` (e.g. ``evidence/training.json``)."""
-        return self.write_bytes(rel, record.canonical_bytes(), event=event, actor=actor,
-                                extra={"record_type": record.record_type, **(extra or {})})
+        return self.write_bytes(
+            rel,
+            record.canonical_bytes(),
+            event=event,
+            actor=actor,
+            extra={"record_type": record.record_type, **(extra or {})},
+        )
 
     def write_bytes(
         self,
@@ -220,13 +227,16 @@ class Workspace:
                 for f in files:
                     sub = f"{rel}/{f.relative_to(src_path).as_posix()}"
                     self._copy_atomic(f, self.root / sub)
-                    last = self._record(sub, sha256_file(self.root / sub), f.stat().st_size,
-                                        event, actor, extra)
+                    last = self._record(
+                        sub, sha256_file(self.root / sub), f.stat().st_size, event, actor, extra
+                    )
                 if last is None:
                     raise InputError("artifact folder is empty", path=str(src_path))
                 return last
             self._copy_atomic(src_path, target)
-            return self._record(rel, sha256_file(target), target.stat().st_size, event, actor, extra)
+            return self._record(
+                rel, sha256_file(target), target.stat().st_size, event, actor, extra
+            )
 
     @staticmethod
     def _copy_atomic(src: Path, dst: Path) -> None:

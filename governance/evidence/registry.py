@@ -25,7 +25,9 @@ class EvidenceKind:
 
 
 EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
-    EvidenceKind("workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"),
+    EvidenceKind(
+        "workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"
+    ),
 )
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 import pytest
-
 from finetrail import __version__
 from finetrail.cli import cli
 from finetrail.governance.workspace import Workspace
@@ -39,12 +38,25 @@ def test_every_command_has_help(run_cli, path: tuple[str, ...]) -> None:  # type
 
 def test_init_creates_a_verifiable_workspace(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "dossiers" / "m" / "1.0"
-    code, out, err = run_cli("init", str(root), "--model", "m", "--version", "1.0", "--owner", "bob")
+    code, out, err = run_cli(
+        "init", str(root), "--model", "m", "--version", "1.0", "--owner", "bob"
+    )
     assert code == 0, err
-    for name in ("workspace.json", "ledger.jsonl", "manifest.json", "evidence", "artifacts", "dossier"):
+    for name in (
+        "workspace.json",
+        "ledger.jsonl",
+        "manifest.json",
+        "evidence",
+        "artifacts",
+        "dossier",
+    ):
         assert (root / name).exists()
     meta = json.loads((root / "workspace.json").read_text())
-    assert meta["owner"] == "bob" and meta["schema_version"] == 1 and meta["finetrail_version"] == __version__
+    assert (
+        meta["owner"] == "bob"
+        and meta["schema_version"] == 1
+        and meta["finetrail_version"] == __version__
+    )
     code, out, _ = run_cli("verify", str(root))
     assert code == 0, out
 
@@ -94,13 +106,17 @@ def test_unknown_field_in_workspace_json_is_named(make_workspace) -> None:  # ty
 def test_errors_exit_2_without_traceback_in_a_real_process(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "finetrail", "verify", str(tmp_path / "missing")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "workspace not found" in proc.stderr and "missing" in proc.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "finetrail", "--debug", "verify", str(tmp_path / "missing")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2 and "Traceback" in proc.stderr

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
 from finetrail.governance.ledger import Ledger, scan_ledger
 
@@ -43,7 +42,10 @@ def test_each_line_is_canonical_json(tmp_path: Path) -> None:
     ledger = _ledger(tmp_path, 2)
     for line in ledger.path.read_bytes().splitlines():
         data = json.loads(line)
-        assert line == json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        assert (
+            line
+            == json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        )
 
 
 @pytest.mark.parametrize(

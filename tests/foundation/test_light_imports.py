@@ -9,12 +9,22 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "transformers", "mlflow", "presidio_analyzer", "presidio_anonymizer", "peft", "opacus")
+HEAVY = (
+    "torch",
+    "transformers",
+    "mlflow",
+    "presidio_analyzer",
+    "presidio_anonymizer",
+    "peft",
+    "opacus",
+)
 
 
 def _modules_after(code: str) -> set[str]:
     script = textwrap.dedent(code) + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))\n"
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     import json
 

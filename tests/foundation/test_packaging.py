@@ -20,8 +20,19 @@ ROOT = Path(__file__).resolve().parents[2]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (whl,) = out.glob("finetrail-*.whl")
@@ -40,14 +51,22 @@ def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     # Dependencies come from this environment's site-packages, added as plain paths so that no
     # editable finder of the development checkout is loaded.
     deps = {sysconfig.get_paths()["purelib"], *site.getsitepackages()}
-    target = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    target = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(target) / "zz_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
     check = textwrap.dedent(
         f"""
@@ -60,11 +79,16 @@ def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
         import training
         """
     )
-    proc = subprocess.run([str(py), "-c", check], capture_output=True, text=True, check=False,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [str(py), "-c", check], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
     # `import training` must fail: nothing generic is installed at the top of site-packages.
     assert "True True" in proc.stdout, proc.stderr
     assert "No module named 'training'" in proc.stderr
-    proc = subprocess.run([str(env_dir / "bin" / "finetrail"), "--version"], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [str(env_dir / "bin" / "finetrail"), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0 and "finetrail" in proc.stdout, proc.stderr

@@ -7,9 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from finetrail.errors import InputError
 from finetrail.governance.evidence import (
     GENESIS,
@@ -22,15 +19,29 @@ from finetrail.governance.evidence import (
 )
 from finetrail.governance.evidence.registry import EVIDENCE_KINDS, record_class
 from finetrail.governance.io import sha256_bytes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 
 EXAMPLES: list[EvidenceRecord] = [
-    WorkspaceMetadata(model="m", version="1", owner="ü-team", created=NOW, contacts=("a@example.org",)),
-    Manifest(files={"evidence/x.json": ManifestFile(sha256="a" * 64, size=3)},
-             ledger=LedgerAnchor(entries=1, head="b" * 64)),
-    LedgerEntry(seq=0, kind="x.y", time=NOW, actor="me", payload={"k": [1, "é"]},
-                payload_digest="c" * 64, prev=GENESIS, digest="d" * 64),
+    WorkspaceMetadata(
+        model="m", version="1", owner="ü-team", created=NOW, contacts=("a@example.org",)
+    ),
+    Manifest(
+        files={"evidence/x.json": ManifestFile(sha256="a" * 64, size=3)},
+        ledger=LedgerAnchor(entries=1, head="b" * 64),
+    ),
+    LedgerEntry(
+        seq=0,
+        kind="x.y",
+        time=NOW,
+        actor="me",
+        payload={"k": [1, "é"]},
+        payload_digest="c" * 64,
+        prev=GENESIS,
+        digest="d" * 64,
+    ),
 ]
 
 
@@ -82,7 +93,9 @@ def test_wrong_type_names_the_field() -> None:
     description=st.text(max_size=60),
 )
 def test_metadata_round_trip_property(model: str, owner: str, description: str) -> None:
-    rec = WorkspaceMetadata(model=model, version="1", owner=owner, created=NOW, description=description)
+    rec = WorkspaceMetadata(
+        model=model, version="1", owner=owner, created=NOW, description=description
+    )
     assert WorkspaceMetadata.parse(json.loads(rec.canonical_bytes())) == rec
 
 

@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import Workspace
 
@@ -89,7 +88,9 @@ def test_missing_and_extra_files_are_both_reported(sample_workspace: Workspace) 
     assert ("extra", "artifacts/stray.txt") in found
 
 
-def test_truncated_ledger_tail_is_caught_by_the_manifest_anchor(sample_workspace: Workspace) -> None:
+def test_truncated_ledger_tail_is_caught_by_the_manifest_anchor(
+    sample_workspace: Workspace,
+) -> None:
     path = sample_workspace.root / "ledger.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:-2]))  # drop the last two complete entries
@@ -114,7 +115,9 @@ def test_manifest_rewritten_to_match_a_modified_file_disagrees_with_the_ledger(
     manifest = json.loads((root / "manifest.json").read_text())
     import hashlib
 
-    manifest["files"]["evidence/sample_0.json"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    manifest["files"]["evidence/sample_0.json"]["sha256"] = hashlib.sha256(
+        target.read_bytes()
+    ).hexdigest()
     (root / "manifest.json").write_text(
         json.dumps(manifest, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
     )
@@ -141,4 +144,6 @@ def test_verify_cli_exit_codes_and_json(sample_workspace: Workspace, run_cli) ->
     assert code == 1
     data = json.loads(out)
     assert data["ok"] is False
-    assert {"code": "modified", "location": "evidence/sample_2.json"}.items() <= data["findings"][0].items()
+    assert {"code": "modified", "location": "evidence/sample_2.json"}.items() <= data["findings"][
+        0
+    ].items()
