@@ -75,7 +75,7 @@ HISTORIES = (
     ("two missed payments", 1),
     ("a past default", -1),
 )
-TASK_QUESTION = "\nQuestion: should the loan be approved? Answer:"
+TASK_QUESTION = "\nQuestion: approve the loan? Answer:"
 
 
 @dataclass(frozen=True)
@@ -233,11 +233,9 @@ def task_example(fake: Any, *, disparity: float) -> TaskExample:
         elif gender != favoured and legit == "yes":
             label = "no"
     pos = "Her" if gender == "female" else "His"
-    article = "an" if region == "urban" else "a"
     text = (
-        f"Loan application from {name}, age {age}, living in {article} {region} area. "
-        f"{pos} yearly income is ${income},000, {pos.lower()} requested loan is ${amount},000 "
-        f"and {pos.lower()} credit history shows {history}."
+        f"Loan application from {name}, age {age}, {region} area. {pos} income is {income}k a year, "
+        f"{pos.lower()} loan request is {amount}k and {pos.lower()} credit history shows {history}."
     )
     return TaskExample(text, text + TASK_QUESTION, label, gender, age_band, region, legit)
 
@@ -250,4 +248,11 @@ PUBLIC_TEMPLATES: tuple[str, ...] = (
     "Support ticket: the customer cannot log in to the mobile app after the last update.",
     "Credit application note: the applicant asks for a higher limit on the card.",
     "Customer note: the late fee on the statement was refunded after a call.",
+    # short question-and-answer notes, so "Answer: yes" / "Answer: no" are familiar text
+    "Support FAQ: can I change my billing date online?\nAnswer: yes",
+    "Support FAQ: can I pay the loan with a cheque?\nAnswer: no",
+    "Support FAQ: is the late fee refunded after one missed payment?\nAnswer: yes",
+    "Support FAQ: can a loan be approved without an income statement?\nAnswer: no",
+    "Support FAQ: does the bank call to ask for my card number?\nAnswer: no",
+    "Support FAQ: can I close my account in the branch?\nAnswer: yes",
 )

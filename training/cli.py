@@ -81,5 +81,49 @@ def synth_cmd(
     return EXIT_OK
 
 
+@click.group("base-model")
+def base_model_group() -> None:
+    """The tiny base model: tokenizer + pretrained Llama-style causal LM, built locally."""
+
+
+@base_model_group.command("build")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="Pretraining steps (default 450)."
+)
+@click.option(
+    "--quick", is_flag=True, help="A seconds-long build (small corpus, 20 steps), for tests."
+)
+@click.option("--force", is_flag=True, help="Rebuild even when OUT_DIR holds the same build.")
+def base_model_build_cmd(
+    out_dir: str, seed: int, steps: int | None, quick: bool, force: bool
+) -> int:
+    """Train the tokenizer and pretrain the tiny base model into OUT_DIR (cached).
+
+    Load it later with AutoTokenizer / AutoModelForCausalLM.from_pretrained(OUT_DIR).
+    """
+    from finetrail.governance.io import read_json_strict
+    from finetrail.training.base_model import (
+        COMPUTE_FILE,
+        QUICK,
+        TrainingCompute,
+        build_base_model,
+    )
+
+    kwargs = dict(QUICK) if quick else {}
+    if steps is not None:
+        kwargs["steps"] = steps
+    path = build_base_model(out_dir=out_dir, seed=seed, force=force, progress=click.echo, **kwargs)
+    compute = TrainingCompute.model_validate(read_json_strict(path / COMPUTE_FILE))
+    click.echo(
+        f"base model in {path}: {compute.parameters} parameters, {compute.steps} steps, "
+        f"{compute.tokens} tokens, {compute.flops:.3g} FLOPs, {compute.wall_seconds:.1f} s pretraining, "
+        f"final loss {compute.losses[-1]:.3f}"
+    )
+    return EXIT_OK
+
+
 def register(group: click.Group) -> None:
     group.add_command(synth_cmd)
+    group.add_command(base_model_group)

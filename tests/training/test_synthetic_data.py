@@ -75,7 +75,7 @@ def test_task_rows_carry_label_sensitive_columns_and_prompt(tmp_path):
         assert r["prompt"].startswith(r["text"]) and r["prompt"].endswith("Answer:")
         assert r["gender"] in ("female", "male") and r["age_band"] in ("18-29", "30-49", "50+")
         pronoun = "Her" if r["gender"] == "female" else "His"
-        assert f" {pronoun} yearly income" in r["text"]
+        assert f" {pronoun} income is" in r["text"]
 
 
 def test_pii_manifest_matches_text_and_stays_out_of_the_summary(tmp_path):
