@@ -1,0 +1,73 @@
+"""The model card in the Hugging Face format: ``README.md`` with YAML metadata and ``model-index``.
+
+The metadata is built with ``huggingface_hub.ModelCardData`` / ``EvalResult`` (so
+``huggingface_hub.ModelCard`` parses it back); the body follows the Hugging Face template's
+sections and states the DP guarantee as measured facts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from finetrail.reports.loader import get, num
+from finetrail.reports.model import ReportModel
+
+TAGS: tuple[str, ...] = ("finetrail", "peft", "differential-privacy", "dp-sgd", "audited")
+
+
+def _eval_results(m: ReportModel) -> list[Any]:
+    from huggingface_hub import EvalResult
+
+    ev = m.ev
+    by_role: dict[str, str] = {}
+    for d in ev.datasets:
+        role = m.dataset_roles.get(str(d.get("sha256")), "")
+        by_role.setdefault(role, str(d.get("name")))
+    eval_name = by_role.get("eval") or by_role.get("test") or "evaluation set (needs input)"
+    train_name = by_role.get("train") or "training set"
+    task_type = str(get(ev.bias, "task.type") or "text-generation")
+    results: list[Any] = []
+
+    def add(dataset: str, metric: str, value: float | None, name: str) -> None:
+        if value is not None:
+            results.append(EvalResult(task_type=task_type, dataset_type=dataset, dataset_name=dataset,
+                                      metric_type=metric, metric_value=value, metric_name=name))
+
+    add(eval_name, "accuracy", num(get(ev.bias, "task.accuracy")), "Task accuracy")
+    add(eval_name, "f1", num(get(ev.bias, "task.f1")), "Task F1")
+    for metric in ("demographic_parity_difference", "equalized_odds_difference", "accuracy_difference"):
+        add(eval_name, metric, num(get(ev.bias, f"disparities.{metric}.value")),
+            metric.replace("_", " ").capitalize())
+    vl = get(ev.training, "val_loss")
+    if isinstance(vl, list) and vl:
+        add(train_name, "validation_loss", num(vl[-1]), "Validation loss (final)")
+    add(train_name, "canary_exposure_max_bits", num(get(ev.probes.get("exposure"), "max_bits")),
+        "Canary exposure, max (bits)")
+    add(train_name, "membership_inference_auc", num(get(ev.probes.get("membership"), "max_auc")),
+        "Membership inference AUC, max over attacks")
+    add(train_name, "extraction_memorized_rate", num(get(ev.probes.get("extraction"), "memorized_rate")),
+        "Extraction: memorised identifier rate")
+    add(train_name, "dp_audit_epsilon_lower_bound",
+        num(get(ev.probes.get("dp_audit"), "empirical_epsilon_lower_bound")),
+        "Empirical epsilon lower bound (one-run audit)")
+    return results
+
+
+def front_matter(m: ReportModel) -> Markup:
+    """The YAML metadata block (without the ``---`` fences), trusted text for the template."""
+    from huggingface_hub import ModelCardData
+
+    ev = m.ev
+    base = get(ev.training, "base_model.name") or get(ev.training, "base_model.id")
+    data = ModelCardData(
+        model_name=str(ev.workspace.get("model")),
+        language="en",
+        license=str(ev.workspace.get("license") or "other"),
+        library_name="peft" if get(ev.training, "method") in ("lora", "prefix", "ia3") else None,
+        base_model=str(base) if base else None,
+        tags=list(TAGS),
+        eval_results=_eval_results(m) or None,
+    )
+    return Markup(data.to_yaml().strip())  # YAML from huggingface_hub
