@@ -117,11 +117,11 @@ def render_report(
         outputs["dossier.pdf"] = dossier.render_pdf(html)
     for name in render.user_templates(templates):
         env = html_env if name.endswith(".html.j2") else md_env
-        target = name.removesuffix(".j2")
-        if target in outputs or target.startswith(("/", "..")):
-            raise InputError(f"user template {name} would overwrite {target}", path=str(templates),
+        out_name = name.removesuffix(".j2")
+        if out_name in outputs or out_name.startswith(("/", "..")):
+            raise InputError(f"user template {name} would overwrite {out_name}", path=str(templates),
                              field="--templates", fix="rename it")
-        outputs[target] = render.render(env, name, m=m, diff=change).encode()
+        outputs[out_name] = render.render(env, name, m=m, diff=change).encode()
 
     ds_dir = out_dir / "datasheets"
     if ds_dir.is_dir():  # datasheets of datasets no longer in the workspace are stale
@@ -129,7 +129,6 @@ def render_report(
             if f"datasheets/{old.name}" not in outputs:
                 old.unlink()
     for rel, data in outputs.items():
-        target = out_dir / rel
-        atomic_write_bytes(target, data)
-        result.files.append(target)
+        atomic_write_bytes(out_dir / rel, data)
+        result.files.append(out_dir / rel)
     return result

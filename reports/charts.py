@@ -13,7 +13,7 @@ from typing import Any
 
 from finetrail.reports.loader import Evidence, get, num
 
-_RC = {
+_RC: dict[str, Any] = {
     "svg.hashsalt": "finetrail",
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
@@ -51,7 +51,8 @@ def _svg(fig: Any, key: str) -> str:
 def _figure(w: float = 6.4, h: float = 3.2) -> Any:
     import matplotlib
 
-    matplotlib.rcParams.update(_RC)
+    params: Any = matplotlib.rcParams  # typed by literal key names; ours are checked at run time
+    params.update(_RC)
     from matplotlib.figure import Figure
 
     return Figure(figsize=(w, h), dpi=100, layout="constrained")
@@ -179,9 +180,9 @@ def bias_bars(ev: Evidence) -> str | None:
     for ax, (title, rows) in zip([a[0] for a in axes], panels, strict=True):
         ys = list(range(len(rows)))[::-1]
         vals = [r[1] or 0.0 for r in rows]
-        lo = [max(0.0, (r[1] or 0.0) - r[2]) if r[2] is not None else 0.0 for r in rows]
-        hi = [max(0.0, r[3] - (r[1] or 0.0)) if r[3] is not None else 0.0 for r in rows]
-        ax.barh(ys, vals, xerr=[lo, hi], color=BLUE, ecolor="#222", capsize=3, height=0.6)
+        err_lo = [max(0.0, (r[1] or 0.0) - r[2]) if r[2] is not None else 0.0 for r in rows]
+        err_hi = [max(0.0, r[3] - (r[1] or 0.0)) if r[3] is not None else 0.0 for r in rows]
+        ax.barh(ys, vals, xerr=[err_lo, err_hi], color=BLUE, ecolor="#222", capsize=3, height=0.6)
         ax.set_yticks(ys, [label(r[0], 32) for r in rows])
         ax.axvline(0, color="#444", lw=0.8)
         ax.set_title(title + " (bars: 95% interval where recorded)", fontsize=9, loc="left")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import click
-
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from finetrail.errors import InputError
 from finetrail.governance.evidence.registry import kind_by_name, record_class
 from finetrail.governance.evidence.workspace import Manifest, WorkspaceMetadata
-from finetrail.governance.io import read_json_strict
+from finetrail.governance.io import read_json_strict, sha256_file
 from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import MANIFEST_FILE, WORKSPACE_FILE
@@ -128,8 +128,8 @@ def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True)
     gates: list[dict[str, Any]] = []
     gate_dir = path / GATE_DIR
     if gate_dir.is_dir():
-        files = [f for f in gate_dir.glob("*.json") if not f.name.endswith(".dsse.json")]
-        for f in sorted(files, key=_gate_key):
+        decisions = [f for f in gate_dir.glob("*.json") if not f.name.endswith(".dsse.json")]
+        for f in sorted(decisions, key=_gate_key):
             rec = _read_kind(path, "gate", f.relative_to(path).as_posix())
             rec["_file"] = f.relative_to(path).as_posix()
             rec["_attested"] = f.with_name(f.name.removesuffix(".json") + ".dsse.json").is_file()
@@ -152,6 +152,8 @@ def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True)
         manifest = Manifest.read(path / MANIFEST_FILE)
         manifest_digest = manifest.files_digest()
         files = {k: v.sha256 for k, v in manifest.files.items()}
+        files[LEDGER_NAME] = manifest.ledger.head  # the digest of the ledger's anchored last entry
+    files[WORKSPACE_FILE] = sha256_file(path / WORKSPACE_FILE)
 
     integrity = IntegrityStatus(ok=False, entries=len(entries), files=len(files), findings=())
     if check_integrity:

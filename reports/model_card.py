@@ -7,14 +7,27 @@ sections and states the DP guarantee as measured facts.
 
 from __future__ import annotations
 
+import re
 from typing import Any
-
-from markupsafe import Markup
 
 from finetrail.reports.loader import get, num
 from finetrail.reports.model import ReportModel
+from markupsafe import Markup
 
 TAGS: tuple[str, ...] = ("finetrail", "peft", "differential-privacy", "dp-sgd", "audited")
+
+
+def meta_text(value: object) -> str:
+    """Free text for the YAML metadata: no markup survives a renderer that shows front matter raw
+    (angle brackets become single guillemets, so ``<EMAIL_ADDRESS>`` reads as ``‹EMAIL_ADDRESS›``)."""
+    text = " ".join(str(value).split()).replace("<", "\u2039").replace(">", "\u203a")
+    return text.replace("](", "] (")  # no Markdown link survives either
+
+
+def meta_id(value: object) -> str:
+    """An identifier-like form (Hub ids are ``[A-Za-z0-9._-]``) for ``dataset.type``."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip("-._")
+    return out[:64] or "dataset"
 
 
 def _eval_results(m: ReportModel) -> list[Any]:
@@ -32,7 +45,8 @@ def _eval_results(m: ReportModel) -> list[Any]:
 
     def add(dataset: str, metric: str, value: float | None, name: str) -> None:
         if value is not None:
-            results.append(EvalResult(task_type=task_type, dataset_type=dataset, dataset_name=dataset,
+            results.append(EvalResult(task_type=task_type, dataset_type=meta_id(dataset),
+                                      dataset_name=meta_text(dataset),
                                       metric_type=metric, metric_value=value, metric_name=name))
 
     add(eval_name, "accuracy", num(get(ev.bias, "task.accuracy")), "Task accuracy")
@@ -62,11 +76,11 @@ def front_matter(m: ReportModel) -> Markup:
     ev = m.ev
     base = get(ev.training, "base_model.name") or get(ev.training, "base_model.id")
     data = ModelCardData(
-        model_name=str(ev.workspace.get("model")),
+        model_name=meta_text(ev.workspace.get("model")),
         language="en",
-        license=str(ev.workspace.get("license") or "other"),
+        license=meta_id(ev.workspace.get("license") or "other"),
         library_name="peft" if get(ev.training, "method") in ("lora", "prefix", "ia3") else None,
-        base_model=str(base) if base else None,
+        base_model=meta_id(base) if base else None,
         tags=list(TAGS),
         eval_results=_eval_results(m) or None,
     )

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import Markup
-
 from finetrail.errors import InputError
 from finetrail.reports.model import fmt
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 PACKAGE = "finetrail.templates"
 _MD_SPECIAL = re.compile(r"([\\`\[\]|<>])")

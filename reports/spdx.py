@@ -178,7 +178,7 @@ def check_spdx(data: dict[str, Any]) -> None:
         problems.append(f"references that resolve to nothing: {dangling}")
     try:
         objset = s.SHACLObjectSet()
-        s.JSONLDDeserializer().read(io.StringIO(json.dumps(data)), objset)
+        s.JSONLDDeserializer().read(io.BytesIO(json.dumps(data).encode()), objset)
         if not any(isinstance(o, s.SpdxDocument) for o in objset.objects):
             problems.append("no SpdxDocument in the graph")
     except Exception as exc:  # the bindings raise plain exceptions on malformed documents

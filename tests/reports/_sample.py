@@ -204,3 +204,43 @@ def build(root: Path, *, variant: str = "a", hostile: bool = False, pii: bool = 
             "comment": tainted("DP statement and PII scan checked", 10),
             "manifest_digest": ws.manifest_digest()})
     return sample
+
+
+FIXED_TIME = "2026-08-01T12:00:00+00:00"
+
+
+def build_fixed(root: Path, **kwargs: Any) -> Sample:
+    """:func:`build` with the clock pinned (ledger times, so digests, are reproducible)."""
+    import os
+
+    old = os.environ.get("FINETRAIL_FIXED_TIME")
+    os.environ["FINETRAIL_FIXED_TIME"] = FIXED_TIME
+    try:
+        return build(root, **kwargs)
+    finally:
+        if old is None:
+            del os.environ["FINETRAIL_FIXED_TIME"]
+        else:
+            os.environ["FINETRAIL_FIXED_TIME"] = old
+
+
+def report(args: list[str]) -> tuple[int, str, str]:
+    """Run ``finetrail`` in-process with the clock pinned; returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+    import os
+
+    from finetrail.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = os.environ.get("FINETRAIL_FIXED_TIME")
+    os.environ["FINETRAIL_FIXED_TIME"] = FIXED_TIME
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+    finally:
+        if old is None:
+            del os.environ["FINETRAIL_FIXED_TIME"]
+        else:
+            os.environ["FINETRAIL_FIXED_TIME"] = old
+    return code, out.getvalue(), err.getvalue()
