@@ -55,8 +55,11 @@ def parse_formats(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     wanted = [x.strip().lower() for x in items if x.strip()]
     unknown = [x for x in wanted if x not in FORMATS]
     if unknown or not wanted:
-        raise InputError(f"unknown format(s): {', '.join(unknown) or '(none given)'}", field="--format",
-                         fix=f"choose from {', '.join(FORMATS)} (comma-separated)")
+        raise InputError(
+            f"unknown format(s): {', '.join(unknown) or '(none given)'}",
+            field="--format",
+            fix=f"choose from {', '.join(FORMATS)} (comma-separated)",
+        )
     return tuple(f for f in FORMATS if f in wanted)
 
 
@@ -96,12 +99,15 @@ def render_report(
         outputs["annex_iv.md"] = render.render(md_env, "annex_iv.md.j2", **ctx).encode()
         outputs["nist_ai_rmf.md"] = render.render(md_env, "nist_ai_rmf.md.j2", **ctx).encode()
         outputs["coverage.md"] = render.render(md_env, "coverage.md.j2", **ctx).encode()
-        readme = render.render(md_env, "model_card.md.j2", m=m, front_matter=model_card.front_matter(m))
+        readme = render.render(
+            md_env, "model_card.md.j2", m=m, front_matter=model_card.front_matter(m)
+        )
         outputs["README.md"] = readme.encode()
         card_sha = sha256_bytes(outputs["README.md"])
         for sheet in datasheet.datasheets(m):
             outputs[f"datasheets/{sheet.slug}.md"] = render.render(
-                md_env, "datasheet.md.j2", m=m, sheet=sheet).encode()
+                md_env, "datasheet.md.j2", m=m, sheet=sheet
+            ).encode()
         if change is not None:
             outputs["diff.md"] = render.render(md_env, "diff.md.j2", d=change).encode()
     html: str | None = None
@@ -119,8 +125,12 @@ def render_report(
         env = html_env if name.endswith(".html.j2") else md_env
         out_name = name.removesuffix(".j2")
         if out_name in outputs or out_name.startswith(("/", "..")):
-            raise InputError(f"user template {name} would overwrite {out_name}", path=str(templates),
-                             field="--templates", fix="rename it")
+            raise InputError(
+                f"user template {name} would overwrite {out_name}",
+                path=str(templates),
+                field="--templates",
+                fix="rename it",
+            )
         outputs[out_name] = render.render(env, name, m=m, diff=change).encode()
 
     ds_dir = out_dir / "datasheets"

@@ -52,38 +52,66 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
         return []
 
     def props(items: dict[str, Any]) -> list[Property]:
-        return [Property(name=f"finetrail:{k}", value=fmt(v)) for k, v in sorted(items.items())
-                if v is not None]
+        return [
+            Property(name=f"finetrail:{k}", value=fmt(v))
+            for k, v in sorted(items.items())
+            if v is not None
+        ]
 
     ws = ev.workspace
     provider = str(ws.get("provider") or "")
     release = Component(
-        name=str(ws.get("model")), version=str(ws.get("version")), bom_ref=RELEASE_REF,
+        name=str(ws.get("model")),
+        version=str(ws.get("version")),
+        bom_ref=RELEASE_REF,
         type=ComponentType.MACHINE_LEARNING_MODEL,
         description=str(ws.get("intended_purpose") or ws.get("description") or "") or None,
         supplier=OrganizationalEntity(name=provider) if provider else None,
-        properties=props({"manifest_digest": ev.manifest_digest, "owner": ws.get("owner"),
-                          "verdict": m.verdict.status}),
+        properties=props(
+            {
+                "manifest_digest": ev.manifest_digest,
+                "owner": ws.get("owner"),
+                "verdict": m.verdict.status,
+            }
+        ),
     )
     components: list[Component] = []
     deps: dict[str, set[str]] = {RELEASE_REF: set()}
 
     if t is not None:
         adapter = Component(
-            name=f"{ws.get('model')}-adapter", version=str(ws.get("version")), bom_ref=ADAPTER_REF,
-            type=ComponentType.MACHINE_LEARNING_MODEL, hashes=sha256(get(t, "adapter.sha256")),
-            description=f"{get(t, 'method')} adapter", properties=props({
-                "method": get(t, "method"), "trainable_parameters": get(t, "trainable_parameters"),
-                "dp.enabled": get(t, "dp.enabled"), "dp.epsilon": num(get(t, "dp.epsilon")),
-                "dp.delta": num(get(t, "dp.delta")), "dp.accountant": get(t, "dp.accountant"),
-                "compute.flops": num(get(t, "compute.flops")), "mlflow.run_id": get(t, "mlflow.run_id"),
-            }))
+            name=f"{ws.get('model')}-adapter",
+            version=str(ws.get("version")),
+            bom_ref=ADAPTER_REF,
+            type=ComponentType.MACHINE_LEARNING_MODEL,
+            hashes=sha256(get(t, "adapter.sha256")),
+            description=f"{get(t, 'method')} adapter",
+            properties=props(
+                {
+                    "method": get(t, "method"),
+                    "trainable_parameters": get(t, "trainable_parameters"),
+                    "dp.enabled": get(t, "dp.enabled"),
+                    "dp.epsilon": num(get(t, "dp.epsilon")),
+                    "dp.delta": num(get(t, "dp.delta")),
+                    "dp.accountant": get(t, "dp.accountant"),
+                    "compute.flops": num(get(t, "compute.flops")),
+                    "mlflow.run_id": get(t, "mlflow.run_id"),
+                }
+            ),
+        )
         base = Component(
-            name=str(get(t, "base_model.name") or "base-model"), bom_ref=BASE_REF,
-            type=ComponentType.MACHINE_LEARNING_MODEL, hashes=sha256(get(t, "base_model.weights_sha256")),
+            name=str(get(t, "base_model.name") or "base-model"),
+            bom_ref=BASE_REF,
+            type=ComponentType.MACHINE_LEARNING_MODEL,
+            hashes=sha256(get(t, "base_model.weights_sha256")),
             description="third-party pre-trained model the adapter modifies",
-            properties=props({"config_sha256": get(t, "base_model.config_sha256"),
-                              "tokenizer_sha256": get(t, "base_model.tokenizer_sha256")}))
+            properties=props(
+                {
+                    "config_sha256": get(t, "base_model.config_sha256"),
+                    "tokenizer_sha256": get(t, "base_model.tokenizer_sha256"),
+                }
+            ),
+        )
         components += [adapter, base]
         deps[RELEASE_REF] |= {ADAPTER_REF, BASE_REF}
         deps[ADAPTER_REF] = {BASE_REF}
@@ -93,22 +121,41 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
     for d in ev.datasets:
         sha = str(d.get("sha256"))
         lic = d.get("license")
-        components.append(Component(
-            name=str(d.get("name")), bom_ref=_dataset_ref(sha), type=ComponentType.DATA,
-            hashes=sha256(sha), licenses=[DisjunctiveLicense(name=str(lic))] if lic else None,
-            description=str(d.get("purpose") or "") or None,
-            properties=props({"records": d.get("records"), "merkle_root": d.get("merkle_root"),
-                              "role": m.dataset_roles.get(sha), "source": d.get("source"),
-                              "legal_basis": d.get("legal_basis"),
-                              "pii.records_with_pii": get(d, "pii.records_with_pii")})))
-        deps[_dataset_ref(sha)] = {_dataset_ref(str(p)) for p in d.get("derived_from") or []
-                                   if str(p) in present}
+        components.append(
+            Component(
+                name=str(d.get("name")),
+                bom_ref=_dataset_ref(sha),
+                type=ComponentType.DATA,
+                hashes=sha256(sha),
+                licenses=[DisjunctiveLicense(name=str(lic))] if lic else None,
+                description=str(d.get("purpose") or "") or None,
+                properties=props(
+                    {
+                        "records": d.get("records"),
+                        "merkle_root": d.get("merkle_root"),
+                        "role": m.dataset_roles.get(sha),
+                        "source": d.get("source"),
+                        "legal_basis": d.get("legal_basis"),
+                        "pii.records_with_pii": get(d, "pii.records_with_pii"),
+                    }
+                ),
+            )
+        )
+        deps[_dataset_ref(sha)] = {
+            _dataset_ref(str(p)) for p in d.get("derived_from") or [] if str(p) in present
+        }
         if t is not None:
             deps[ADAPTER_REF].add(_dataset_ref(sha))
     if model_card_sha256:
-        components.append(Component(name="README.md", bom_ref=CARD_REF, type=ComponentType.FILE,
-                                    description="Hugging Face model card rendered by finetrail",
-                                    hashes=sha256(model_card_sha256)))
+        components.append(
+            Component(
+                name="README.md",
+                bom_ref=CARD_REF,
+                type=ComponentType.FILE,
+                description="Hugging Face model card rendered by finetrail",
+                hashes=sha256(model_card_sha256),
+            )
+        )
         deps[RELEASE_REF].add(CARD_REF)
         deps[CARD_REF] = set()
 
@@ -123,8 +170,9 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
         bom.register_dependency(by_ref[ref], [by_ref[x] for x in sorted(targets)])
 
     data: dict[str, Any] = json.loads(JsonV1Dot6(bom).output_as_string())
-    data["metadata"]["tools"] = {"components": [{"type": "application", "name": "finetrail",
-                                                 "version": __version__}]}
+    data["metadata"]["tools"] = {
+        "components": [{"type": "application", "name": "finetrail", "version": __version__}]
+    }
     _add_model_card(m, data)
     _add_data_objects(m, data)
     validate_bom(data)
@@ -146,22 +194,36 @@ def _add_model_card(m: ReportModel, data: dict[str, Any]) -> None:
     metric("accuracy", get(ev.bias, "task.accuracy"), "evaluation set")
     metric("f1", get(ev.bias, "task.f1"), "evaluation set")
     for name, d in sorted((get(ev.bias, "disparities") or {}).items()):
-        metric(name, get(d, "value"), "evaluation set, across groups", get(d, "ci_low"), get(d, "ci_high"))
+        metric(
+            name,
+            get(d, "value"),
+            "evaluation set, across groups",
+            get(d, "ci_low"),
+            get(d, "ci_high"),
+        )
     metric("membership_inference_auc", get(ev.probes.get("membership"), "max_auc"), "training set")
     metric("canary_exposure_max_bits", get(ev.probes.get("exposure"), "max_bits"), "canaries")
-    metric("dp_audit_epsilon_lower_bound",
-           get(ev.probes.get("dp_audit"), "empirical_epsilon_lower_bound"), "canaries")
+    metric(
+        "dp_audit_epsilon_lower_bound",
+        get(ev.probes.get("dp_audit"), "empirical_epsilon_lower_bound"),
+        "canaries",
+    )
     card: dict[str, Any] = {
         "bom-ref": "model-card-release",
         "modelParameters": {
             "approach": {"type": "self-supervised"},
             "task": "text-generation",
             "datasets": [{"ref": _dataset_ref(str(d.get("sha256")))} for d in ev.datasets],
-            "inputs": [{"format": "text"}], "outputs": [{"format": "text"}],
+            "inputs": [{"format": "text"}],
+            "outputs": [{"format": "text"}],
         },
         "considerations": {
-            "ethicalConsiderations": [{"name": "privacy of people in the training data",
-                                       "mitigationStrategy": m.dp_statement}],
+            "ethicalConsiderations": [
+                {
+                    "name": "privacy of people in the training data",
+                    "mitigationStrategy": m.dp_statement,
+                }
+            ],
             "useCases": [str(ev.workspace.get("intended_purpose") or "needs input")],
         },
     }
@@ -180,8 +242,11 @@ def _add_data_objects(m: ReportModel, data: dict[str, Any]) -> None:
         comp = by_ref[_dataset_ref(str(d.get("sha256")))]
         pii = get(d, "pii.counts")
         entry: dict[str, Any] = {
-            "type": "dataset", "name": str(d.get("name")),
-            "classification": "personal data (masked)" if get(d, "pii.records_with_pii") else "no personal data detected",
+            "type": "dataset",
+            "name": str(d.get("name")),
+            "classification": "personal data (masked)"
+            if get(d, "pii.records_with_pii")
+            else "no personal data detected",
             "governance": {"owners": [{"organization": {"name": provider}}]},
         }
         if isinstance(pii, dict) and pii:
@@ -223,5 +288,8 @@ def validate_bom(data: dict[str, Any]) -> None:
     if dangling:
         problems.append(f"bom-refs that resolve to nothing: {dangling}")
     if problems:
-        raise CheckFailed("the CycloneDX ML-BOM failed validation", why="; ".join(problems)[:2000],
-                          fix="report this as a finetrail bug")
+        raise CheckFailed(
+            "the CycloneDX ML-BOM failed validation",
+            why="; ".join(problems)[:2000],
+            fix="report this as a finetrail bug",
+        )

@@ -38,10 +38,11 @@ def _svg(fig: Any, key: str) -> str:
 
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": f"finetrail-{key}"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "finetrail"},
-                    bbox_inches="tight")
+        fig.savefig(
+            buf, format="svg", metadata={"Date": None, "Creator": "finetrail"}, bbox_inches="tight"
+        )
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r'id="([^"]+)"', rf'id="{key}-\1"', text)
     text = re.sub(r"url\(#([^)]+)\)", rf"url(#{key}-\1)", text)
     text = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{key}-\1"', text)
@@ -65,16 +66,33 @@ def epsilon_curve(ev: Evidence) -> str | None:
         return None
     pts = []
     for p in curve:
-        step = num(p.get("step")) if isinstance(p, dict) else num(p[0]) if isinstance(p, list) else None
-        eps = num(p.get("epsilon")) if isinstance(p, dict) else num(p[1]) if isinstance(p, list) else None
+        step = (
+            num(p.get("step"))
+            if isinstance(p, dict)
+            else num(p[0])
+            if isinstance(p, list)
+            else None
+        )
+        eps = (
+            num(p.get("epsilon"))
+            if isinstance(p, dict)
+            else num(p[1])
+            if isinstance(p, list)
+            else None
+        )
         if step is not None and eps is not None:
             pts.append((step, eps))
     if not pts:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=BLUE, lw=1.8,
-            label=f"epsilon ({label(get(ev.training, 'dp.accountant') or 'accountant n/a')})")
+    ax.plot(
+        [p[0] for p in pts],
+        [p[1] for p in pts],
+        color=BLUE,
+        lw=1.8,
+        label=f"epsilon ({label(get(ev.training, 'dp.accountant') or 'accountant n/a')})",
+    )
     delta = num(get(ev.training, "dp.delta"))
     ax.set_xlabel("training step")
     ax.set_ylabel("epsilon" + (f" at delta={delta:.3g}" if delta is not None else ""))
@@ -130,8 +148,13 @@ def membership_roc(ev: Evidence) -> str | None:
         fpr, tpr = (roc.get("fpr"), roc.get("tpr")) if isinstance(roc, dict) else (None, None)
         c = colors[i % len(colors)]
         if isinstance(fpr, list) and isinstance(tpr, list) and len(fpr) == len(tpr) > 1:
-            ax.plot([num(x) or 0.0 for x in fpr], [num(y) or 0.0 for y in tpr], color=c, lw=1.6,
-                    label=lab)
+            ax.plot(
+                [num(x) or 0.0 for x in fpr],
+                [num(y) or 0.0 for y in tpr],
+                color=c,
+                lw=1.6,
+                label=lab,
+            )
         else:
             t = num(a.get("tpr_at_1pct_fpr"))
             if t is not None:
@@ -151,12 +174,17 @@ def bias_bars(ev: Evidence) -> str | None:
     if b is None:
         return None
     panels = []
-    for key, field, title in (("disparities", "value", "Disparity (fine-tuned model)"),
-                              ("finetune_effect", "delta", "Change caused by the fine-tune")):
+    for key, field, title in (
+        ("disparities", "value", "Disparity (fine-tuned model)"),
+        ("finetune_effect", "delta", "Change caused by the fine-tune"),
+    ):
         d = b.get(key)
         if isinstance(d, dict) and d:
-            rows = [(m, num(get(v, field)), num(get(v, "ci_low")), num(get(v, "ci_high")))
-                    for m, v in sorted(d.items()) if isinstance(v, dict)]
+            rows = [
+                (m, num(get(v, field)), num(get(v, "ci_low")), num(get(v, "ci_high")))
+                for m, v in sorted(d.items())
+                if isinstance(v, dict)
+            ]
             rows = [r for r in rows if r[1] is not None]
             if rows:
                 panels.append((title, rows))
@@ -175,8 +203,12 @@ def bias_bars(ev: Evidence) -> str | None:
     if not panels:
         return None
     fig = _figure(6.4, 0.9 + 0.36 * sum(len(p[1]) + 1.6 for p in panels))
-    axes = fig.subplots(len(panels), 1, squeeze=False,
-                        gridspec_kw={"height_ratios": [len(p[1]) + 0.6 for p in panels]})
+    axes = fig.subplots(
+        len(panels),
+        1,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [len(p[1]) + 0.6 for p in panels]},
+    )
     for ax, (title, rows) in zip([a[0] for a in axes], panels, strict=True):
         ys = list(range(len(rows)))[::-1]
         vals = [r[1] or 0.0 for r in rows]
@@ -235,8 +267,9 @@ def lineage(ev: Evidence) -> str | None:
     low = min(depth.values())
     rank = {"base model": 0, "source": 1, "dataset": 2}
     layers: list[list[str]] = [[] for _ in range(max(depth.values()) - low + 1)]
-    for node in sorted(g.nodes(), key=lambda n: (rank.get(names.get(n, "").split("\n")[0], 3),
-                                                   names.get(n, n))):
+    for node in sorted(
+        g.nodes(), key=lambda n: (rank.get(names.get(n, "").split("\n")[0], 3), names.get(n, n))
+    ):
         layers[depth[node] - low].append(node)
     pos: dict[str, tuple[float, float]] = {}
     tallest = max(len(layer) for layer in layers)
@@ -247,15 +280,36 @@ def lineage(ev: Evidence) -> str | None:
     ax = fig.add_subplot()
     ax.set_axis_off()
     for a, b in sorted(g.edges()):
-        ax.annotate("", xy=pos[b], xytext=pos[a],
-                    arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 1.2,
-                                "shrinkA": 34, "shrinkB": 34})
+        ax.annotate(
+            "",
+            xy=pos[b],
+            xytext=pos[a],
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": GREY,
+                "lw": 1.2,
+                "shrinkA": 34,
+                "shrinkB": 34,
+            },
+        )
     for node in sorted(g.nodes()):
         kind = names.get(node, node).split("\n")[0]
-        color = {"dataset": "#e3edf8", "source": "#eef0f3", "base model": "#fdf0e2",
-                 "fine-tune": "#f3e8f8", "adapter": "#e6f4ea", "gate": "#fff7d6"}.get(kind, "#fff")
-        ax.text(*pos[node], names.get(node, node), ha="center", va="center", fontsize=7.5,
-                bbox={"boxstyle": "round,pad=0.45", "fc": color, "ec": "#667"})
+        color = {
+            "dataset": "#e3edf8",
+            "source": "#eef0f3",
+            "base model": "#fdf0e2",
+            "fine-tune": "#f3e8f8",
+            "adapter": "#e6f4ea",
+            "gate": "#fff7d6",
+        }.get(kind, "#fff")
+        ax.text(
+            *pos[node],
+            names.get(node, node),
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            bbox={"boxstyle": "round,pad=0.45", "fc": color, "ec": "#667"},
+        )
     ax.set_xlim(-0.6, len(layers) - 0.4)
     ys = [p[1] for p in pos.values()]
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)

@@ -133,8 +133,11 @@ def _refs_for(ev: Evidence, fact: str, summaries: dict[str, str]) -> list[tuple[
             text = summaries.get(f"datasets:{sha}", "")
             if rest:
                 value = get(d, rest)
-                shown = ", ".join(f"{k} {v}" for k, v in sorted(value.items())) if isinstance(
-                    value, dict) else value
+                shown = (
+                    ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+                    if isinstance(value, dict)
+                    else value
+                )
                 text = f"{d.get('name')}: {rest} {shown}"
             out.append((f"evidence/datasets/{sha}.json", text))
         return out
@@ -159,21 +162,39 @@ def evaluate(ev: Evidence, rs: RequirementSet, summaries: dict[str, str]) -> Cov
         for f in present:
             for file, summary in _refs_for(ev, f, summaries):
                 merged.setdefault((file, summary), []).append(f)
-        refs = [EvidenceRef(fact=", ".join(facts), file=file, sha256=ev.files.get(file, ""),
-                            summary=summary) for (file, summary), facts in merged.items()]
+        refs = [
+            EvidenceRef(
+                fact=", ".join(facts), file=file, sha256=ev.files.get(file, ""), summary=summary
+            )
+            for (file, summary), facts in merged.items()
+        ]
         if not present:
             status = rs.missing
         elif missing or req.human:
             status = PARTIAL
         else:
             status = EVIDENCE
-        rows.append(Row(id=req.id, title=req.title, group=req.group, status=status,
-                        evidence=tuple(refs), missing_facts=missing, ask=req.ask))
+        rows.append(
+            Row(
+                id=req.id,
+                title=req.title,
+                group=req.group,
+                status=status,
+                evidence=tuple(refs),
+                missing_facts=missing,
+                ask=req.ask,
+            )
+        )
     return Coverage(key=rs.key, title=rs.title, regime_version=rs.regime_version, rows=tuple(rows))
 
 
-def coverage_json(coverages: list[Coverage], *, generated: str, manifest_digest: str | None,
-                  workspace: dict[str, Any]) -> dict[str, Any]:
+def coverage_json(
+    coverages: list[Coverage],
+    *,
+    generated: str,
+    manifest_digest: str | None,
+    workspace: dict[str, Any],
+) -> dict[str, Any]:
     """The machine-readable coverage matrix (``dossier/coverage.json``)."""
     return {
         "generated": generated,
@@ -186,9 +207,19 @@ def coverage_json(coverages: list[Coverage], *, generated: str, manifest_digest:
                 "totals": c.totals,
                 "requirements": [
                     {
-                        "id": r.id, "title": r.title, "group": r.group, "status": r.status,
-                        "evidence": [{"fact": e.fact, "file": e.file, "sha256": e.sha256,
-                                      "summary": e.summary} for e in r.evidence],
+                        "id": r.id,
+                        "title": r.title,
+                        "group": r.group,
+                        "status": r.status,
+                        "evidence": [
+                            {
+                                "fact": e.fact,
+                                "file": e.file,
+                                "sha256": e.sha256,
+                                "summary": e.summary,
+                            }
+                            for e in r.evidence
+                        ],
                         "missing": list(r.missing_facts),
                         "ask": r.ask if r.status != EVIDENCE else None,
                     }

@@ -49,12 +49,18 @@ class Diff:
     changes: tuple[Change, ...]
 
     def by_area(self) -> list[tuple[str, list[Change]]]:
-        return [(a, [c for c in self.changes if c.area == a]) for a in AREAS
-                if any(c.area == a for c in self.changes)]
+        return [
+            (a, [c for c in self.changes if c.area == a])
+            for a in AREAS
+            if any(c.area == a for c in self.changes)
+        ]
 
     def to_json(self) -> dict[str, Any]:
-        return {"before": self.before, "after": self.after,
-                "changes": [asdict(c) for c in self.changes]}
+        return {
+            "before": self.before,
+            "after": self.after,
+            "changes": [asdict(c) for c in self.changes],
+        }
 
     def render_text(self) -> str:
         lines = [f"compliance diff: {self.before} -> {self.after}"]
@@ -116,11 +122,22 @@ def diff(a: ReportModel, b: ReportModel) -> Diff:
                 cmp("datasets", f"{item} {field}", get(x, field), get(y, field))
 
     for area, kind, path in _FIGURES:
-        cmp(area, f"{kind}.{path}", get(_kind_record(a, kind), path), get(_kind_record(b, kind), path))
-    for m_name in sorted(set((get(a.ev.bias, "disparities") or {}).keys())
-                         | set((get(b.ev.bias, "disparities") or {}).keys())):
-        cmp("audit", f"bias.disparities.{m_name}", get(a.ev.bias, f"disparities.{m_name}.value"),
-            get(b.ev.bias, f"disparities.{m_name}.value"))
+        cmp(
+            area,
+            f"{kind}.{path}",
+            get(_kind_record(a, kind), path),
+            get(_kind_record(b, kind), path),
+        )
+    for m_name in sorted(
+        set((get(a.ev.bias, "disparities") or {}).keys())
+        | set((get(b.ev.bias, "disparities") or {}).keys())
+    ):
+        cmp(
+            "audit",
+            f"bias.disparities.{m_name}",
+            get(a.ev.bias, f"disparities.{m_name}.value"),
+            get(b.ev.bias, f"disparities.{m_name}.value"),
+        )
 
     ga = a.ev.gates[-1] if a.ev.gates else None
     gb = b.ev.gates[-1] if b.ev.gates else None

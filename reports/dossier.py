@@ -23,9 +23,18 @@ PDF_PACKAGES = "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subse
 
 
 def render_html(env: jinja2.Environment, m: ReportModel, *, diff: Diff | None = None) -> str:
-    svgs = {k: (Markup(v) if v else None) for k, v in charts.all_charts(m.ev).items()}  # matplotlib SVG
-    return render(env, "dossier.html.j2", m=m, charts=svgs, datasheets=datasheet.datasheets(m),
-                  diff=diff, finetrail_version=__version__)
+    svgs = {
+        k: (Markup(v) if v else None) for k, v in charts.all_charts(m.ev).items()
+    }  # matplotlib SVG
+    return render(
+        env,
+        "dossier.html.j2",
+        m=m,
+        charts=svgs,
+        datasheets=datasheet.datasheets(m),
+        diff=diff,
+        finetrail_version=__version__,
+    )
 
 
 def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -41,7 +50,7 @@ def render_pdf(html: str) -> bytes:
             "PDF export needs WeasyPrint, which is not installed",
             why=str(exc),
             fix="pip install 'finetrail[pdf]' (WeasyPrint); on Debian also "
-                f"`apt-get install {PDF_PACKAGES}`; or leave pdf out of --format",
+            f"`apt-get install {PDF_PACKAGES}`; or leave pdf out of --format",
         ) from exc
     except OSError as exc:  # the Python package is there but Pango/HarfBuzz are not
         raise DependencyMissing(

@@ -140,11 +140,20 @@ def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True)
     reviews = []
     for e in entries:
         if e.kind.startswith(REVIEW_PREFIX):
-            reviews.append(scrub({
-                "seq": e.seq, "kind": e.kind, "time": e.time.isoformat(), "actor": e.actor,
-                "payload": e.payload, "signer": e.signer, "signed": e.signature is not None,
-                "digest": e.digest,
-            }))
+            reviews.append(
+                scrub(
+                    {
+                        "seq": e.seq,
+                        "kind": e.kind,
+                        "time": e.time.isoformat(),
+                        "actor": e.actor,
+                        "payload": e.payload,
+                        "signer": e.signer,
+                        "signed": e.signature is not None,
+                        "digest": e.digest,
+                    }
+                )
+            )
 
     manifest_digest = None
     files: dict[str, str] = {}
@@ -159,10 +168,20 @@ def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True)
     if check_integrity:
         report = verify_workspace(path)
         integrity = IntegrityStatus(
-            ok=report.ok, entries=report.entries, files=report.files,
-            findings=tuple(scrub({"severity": f.severity, "code": f.code,
-                                  "location": _relative(f.location, path), "message": f.message})
-                           for f in report.findings),
+            ok=report.ok,
+            entries=report.entries,
+            files=report.files,
+            findings=tuple(
+                scrub(
+                    {
+                        "severity": f.severity,
+                        "code": f.code,
+                        "location": _relative(f.location, path),
+                        "message": f.message,
+                    }
+                )
+                for f in report.findings
+            ),
         )
 
     return Evidence(

@@ -45,27 +45,57 @@ def _eval_results(m: ReportModel) -> list[Any]:
 
     def add(dataset: str, metric: str, value: float | None, name: str) -> None:
         if value is not None:
-            results.append(EvalResult(task_type=task_type, dataset_type=meta_id(dataset),
-                                      dataset_name=meta_text(dataset),
-                                      metric_type=metric, metric_value=value, metric_name=name))
+            results.append(
+                EvalResult(
+                    task_type=task_type,
+                    dataset_type=meta_id(dataset),
+                    dataset_name=meta_text(dataset),
+                    metric_type=metric,
+                    metric_value=value,
+                    metric_name=name,
+                )
+            )
 
     add(eval_name, "accuracy", num(get(ev.bias, "task.accuracy")), "Task accuracy")
     add(eval_name, "f1", num(get(ev.bias, "task.f1")), "Task F1")
-    for metric in ("demographic_parity_difference", "equalized_odds_difference", "accuracy_difference"):
-        add(eval_name, metric, num(get(ev.bias, f"disparities.{metric}.value")),
-            metric.replace("_", " ").capitalize())
+    for metric in (
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "accuracy_difference",
+    ):
+        add(
+            eval_name,
+            metric,
+            num(get(ev.bias, f"disparities.{metric}.value")),
+            metric.replace("_", " ").capitalize(),
+        )
     vl = get(ev.training, "val_loss")
     if isinstance(vl, list) and vl:
         add(train_name, "validation_loss", num(vl[-1]), "Validation loss (final)")
-    add(train_name, "canary_exposure_max_bits", num(get(ev.probes.get("exposure"), "max_bits")),
-        "Canary exposure, max (bits)")
-    add(train_name, "membership_inference_auc", num(get(ev.probes.get("membership"), "max_auc")),
-        "Membership inference AUC, max over attacks")
-    add(train_name, "extraction_memorized_rate", num(get(ev.probes.get("extraction"), "memorized_rate")),
-        "Extraction: memorised identifier rate")
-    add(train_name, "dp_audit_epsilon_lower_bound",
+    add(
+        train_name,
+        "canary_exposure_max_bits",
+        num(get(ev.probes.get("exposure"), "max_bits")),
+        "Canary exposure, max (bits)",
+    )
+    add(
+        train_name,
+        "membership_inference_auc",
+        num(get(ev.probes.get("membership"), "max_auc")),
+        "Membership inference AUC, max over attacks",
+    )
+    add(
+        train_name,
+        "extraction_memorized_rate",
+        num(get(ev.probes.get("extraction"), "memorized_rate")),
+        "Extraction: memorised identifier rate",
+    )
+    add(
+        train_name,
+        "dp_audit_epsilon_lower_bound",
         num(get(ev.probes.get("dp_audit"), "empirical_epsilon_lower_bound")),
-        "Empirical epsilon lower bound (one-run audit)")
+        "Empirical epsilon lower bound (one-run audit)",
+    )
     return results
 
 

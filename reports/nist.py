@@ -66,14 +66,21 @@ GAI_RISKS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     ("Information Security", ("probes.membership", "probes.extraction", "gate"), SECURITY, True),
     ("Intellectual Property", ("datasets.license",), PROVIDER, True),
     ("Obscene, Degrading, and/or Abusive Content", (), PROVIDER, True),
-    ("Value Chain and Component Integration", ("training.base_model.weights_sha256", "datasets"),
-     ML, True),
+    (
+        "Value Chain and Component Integration",
+        ("training.base_model.weights_sha256", "datasets"),
+        ML,
+        True,
+    ),
 )
 
 
 def subcategories() -> list[dict[str, str]]:
-    text = resources.files("finetrail.templates").joinpath(
-        "nist_ai_rmf_subcategories.json").read_text("utf-8")
+    text = (
+        resources.files("finetrail.templates")
+        .joinpath("nist_ai_rmf_subcategories.json")
+        .read_text("utf-8")
+    )
     entries: list[dict[str, str]] = json.loads(text)
     return entries
 
@@ -82,15 +89,41 @@ def rmf_set() -> RequirementSet:
     reqs = []
     for e in subcategories():
         facts, ask, human = _RMF_MAP.get(e["id"], ((), PROVIDER, True))
-        reqs.append(Requirement(id=e["id"], title=e["paraphrase"], group=e["function"],
-                                facts=facts, ask=ask, human=human))
-    return RequirementSet(key="nist-ai-rmf", title="NIST AI RMF 1.0 profile", regime_version=RMF_VERSION,
-                          missing="not addressed", requirements=tuple(reqs))
+        reqs.append(
+            Requirement(
+                id=e["id"],
+                title=e["paraphrase"],
+                group=e["function"],
+                facts=facts,
+                ask=ask,
+                human=human,
+            )
+        )
+    return RequirementSet(
+        key="nist-ai-rmf",
+        title="NIST AI RMF 1.0 profile",
+        regime_version=RMF_VERSION,
+        missing="not addressed",
+        requirements=tuple(reqs),
+    )
 
 
 def gai_set() -> RequirementSet:
-    reqs = tuple(Requirement(id=f"GAI-{i:02d}", title=name, group="NIST AI 600-1 risks", facts=facts,
-                             ask=ask, human=human)
-                 for i, (name, facts, ask, human) in enumerate(GAI_RISKS, start=1))
-    return RequirementSet(key="nist-ai-600-1", title="NIST AI 600-1 generative-AI risks",
-                          regime_version=GAI_VERSION, missing="not addressed", requirements=reqs)
+    reqs = tuple(
+        Requirement(
+            id=f"GAI-{i:02d}",
+            title=name,
+            group="NIST AI 600-1 risks",
+            facts=facts,
+            ask=ask,
+            human=human,
+        )
+        for i, (name, facts, ask, human) in enumerate(GAI_RISKS, start=1)
+    )
+    return RequirementSet(
+        key="nist-ai-600-1",
+        title="NIST AI 600-1 generative-AI risks",
+        regime_version=GAI_VERSION,
+        missing="not addressed",
+        requirements=reqs,
+    )

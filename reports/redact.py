@@ -17,7 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 _DIGEST = re.compile(r"^[0-9a-f]{32,128}$")
-_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?)?$")
+_ISO_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?)?$"
+)
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -39,16 +41,33 @@ def _card(match: re.Match[str]) -> str:
 
 # (entity, pattern, replacement); order matters: e-mail before phone, card before phone.
 _PATTERNS: tuple[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    ("EMAIL_ADDRESS", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-     "<EMAIL_ADDRESS>"),
-    ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), "<IBAN_CODE>"),
+    (
+        "EMAIL_ADDRESS",
+        re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        "<EMAIL_ADDRESS>",
+    ),
+    (
+        "IBAN_CODE",
+        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
+        "<IBAN_CODE>",
+    ),
     ("CREDIT_CARD", re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])"), _card),
     ("US_SSN", re.compile(r"(?<![\w-])\d{3}[- ]\d{2}[- ]\d{4}(?![\w-])"), "<US_SSN>"),
-    ("PHONE_NUMBER", re.compile(
-        r"(?<![\w.-])(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-]?)\d{3}[\s.-]?\d{4}"
-        r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"), "<PHONE_NUMBER>"),
-    ("IP_ADDRESS", re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"),
-     "<IP_ADDRESS>"),
+    (
+        "PHONE_NUMBER",
+        re.compile(
+            r"(?<![\w.-])(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-]?)\d{3}[\s.-]?\d{4}"
+            r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"
+        ),
+        "<PHONE_NUMBER>",
+    ),
+    (
+        "IP_ADDRESS",
+        re.compile(
+            r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"
+        ),
+        "<IP_ADDRESS>",
+    ),
 )
 
 ENTITIES: tuple[str, ...] = tuple(name for name, _, _ in _PATTERNS)

@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 PACKAGE = "finetrail.templates"
-_MD_SPECIAL = re.compile(r"([\\`\[\]|<>])")
+_MD_SPECIAL = re.compile(r"([\\`\[\]|<])")
 
 
 def md_escape(value: Any) -> str:
@@ -33,7 +33,7 @@ def md_escape(value: Any) -> str:
         return str(value)
     text = fmt(value)
     text = re.sub(r"\s*[\r\n]+\s*", " ", text)
-    return _MD_SPECIAL.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(1), "\\" + m.group(1)), text)
+    return _MD_SPECIAL.sub(lambda m: "&lt;" if m.group(1) == "<" else "\\" + m.group(1), text)
 
 
 def _finalize_html(value: Any) -> Any:
@@ -60,8 +60,12 @@ def make_env(*, html: bool, user_dir: str | os.PathLike[str] | None = None) -> j
     """The environment for HTML (autoescaped) or Markdown templates; sandboxed with a user folder."""
     udir = Path(user_dir) if user_dir is not None else None
     if udir is not None and not udir.is_dir():
-        raise InputError("template folder not found", path=str(udir), field="--templates",
-                         fix="pass a folder holding *.md.j2 / *.html.j2 templates")
+        raise InputError(
+            "template folder not found",
+            path=str(udir),
+            field="--templates",
+            fix="pass a folder holding *.md.j2 / *.html.j2 templates",
+        )
     cls: type[jinja2.Environment] = ImmutableSandboxedEnvironment if udir else jinja2.Environment
     env = cls(
         loader=_loader(udir),
@@ -85,15 +89,22 @@ def render(env: jinja2.Environment, name: str, **context: Any) -> str:
     except jinja2.TemplateNotFound as exc:
         raise InputError(f"template not found: {name}", field="--templates") from exc
     except jinja2.TemplateSyntaxError as exc:
-        raise InputError(f"template syntax error at line {exc.lineno}: {exc.message}",
-                         path=exc.filename or name, field="--templates") from exc
+        raise InputError(
+            f"template syntax error at line {exc.lineno}: {exc.message}",
+            path=exc.filename or name,
+            field="--templates",
+        ) from exc
     except jinja2.exceptions.SecurityError as exc:
-        raise InputError(f"template refused by the sandbox: {exc}", path=name,
-                         field="--templates") from exc
+        raise InputError(
+            f"template refused by the sandbox: {exc}", path=name, field="--templates"
+        ) from exc
     except jinja2.UndefinedError as exc:
-        raise InputError(f"template uses an undefined value: {exc.message}", path=name,
-                         field="--templates",
-                         fix="check the variable names against the report model") from exc
+        raise InputError(
+            f"template uses an undefined value: {exc.message}",
+            path=name,
+            field="--templates",
+            fix="check the variable names against the report model",
+        ) from exc
 
 
 def user_templates(user_dir: str | os.PathLike[str] | None) -> list[str]:

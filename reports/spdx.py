@@ -47,7 +47,11 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
         return []
 
     def entries(items: dict[str, Any]) -> list[Any]:
-        return [s.DictionaryEntry(key=k, value=fmt(v)) for k, v in sorted(items.items()) if v is not None]
+        return [
+            s.DictionaryEntry(key=k, value=fmt(v))
+            for k, v in sorted(items.items())
+            if v is not None
+        ]
 
     elements: list[Any] = [org, tool]
     roots: list[Any] = []
@@ -56,16 +60,25 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
         sha = str(d.get("sha256"))
         has_pii = bool(get(d, "pii.records_with_pii"))
         pkg = s.dataset_DatasetPackage(
-            _id=sid(f"dataset-{sha[:16]}"), creationInfo=ci, name=str(d.get("name")),
-            verifiedUsing=sha256(sha), suppliedBy=org,
+            _id=sid(f"dataset-{sha[:16]}"),
+            creationInfo=ci,
+            name=str(d.get("name")),
+            verifiedUsing=sha256(sha),
+            suppliedBy=org,
             software_primaryPurpose=s.software_SoftwarePurpose.data,
             dataset_datasetType=[s.dataset_DatasetType.text],
-            dataset_hasSensitivePersonalInformation=s.PresenceType.yes if has_pii else s.PresenceType.no,
+            dataset_hasSensitivePersonalInformation=s.PresenceType.yes
+            if has_pii
+            else s.PresenceType.no,
             dataset_intendedUse=str(d.get("purpose") or "") or None,
             dataset_dataCollectionProcess="; ".join(
-                str(x) for x in (d.get("source"), d.get("collection")) if x) or None,
+                str(x) for x in (d.get("source"), d.get("collection")) if x
+            )
+            or None,
             dataset_dataPreprocessing=[str(d["transform"])] if d.get("transform") else [],
-            dataset_anonymizationMethodUsed=[str(d["transform"])] if has_pii and d.get("transform") else [],
+            dataset_anonymizationMethodUsed=[str(d["transform"])]
+            if has_pii and d.get("transform")
+            else [],
             comment=f"{fmt(d.get('records'))} records; licence {d.get('license') or 'not recorded'}",
         )
         datasets[sha] = pkg
@@ -75,8 +88,15 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
 
     def rel(kind: Any, frm: Any, to: list[Any], local: str) -> None:
         if to:
-            rels.append(s.Relationship(_id=sid(f"rel-{local}"), creationInfo=ci, from_=frm, to=to,
-                                       relationshipType=kind))
+            rels.append(
+                s.Relationship(
+                    _id=sid(f"rel-{local}"),
+                    creationInfo=ci,
+                    from_=frm,
+                    to=to,
+                    relationshipType=kind,
+                )
+            )
 
     for sha, pkg in datasets.items():
         d = next(x for x in ev.datasets if str(x.get("sha256")) == sha)
@@ -85,51 +105,86 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
 
     if t is not None:
         base = s.ai_AIPackage(
-            _id=sid("model-base"), creationInfo=ci, name=str(get(t, "base_model.name") or "base-model"),
+            _id=sid("model-base"),
+            creationInfo=ci,
+            name=str(get(t, "base_model.name") or "base-model"),
             verifiedUsing=sha256(get(t, "base_model.weights_sha256")),
             software_primaryPurpose=s.software_SoftwarePurpose.model,
-            comment="third-party pre-trained model the adapter modifies")
+            comment="third-party pre-trained model the adapter modifies",
+        )
         dp_enabled = bool(get(t, "dp.enabled"))
         adapter = s.ai_AIPackage(
-            _id=sid("model-adapter"), creationInfo=ci, name=f"{ws.get('model')}-adapter",
-            software_packageVersion=str(ws.get("version")), suppliedBy=org, releaseTime=created,
+            _id=sid("model-adapter"),
+            creationInfo=ci,
+            name=f"{ws.get('model')}-adapter",
+            software_packageVersion=str(ws.get("version")),
+            suppliedBy=org,
+            releaseTime=created,
             verifiedUsing=sha256(get(t, "adapter.sha256")),
             software_primaryPurpose=s.software_SoftwarePurpose.model,
             ai_typeOfModel=[f"{get(t, 'method')} adapter for a causal language model"],
             ai_informationAboutApplication=str(ws.get("intended_purpose") or "") or None,
             ai_informationAboutTraining=m.dp_statement,
-            ai_hyperparameter=entries({k: get(t, f"dp.{k}") for k in (
-                "noise_multiplier", "sample_rate", "steps", "max_grad_norm", "clipping_mode")}
-                | {"method": get(t, "method"), "dp.enabled": dp_enabled}),
-            ai_metric=entries({
-                "dp.epsilon": num(get(t, "dp.epsilon")), "dp.delta": num(get(t, "dp.delta")),
-                "membership_inference_auc": num(get(ev.probes.get("membership"), "max_auc")),
-                "canary_exposure_max_bits": num(get(ev.probes.get("exposure"), "max_bits")),
-                "dp_audit_epsilon_lower_bound": num(get(ev.probes.get("dp_audit"),
-                                                        "empirical_epsilon_lower_bound")),
-                "task_accuracy": num(get(ev.bias, "task.accuracy")),
-            }),
-            ai_useSensitivePersonalInformation=(s.PresenceType.yes if any(
-                get(d, "pii.records_with_pii") for d in ev.datasets) else s.PresenceType.no),
+            ai_hyperparameter=entries(
+                {
+                    k: get(t, f"dp.{k}")
+                    for k in (
+                        "noise_multiplier",
+                        "sample_rate",
+                        "steps",
+                        "max_grad_norm",
+                        "clipping_mode",
+                    )
+                }
+                | {"method": get(t, "method"), "dp.enabled": dp_enabled}
+            ),
+            ai_metric=entries(
+                {
+                    "dp.epsilon": num(get(t, "dp.epsilon")),
+                    "dp.delta": num(get(t, "dp.delta")),
+                    "membership_inference_auc": num(get(ev.probes.get("membership"), "max_auc")),
+                    "canary_exposure_max_bits": num(get(ev.probes.get("exposure"), "max_bits")),
+                    "dp_audit_epsilon_lower_bound": num(
+                        get(ev.probes.get("dp_audit"), "empirical_epsilon_lower_bound")
+                    ),
+                    "task_accuracy": num(get(ev.bias, "task.accuracy")),
+                }
+            ),
+            ai_useSensitivePersonalInformation=(
+                s.PresenceType.yes
+                if any(get(d, "pii.records_with_pii") for d in ev.datasets)
+                else s.PresenceType.no
+            ),
             ai_limitation="Figures are measurements on the recorded evaluation data; see the dossier.",
         )
         elements += [base, adapter]
         roots.append(adapter)
         rel(s.RelationshipType.descendantOf, adapter, [base], "adapter-base")
-        train = [datasets[sha] for sha, role in sorted(m.dataset_roles.items())
-                 if sha in datasets and role == "train"]
-        test = [datasets[sha] for sha, role in sorted(m.dataset_roles.items())
-                if sha in datasets and role in ("eval", "test", "validation")]
+        train = [
+            datasets[sha]
+            for sha, role in sorted(m.dataset_roles.items())
+            if sha in datasets and role == "train"
+        ]
+        test = [
+            datasets[sha]
+            for sha, role in sorted(m.dataset_roles.items())
+            if sha in datasets and role in ("eval", "test", "validation")
+        ]
         rel(s.RelationshipType.trainedOn, adapter, train, "trained-on")
         rel(s.RelationshipType.testedOn, adapter, test, "tested-on")
     elements += rels
     doc = s.SpdxDocument(
-        _id=sid("document"), creationInfo=ci,
+        _id=sid("document"),
+        creationInfo=ci,
         name=f"{ws.get('model')} {ws.get('version')} (finetrail dossier)",
-        profileConformance=[s.ProfileIdentifierType.core, s.ProfileIdentifierType.software,
-                            s.ProfileIdentifierType.ai, s.ProfileIdentifierType.dataset],
-        element=elements, rootElement=roots or [e for e in elements if e is not org and e is not tool][:1]
-        or [org],
+        profileConformance=[
+            s.ProfileIdentifierType.core,
+            s.ProfileIdentifierType.software,
+            s.ProfileIdentifierType.ai,
+            s.ProfileIdentifierType.dataset,
+        ],
+        element=elements,
+        rootElement=roots or [e for e in elements if e is not org and e is not tool][:1] or [org],
         comment=f"manifest digest {ev.manifest_digest}",
     )
     objset = s.SHACLObjectSet()
@@ -139,8 +194,11 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
     try:
         s.JSONLDSerializer().write(objset, buf)
     except (ValueError, TypeError) as exc:
-        raise CheckFailed("the SPDX 3.0.1 document failed the model's checks", why=str(exc),
-                          fix="report this as a finetrail bug") from exc
+        raise CheckFailed(
+            "the SPDX 3.0.1 document failed the model's checks",
+            why=str(exc),
+            fix="report this as a finetrail bug",
+        ) from exc
     data: dict[str, Any] = json.loads(buf.getvalue())
     check_spdx(data)
     return data
@@ -164,8 +222,16 @@ def check_spdx(data: dict[str, Any]) -> None:
         out = []
         if isinstance(node, dict):
             for k, v in node.items():
-                if k in ("from", "to", "createdBy", "createdUsing", "suppliedBy", "element",
-                         "rootElement", "creationInfo"):
+                if k in (
+                    "from",
+                    "to",
+                    "createdBy",
+                    "createdUsing",
+                    "suppliedBy",
+                    "element",
+                    "rootElement",
+                    "creationInfo",
+                ):
                     out += [x for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]
                 out += refs(v)
         elif isinstance(node, list):
@@ -184,5 +250,8 @@ def check_spdx(data: dict[str, Any]) -> None:
     except Exception as exc:  # the bindings raise plain exceptions on malformed documents
         problems.append(f"the SPDX 3.0.1 bindings cannot read it back: {exc}")
     if problems:
-        raise CheckFailed("the SPDX 3.0.1 document failed validation", why="; ".join(problems)[:2000],
-                          fix="report this as a finetrail bug")
+        raise CheckFailed(
+            "the SPDX 3.0.1 document failed validation",
+            why="; ".join(problems)[:2000],
+            fix="report this as a finetrail bug",
+        )

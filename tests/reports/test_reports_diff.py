@@ -51,17 +51,24 @@ def test_diff_json_and_coverage_changes(releases: tuple[Path, Path], tmp_path: P
     assert code == 0
     changes = json.loads(out)["changes"]
     cov = [c for c in changes if c["area"] == "coverage"]
-    assert {"area": "coverage", "item": "eu-ai-act-annex-iv 2(g)", "before": "needs input",
-            "after": "evidence", "kind": "changed"} in cov
+    assert {
+        "area": "coverage",
+        "item": "eu-ai-act-annex-iv 2(g)",
+        "before": "needs input",
+        "after": "evidence",
+        "kind": "changed",
+    } in cov
     assert any(c["item"] == "training.dp.epsilon" and c["kind"] == "added" for c in changes)
 
 
-def test_report_compare_adds_the_diff_section_and_diff_md(releases: tuple[Path, Path],
-                                                        tmp_path: Path) -> None:
+def test_report_compare_adds_the_diff_section_and_diff_md(
+    releases: tuple[Path, Path], tmp_path: Path
+) -> None:
     a, b = releases
     out = tmp_path / "out"
-    code, _, err = report(["report", str(b), "--compare", str(a), "--out", str(out),
-                           "--format", "html,md"])
+    code, _, err = report(
+        ["report", str(b), "--compare", str(a), "--out", str(out), "--format", "html,md"]
+    )
     assert code == 0, err
     html = (out / "index.html").read_text()
     assert 'id="diff"' in html and "Changes since support-assistant 1.0.0" in html

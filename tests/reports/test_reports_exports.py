@@ -40,7 +40,9 @@ def test_bom_passes_the_strict_cyclonedx_16_validator(dossier: Path) -> None:
     card = bom["metadata"]["component"]["modelCard"]
     metrics = {m["type"]: m for m in card["quantitativeAnalysis"]["performanceMetrics"]}
     assert metrics["demographic_parity_difference"]["confidenceInterval"] == {
-        "lowerBound": "0.01", "upperBound": "0.08"}
+        "lowerBound": "0.01",
+        "upperBound": "0.08",
+    }
     readme = (dossier / "README.md").read_bytes()
     import hashlib
 
@@ -53,9 +55,12 @@ def test_every_bom_ref_is_unique_and_resolves(dossier: Path) -> None:
     refs = [bom["metadata"]["component"]["bom-ref"]] + [c["bom-ref"] for c in bom["components"]]
     refs.append(bom["metadata"]["component"]["modelCard"]["bom-ref"])
     assert len(refs) == len(set(refs))
-    used = {d["ref"] for d in bom["dependencies"]} | {x for d in bom["dependencies"]
-                                                       for x in d.get("dependsOn", [])}
-    used |= {d["ref"] for d in bom["metadata"]["component"]["modelCard"]["modelParameters"]["datasets"]}
+    used = {d["ref"] for d in bom["dependencies"]} | {
+        x for d in bom["dependencies"] for x in d.get("dependsOn", [])
+    }
+    used |= {
+        d["ref"] for d in bom["metadata"]["component"]["modelCard"]["modelParameters"]["datasets"]
+    }
     assert used <= set(refs)
     adapter = next(d for d in bom["dependencies"] if d["ref"] == "model-adapter")
     assert "model-base" in adapter["dependsOn"] and len(adapter["dependsOn"]) == 3
@@ -92,7 +97,10 @@ def test_spdx_document_reads_back_with_the_spdx_3_0_1_model(dossier: Path) -> No
     assert len(ai) == 2 and len(ds) == 2
     assert all(o.verifiedUsing[0].algorithm == s.HashAlgorithm.sha256 for o in ai + ds)
     doc = next(o for o in objset.objects if isinstance(o, s.SpdxDocument))
-    assert set(doc.profileConformance) >= {s.ProfileIdentifierType.ai, s.ProfileIdentifierType.dataset}
+    assert set(doc.profileConformance) >= {
+        s.ProfileIdentifierType.ai,
+        s.ProfileIdentifierType.dataset,
+    }
     kinds = {str(o.relationshipType) for o in objset.objects if isinstance(o, s.Relationship)}
     assert {s.RelationshipType.trainedOn, s.RelationshipType.testedOn} <= kinds
 
@@ -109,8 +117,10 @@ def test_spdx_check_rejects_dangling_references(dossier: Path) -> None:
 
 def test_spdx_against_the_official_json_schema(dossier: Path) -> None:
     if not SPDX_SCHEMA.is_file():
-        pytest.skip("the SPDX 3.0.1 JSON schema is not vendored in tests/data (no installed package "
-                    "ships it; spdx-python-model 0.0.6 carries the model's checks only)")
+        pytest.skip(
+            "the SPDX 3.0.1 JSON schema is not vendored in tests/data (no installed package "
+            "ships it; spdx-python-model 0.0.6 carries the model's checks only)"
+        )
     import jsonschema
 
     schema = json.loads(SPDX_SCHEMA.read_text())

@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sample import build_fixed, report
 
 
-def test_missing_weasyprint_is_exit_2_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_weasyprint_is_exit_2_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "ws"
     build_fixed(root, kinds=())
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint -> ImportError
@@ -38,8 +40,12 @@ def test_pdf_is_rendered_from_the_dossier(tmp_path: Path) -> None:
     pdf = (root / "dossier" / "dossier.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     if shutil.which("pdfinfo"):  # poppler-utils: read it back as a PDF reader would
-        info = subprocess.run(["pdfinfo", str(root / "dossier" / "dossier.pdf")], capture_output=True,
-                              text=True, check=True).stdout
+        info = subprocess.run(
+            ["pdfinfo", str(root / "dossier" / "dossier.pdf")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
         assert pages >= 5
         assert "Dossier: support-assistant 1.0.0" in info

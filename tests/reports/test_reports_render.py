@@ -12,15 +12,23 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sample import build_fixed, report
 
-PACK_FILES = ("index.html", "annex_iv.md", "nist_ai_rmf.md", "README.md", "coverage.md",
-              "coverage.json", "bom.cdx.json", "spdx.json")
+PACK_FILES = (
+    "index.html",
+    "annex_iv.md",
+    "nist_ai_rmf.md",
+    "README.md",
+    "coverage.md",
+    "coverage.json",
+    "bom.cdx.json",
+    "spdx.json",
+)
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("full") / "ws"
     build_fixed(root)
-    code, out, err = report(["report", str(root)])
+    code, _, err = report(["report", str(root)])
     assert code == 0, err
     return root
 
@@ -32,9 +40,22 @@ def test_report_writes_every_pack_and_export(full: Path) -> None:
     sheets = sorted((dossier / "datasheets").glob("*.md"))
     assert len(sheets) == 2
     html = (dossier / "index.html").read_text()
-    order = [html.index(f'id="{s}"') for s in ("verdict", "privacy", "memorisation", "fairness",
-                                               "provenance", "training", "reviews", "integrity",
-                                               "eu", "nist", "coverage")]
+    order = [
+        html.index(f'id="{s}"')
+        for s in (
+            "verdict",
+            "privacy",
+            "memorisation",
+            "fairness",
+            "provenance",
+            "training",
+            "reviews",
+            "integrity",
+            "eu",
+            "nist",
+            "coverage",
+        )
+    ]
     assert order == sorted(order), "dossier sections out of order"
     assert html.count("<svg") == 5  # epsilon, membership ROC, exposure, bias bars, lineage
 
@@ -43,7 +64,9 @@ def test_same_evidence_and_clock_give_identical_bytes(full: Path, tmp_path: Path
     code, _, err = report(["report", str(full), "--out", str(tmp_path / "again")])
     assert code == 0, err
     for name in PACK_FILES:
-        assert (tmp_path / "again" / name).read_bytes() == (full / "dossier" / name).read_bytes(), name
+        assert (tmp_path / "again" / name).read_bytes() == (full / "dossier" / name).read_bytes(), (
+            name
+        )
 
 
 def test_annex_iv_has_all_25_entries_and_nist_all_72(full: Path) -> None:
@@ -73,7 +96,10 @@ def test_annex_iv_has_all_25_entries_and_nist_all_72(full: Path) -> None:
     md = (full / "dossier" / "nist_ai_rmf.md").read_text()
     for fn in ("## GOVERN", "## MAP", "## MEASURE", "## MANAGE"):
         assert fn in md
-    assert md.count("| GOVERN ") + md.count("| MAP ") + md.count("| MEASURE ") + md.count("| MANAGE ") == 72
+    assert (
+        md.count("| GOVERN ") + md.count("| MAP ") + md.count("| MEASURE ") + md.count("| MANAGE ")
+        == 72
+    )
     assert "| Data Privacy | evidence |" in md
 
 
@@ -140,24 +166,37 @@ def test_unknown_format_is_bad_input(full: Path) -> None:
 def test_user_templates_override_and_extend_in_a_sandbox(full: Path, tmp_path: Path) -> None:
     tdir = tmp_path / "tpl"
     tdir.mkdir()
-    (tdir / "coverage.md.j2").write_text("custom {{ m.ev.workspace.model }} {{ m.verdict.status }}\n")
+    (tdir / "coverage.md.j2").write_text(
+        "custom {{ m.ev.workspace.model }} {{ m.verdict.status }}\n"
+    )
     (tdir / "summary.md.j2").write_text("{{ m.dp_statement }}\n")
     out = tmp_path / "out"
-    code, _, err = report(["report", str(full), "--format", "md", "--templates", str(tdir),
-                           "--out", str(out)])
+    code, _, err = report(
+        ["report", str(full), "--format", "md", "--templates", str(tdir), "--out", str(out)]
+    )
     assert code == 0, err
     assert (out / "coverage.md").read_text() == "custom support-assistant passed\n"
     assert (out / "summary.md").read_text().startswith("Trained with DP-SGD: epsilon=8")
     (tdir / "evil.md.j2").write_text("{{ m.__class__.__init__.__globals__ }}\n")
-    code, _, err = report(["report", str(full), "--format", "md", "--templates", str(tdir),
-                           "--out", str(out)])
+    code, _, err = report(
+        ["report", str(full), "--format", "md", "--templates", str(tdir), "--out", str(out)]
+    )
     assert code == 2
     assert "refused by the sandbox" in err or "undefined value" in err
 
 
 def test_report_stays_light(full: Path, tmp_path: Path) -> None:
-    heavy = ("torch", "transformers", "mlflow", "presidio_analyzer", "presidio_anonymizer", "spacy",
-             "weasyprint", "opacus", "peft")
+    heavy = (
+        "torch",
+        "transformers",
+        "mlflow",
+        "presidio_analyzer",
+        "presidio_anonymizer",
+        "spacy",
+        "weasyprint",
+        "opacus",
+        "peft",
+    )
     code = (
         "import sys\n"
         "from finetrail.cli import main\n"
@@ -165,6 +204,7 @@ def test_report_stays_light(full: Path, tmp_path: Path) -> None:
         f"bad = [m for m in {heavy!r} if m in sys.modules]\n"
         "print('RC', rc, 'HEAVY', bad)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
     assert "RC 0 HEAVY []" in proc.stdout, proc.stdout + proc.stderr

@@ -14,12 +14,20 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sample import HOSTILE, build_fixed, report
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run",
-                  # the browser's own traffic (network time, sync, safe browsing) is not the page's
-                  "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate",
-                  "--disable-sync", "--disable-domain-reliability",
-                  "--disable-client-side-phishing-detection", "--no-default-browser-check")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    # the browser's own traffic (network time, sync, safe browsing) is not the page's
+    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,Translate",
+    "--disable-sync",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--no-default-browser-check",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +39,18 @@ def tainted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     assert code == 0, err
     # the PII really is in the evidence, so a report that copied it through would be caught
     evidence = "".join(p.read_text() for p in (root / "evidence").rglob("*.json"))
-    assert all(v in evidence or v in (root / "ledger.jsonl").read_text() for v in sample.pii_values[:10])
+    assert all(
+        v in evidence or v in (root / "ledger.jsonl").read_text() for v in sample.pii_values[:10]
+    )
     return root, sample.pii_values
 
 
 def _rendered(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted((root / "dossier").rglob("*"))
-            if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in sorted((root / "dossier").rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_no_raw_pii_value_in_any_rendered_file(tainted: tuple[Path, list[str]]) -> None:
@@ -48,24 +61,35 @@ def test_no_raw_pii_value_in_any_rendered_file(tainted: tuple[Path, list[str]]) 
     assert leaks == []
     # the masked forms are what the analyst sees instead
     html = files["dossier/index.html"]
-    for placeholder in ("&lt;EMAIL_ADDRESS&gt;", "&lt;PHONE_NUMBER&gt;", "&lt;US_SSN&gt;",
-                        "&lt;CREDIT_CARD&gt;", "&lt;IP_ADDRESS&gt;"):
+    for placeholder in (
+        "&lt;EMAIL_ADDRESS&gt;",
+        "&lt;PHONE_NUMBER&gt;",
+        "&lt;US_SSN&gt;",
+        "&lt;CREDIT_CARD&gt;",
+        "&lt;IP_ADDRESS&gt;",
+    ):
         assert placeholder in html
 
 
 def test_pii_scanner_finds_none_of_the_training_pii(tainted: tuple[Path, list[str]]) -> None:
     """Presidio's pattern recognisers (no NLP model needed) over every rendered file."""
-    presidio = pytest.importorskip("presidio_analyzer.predefined_recognizers",
-                                   reason="presidio-analyzer is not installed")
-    recognizers = [presidio.EmailRecognizer(), presidio.PhoneRecognizer(), presidio.UsSsnRecognizer(),
-                   presidio.CreditCardRecognizer(), presidio.IpRecognizer()]
+    presidio = pytest.importorskip(
+        "presidio_analyzer.predefined_recognizers", reason="presidio-analyzer is not installed"
+    )
+    recognizers = [
+        presidio.EmailRecognizer(),
+        presidio.PhoneRecognizer(),
+        presidio.UsSsnRecognizer(),
+        presidio.CreditCardRecognizer(),
+        presidio.IpRecognizer(),
+    ]
     root, pii = tainted
     raw = {re.sub(r"\D", "", v) if "@" not in v else v for v in pii}
     found: list[str] = []
     for name, text in _rendered(root).items():
         for rec in recognizers:
             for res in rec.analyze(text, rec.supported_entities, None):
-                value = text[res.start:res.end]
+                value = text[res.start : res.end]
                 key = value if "@" in value else re.sub(r"\D", "", value)
                 if key in raw:
                     found.append(f"{name}: {res.entity_type} {value}")
@@ -104,9 +128,20 @@ def _open_in_chromium(page: Path, work: Path) -> tuple[str, list[tuple[str, int]
     assert exe is not None
     netlog = work / "net.json"
     proc = subprocess.run(
-        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={work / 'profile'}", f"--log-net-log={netlog}",
-         "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            exe,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={work / 'profile'}",
+            f"--log-net-log={netlog}",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     if not netlog.exists():
         pytest.fail("chromium wrote no net log")
@@ -124,12 +159,15 @@ def _open_in_chromium(page: Path, work: Path) -> tuple[str, list[tuple[str, int]
 
 
 def _external(requests: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    return [(u, a) for u, a in requests if not u.startswith(("file://", "data:", "about:", "chrome:"))]
+    return [
+        (u, a) for u, a in requests if not u.startswith(("file://", "data:", "about:", "chrome:"))
+    ]
 
 
 @pytest.mark.slow
 def test_dossier_in_headless_chromium_runs_no_script_and_requests_nothing(
-        tainted: tuple[Path, list[str]], tmp_path: Path) -> None:
+    tainted: tuple[Path, list[str]], tmp_path: Path
+) -> None:
     if _chromium() is None:
         pytest.skip("chromium is not installed (Debian package `chromium`); browser check not run")
     root, _ = tainted
@@ -137,10 +175,12 @@ def test_dossier_in_headless_chromium_runs_no_script_and_requests_nothing(
     # caught. Its requests also name the traffic annotations Chromium gives page-initiated loads,
     # which tells them apart from the browser's own background traffic (updater, network time).
     control = tmp_path / "control.html"
-    control.write_text("<html><head><title>control</title></head><body>"
-                       "<script>document.title='PWNED-CONTROL';fetch('https://example.invalid/f')</script>"
-                       "<img src='https://example.invalid/beacon.png'>"
-                       "<iframe src='https://example.invalid/frame'></iframe></body></html>")
+    control.write_text(
+        "<html><head><title>control</title></head><body>"
+        "<script>document.title='PWNED-CONTROL';fetch('https://example.invalid/f')</script>"
+        "<img src='https://example.invalid/beacon.png'>"
+        "<iframe src='https://example.invalid/frame'></iframe></body></html>"
+    )
     dom, requests = _open_in_chromium(control, tmp_path / "c")
     assert "<title>PWNED-CONTROL</title>" in dom
     page_loads = {a for u, a in requests if u.startswith("https://example.invalid")}
