@@ -91,7 +91,9 @@ def verdict(ev: Evidence) -> Verdict:
     policy = f"policy {last.get('policy_id', 'n/a')}"
     if last.get("passed") is True:
         return Verdict("passed", f"The release gate passed ({policy}).", "ok")
-    return Verdict("blocked", f"The release gate failed ({policy}): release blocked.", "bad")
+    failed = [str(r["id"]) for r in gate_rules(last) if r["passed"] is not True]
+    why = f"; failed rules: {', '.join(failed)}" if failed else ""
+    return Verdict("blocked", f"The release gate failed ({policy}{why}): release blocked.", "bad")
 
 
 def gate_rules(gate: dict[str, Any]) -> list[dict[str, Any]]:
