@@ -49,6 +49,13 @@ def short(value: Any, n: int = 12) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
+def shortpath(value: Any) -> str:
+    """A workspace path with its 64-hex digest parts cut to 8 characters (full path in coverage.json)."""
+    return re.sub(
+        r"[0-9a-f]{64}", lambda m: m.group(0)[:8] + "...", "" if value is None else str(value)
+    )
+
+
 def _loader(user_dir: Path | None) -> jinja2.BaseLoader:
     package = jinja2.PackageLoader(PACKAGE, ".")
     if user_dir is None:
@@ -78,6 +85,7 @@ def make_env(*, html: bool, user_dir: str | os.PathLike[str] | None = None) -> j
     )
     env.filters["fmt"] = fmt
     env.filters["short"] = short
+    env.filters["shortpath"] = shortpath
     env.filters["md"] = md_escape
     return env
 
