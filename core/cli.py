@@ -24,6 +24,7 @@ from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.governance.cli",
     "finetrail.training.cli",
+    "finetrail.reports.cli",
 )
 
 
