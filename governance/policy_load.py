@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from finetrail.errors import ConfigError, InputError
 from finetrail.governance.evidence import paths as evpaths
+from finetrail.governance.evidence import registry
 from finetrail.governance.io import read_text_strict, sha256_bytes
 from finetrail.governance.policy import ORDERING, Policy
 from pydantic import ValidationError
@@ -233,7 +234,7 @@ def lint_policy(loaded: LoadedPolicy) -> list[Problem]:
                 if rel.problem:
                     add(f"unknown evidence path {rule.where.path!r}: {rel.problem}",
                         "rules", i, "where", "path")
-    known = set(evpaths.kind_names())
+    known = {k.name for k in registry.EVIDENCE_KINDS}  # file kinds; approvals cover reviews
     for j, kind in enumerate(pol.required_evidence):
         if kind not in known:
             add(f"unknown evidence kind {kind!r} (known kinds: {', '.join(sorted(known))})",

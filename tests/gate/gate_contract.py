@@ -358,3 +358,40 @@ def build_workspace(root: Path, *, omit: frozenset[str] | set[str] = frozenset()
         ws.write_record(rel, record, event=f"{kind}.recorded", actor=owner)
         files[rel] = kind
     return Built(ws, adapter_sha, files)
+
+
+# -- reviewers -------------------------------------------------------------------------------------
+REVIEWERS = {"bob": ("model-risk", "risk-owner"), "carol": ("privacy",), "dave": ("risk-owner",)}
+APPROVALS = (("bob", "model-risk"), ("carol", "privacy"), ("dave", "risk-owner"))
+
+
+def make_key(keydir: Path, name: str) -> tuple[Path, Path]:
+    from finetrail.governance import attest
+
+    keydir.mkdir(parents=True, exist_ok=True)
+    key = attest.generate_key()
+    private, public = keydir / f"{name}.key", keydir / f"{name}.pub"
+    private.write_bytes(attest.private_pem(key))
+    public.write_bytes(attest.public_pem(key.public_key()))
+    return private, public
+
+
+def add_reviewers(root: Path, keydir: Path, reviewers: dict[str, tuple[str, ...]] | None = None
+                  ) -> dict[str, Path]:
+    """Keys for each reviewer, trusted in the workspace keyring; returns name -> private key file."""
+    from finetrail.governance.review import trust_in_workspace
+
+    keys = {}
+    for name, roles in (reviewers or REVIEWERS).items():
+        private, public = make_key(keydir, name)
+        trust_in_workspace(root, name=name, public_key_file=str(public), roles=roles, actor="alice")
+        keys[name] = private
+    return keys
+
+
+def approve(root: Path, keys: dict[str, Path], approvals: tuple[tuple[str, str], ...] = APPROVALS) -> None:
+    from finetrail.governance.review import record_review
+
+    for name, role in approvals:
+        record_review(root, decision="approve", reviewer=name, role=role, key_file=keys[name],
+                      note=f"reviewed as {role}")
