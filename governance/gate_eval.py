@@ -17,6 +17,7 @@ Waivers apply to threshold and missing-evidence failures only, and only until th
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
@@ -47,6 +48,7 @@ from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPAC
 from pydantic import ValidationError
 
 WAIVABLE = ("threshold", "null", "missing")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_SHOWN = 50
 # ledger lines the gate parses (verify parses all of them): reviews, file events, keyring
 _LEDGER_NEEDLES = (b'"kind":"review.', b'"path":"', b'"kind":"keyring.')
@@ -101,7 +103,7 @@ class _Context:
                 adapter = recs[0].data.get("adapter") or {}
                 if isinstance(adapter, dict):
                     sha = adapter.get("sha256")
-                    self.adapter_sha = sha if isinstance(sha, str) else None
+                    self.adapter_sha = sha if isinstance(sha, str) and _SHA256.match(sha) else None
                     path = adapter.get("path")
                     self.adapter_path = path if isinstance(path, str) else None
 

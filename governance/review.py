@@ -220,17 +220,20 @@ def assess(entries: list[LedgerEntry], manifest: Manifest | None, keyring: Keyri
         s.current = s.payload.manifest_sha256 == cache[s.entry.seq]
         if not s.valid:
             continue
+        who = s.payload.reviewer
         if s.payload.decision == "approve":
             if not s.current:
                 findings.append(Finding("warning", "stale", loc,
-                                        f"approval by {s.payload.reviewer!r} binds to files digest "
+                                        f"approval by {who!r} binds to files digest "
                                         f"{s.payload.manifest_sha256[:12]}...; files changed since"))
-            elif s.payload.reviewer in seen:
+            elif who in seen:
                 findings.append(Finding("error", "duplicate", loc,
-                                        f"second current approval by {s.payload.reviewer!r} "
-                                        f"(first at {LEDGER_NAME}:{seen[s.payload.reviewer].entry.seq + 1})"))
+                                        f"second current approval by {who!r} "
+                                        f"(first at {LEDGER_NAME}:{seen[who].entry.seq + 1})"))
             else:
-                seen[s.payload.reviewer] = s
+                seen[who] = s
+        elif s.payload.decision == "reject" and s.current:
+            seen.pop(who, None)  # approving again after one's own rejection is not a duplicate
     return Assessment(states, findings, keyring)
 
 
@@ -335,7 +338,9 @@ def record_review(root: str | os.PathLike[str], *, decision: Decision, reviewer:
             raise InputError(f"self-approval: {reviewer!r} is an author of this workspace",
                              fix="ask a reviewer who did not produce the evidence (four-eyes)")
         state = assess(entries, manifest, keyring)
-        if any(s.payload and s.payload.reviewer == reviewer for s in state.current("approve")):
+        mine = [s for s in state.states if s.valid and s.current and s.payload
+                and s.payload.reviewer == reviewer and s.payload.decision in ("approve", "reject")]
+        if mine and mine[-1].payload and mine[-1].payload.decision == "approve":
             raise InputError(f"duplicate approval: {reviewer!r} has already approved these files")
     payload = ReviewPayload(decision=decision, reviewer=reviewer, role=role, note=note,
                             manifest_sha256=manifest.files_digest(), keyid=keyid,
