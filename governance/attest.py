@@ -20,17 +20,19 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from finetrail.errors import InputError
 from finetrail.governance.evidence.base import Frozen
-from finetrail.governance.evidence.gate import GateDecision
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import canonical_json, read_json_strict, sha256_bytes
 from pydantic import Field, ValidationError
+
+if TYPE_CHECKING:
+    from finetrail.governance.evidence.gate import GateDecision
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -47,13 +49,15 @@ def generate_key() -> Ed25519PrivateKey:
 
 
 def private_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def public_pem(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def public_raw(key: Ed25519PublicKey) -> bytes:
@@ -78,14 +82,20 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     try:
         data = p.read_bytes()
     except FileNotFoundError as exc:
-        raise InputError("key file not found", path=str(p),
-                         fix="create one with `finetrail keys generate --reviewer NAME`") from exc
+        raise InputError(
+            "key file not found",
+            path=str(p),
+            fix="create one with `finetrail keys generate --reviewer NAME`",
+        ) from exc
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise InputError("not an unencrypted PEM private key", path=str(p),
-                         why=str(exc).split("\n")[0],
-                         fix="use the .key file written by `finetrail keys generate`") from exc
+        raise InputError(
+            "not an unencrypted PEM private key",
+            path=str(p),
+            why=str(exc).split("\n")[0],
+            fix="use the .key file written by `finetrail keys generate`",
+        ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise InputError("not an Ed25519 private key", path=str(p))
     return key
@@ -135,15 +145,20 @@ class Envelope(Frozen):
         return base64.b64decode(self.payload, validate=True)
 
 
-def sign_envelope(payload: bytes, *, key: Ed25519PrivateKey | None,
-                  payload_type: str = PAYLOAD_TYPE) -> Envelope:
+def sign_envelope(
+    payload: bytes, *, key: Ed25519PrivateKey | None, payload_type: str = PAYLOAD_TYPE
+) -> Envelope:
     sigs: tuple[EnvelopeSignature, ...] = ()
     if key is not None:
         sig = key.sign(pae(payload_type, payload))
-        sigs = (EnvelopeSignature(keyid=keyid_of(key.public_key()),
-                                  sig=base64.b64encode(sig).decode("ascii")),)
-    return Envelope(payload=base64.b64encode(payload).decode("ascii"), payloadType=payload_type,
-                    signatures=sigs)
+        sigs = (
+            EnvelopeSignature(
+                keyid=keyid_of(key.public_key()), sig=base64.b64encode(sig).decode("ascii")
+            ),
+        )
+    return Envelope(
+        payload=base64.b64encode(payload).decode("ascii"), payloadType=payload_type, signatures=sigs
+    )
 
 
 # -- in-toto Statement v1 ------------------------------------------------------------------------
@@ -163,20 +178,31 @@ class Statement(Frozen):
 def build_statement(decision: GateDecision) -> dict[str, Any]:
     subjects: list[dict[str, Any]] = []
     if decision.subject.adapter_sha256:
-        subjects.append({"name": decision.subject.adapter_path or "adapter",
-                         "digest": {"sha256": decision.subject.adapter_sha256}})
+        subjects.append(
+            {
+                "name": decision.subject.adapter_path or "adapter",
+                "digest": {"sha256": decision.subject.adapter_sha256},
+            }
+        )
     if decision.subject.manifest_files_sha256:
-        subjects.append({
-            "name": MANIFEST_SUBJECT,
-            "digest": {"sha256": decision.subject.manifest_files_sha256},
-            "annotations": {"finetrail.digest": "SHA-256 of the canonical JSON of manifest.json's "
-                            "file map (the digest reviews sign)"},
-        })
+        subjects.append(
+            {
+                "name": MANIFEST_SUBJECT,
+                "digest": {"sha256": decision.subject.manifest_files_sha256},
+                "annotations": {
+                    "finetrail.digest": "SHA-256 of the canonical JSON of manifest.json's "
+                    "file map (the digest reviews sign)"
+                },
+            }
+        )
     if not subjects:  # a workspace without a readable manifest still gets a bound statement
-        subjects.append({"name": "gate-decision",
-                         "digest": {"sha256": decision.content_digest()}})
-    return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE,
-            "predicate": decision.to_json_dict()}
+        subjects.append({"name": "gate-decision", "digest": {"sha256": decision.content_digest()}})
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": decision.to_json_dict(),
+    }
 
 
 def attest(decision: GateDecision, *, key: Ed25519PrivateKey | None) -> bytes:
@@ -195,9 +221,13 @@ def check_attestations(root: Path, ctx: Any) -> list[Finding]:
     envelopes = {m.group(1): rel for rel in manifest.files if (m := _ENVELOPE.match(rel))}
     out: list[Finding] = []
     for n in sorted(set(decisions) - set(envelopes)):
-        out.append(Finding("error", "missing", decisions[n], "gate decision without its attestation"))
+        out.append(
+            Finding("error", "missing", decisions[n], "gate decision without its attestation")
+        )
     for n in sorted(set(envelopes) - set(decisions)):
-        out.append(Finding("error", "missing", envelopes[n], "attestation without its gate decision"))
+        out.append(
+            Finding("error", "missing", envelopes[n], "attestation without its gate decision")
+        )
     for n in sorted(set(decisions) & set(envelopes)):
         if (root / decisions[n]).is_file() and (root / envelopes[n]).is_file():
             out.extend(check_pair(root, decisions[n], envelopes[n]))  # absent: the core says so
@@ -205,6 +235,8 @@ def check_attestations(root: Path, ctx: Any) -> list[Finding]:
 
 
 def check_pair(root: Path, decision_rel: str, envelope_rel: str) -> list[Finding]:
+    from finetrail.governance.evidence.gate import GateDecision
+
     def bad(msg: str, code: str = "attestation") -> list[Finding]:
         return [Finding("error", code, envelope_rel, msg)]
 
@@ -230,8 +262,14 @@ def check_pair(root: Path, decision_rel: str, envelope_rel: str) -> list[Finding
     if decision.signer is None:
         if env.signatures:
             return bad("signed, but the decision names no signer")
-        return [Finding("warning", "unsigned", envelope_rel,
-                        "attestation is not signed (no signing key was configured)")]
+        return [
+            Finding(
+                "warning",
+                "unsigned",
+                envelope_rel,
+                "attestation is not signed (no signing key was configured)",
+            )
+        ]
     message = pae(env.payloadType, payload)
     for sig in env.signatures:
         if sig.keyid != decision.signer.keyid:

@@ -85,8 +85,15 @@ def _metadata(root: Path) -> WorkspaceMetadata | None:
 
 
 def _controls(c: Any) -> dict[str, tuple[str, ...]]:
-    return {k: v for k, v in (("eu_ai_act", c.eu_ai_act), ("nist_ai_rmf", c.nist_ai_rmf),
-                              ("iso_iec_42001", c.iso_iec_42001)) if v}
+    return {
+        k: v
+        for k, v in (
+            ("eu_ai_act", c.eu_ai_act),
+            ("nist_ai_rmf", c.nist_ai_rmf),
+            ("iso_iec_42001", c.iso_iec_42001),
+        )
+        if v
+    }
 
 
 class _Context:
@@ -123,11 +130,15 @@ class _Context:
             made_from = subject.get("adapter_sha256") if isinstance(subject, dict) else None
             if isinstance(made_from, str):
                 if self.adapter_sha is None:
-                    stale.append(f"{r.rel} names adapter {made_from[:12]}..., and no training "
-                                 "evidence says which adapter is current")
+                    stale.append(
+                        f"{r.rel} names adapter {made_from[:12]}..., and no training "
+                        "evidence says which adapter is current"
+                    )
                 elif made_from != self.adapter_sha:
-                    stale.append(f"{r.rel} was computed from adapter {made_from[:12]}..., the "
-                                 f"workspace's adapter is {self.adapter_sha[:12]}...")
+                    stale.append(
+                        f"{r.rel} was computed from adapter {made_from[:12]}..., the "
+                        f"workspace's adapter is {self.adapter_sha[:12]}..."
+                    )
         if tampered:
             return "tampered", tampered
         if stale:
@@ -157,33 +168,64 @@ def _where(rule: Rule) -> evpaths.Predicate | None:
     return keep
 
 
-def _reference(rule: Rule, ctx: _Context) -> tuple[list[Any], RuleOutcome | None, list[evpaths.LoadedRecord]]:
+def _reference(
+    rule: Rule, ctx: _Context
+) -> tuple[list[Any], RuleOutcome | None, list[evpaths.LoadedRecord]]:
     """The reference values of a ``ref`` rule, or a failing outcome stub when they are unusable."""
     assert rule.ref is not None
     res = evpaths.resolve(evpaths.parse_path(rule.ref), ctx.ev)
     if res.errors:
-        return [], _stub(rule, "error", "unparseable", f"reference {rule.ref}: " + "; ".join(res.errors)), res.records
+        return (
+            [],
+            _stub(rule, "error", "unparseable", f"reference {rule.ref}: " + "; ".join(res.errors)),
+            res.records,
+        )
     reason, why = ctx.integrity_problems(res.records)
     if reason:
-        return [], _stub(rule, "fail", reason, f"reference {rule.ref}: " + "; ".join(why)), res.records
+        return (
+            [],
+            _stub(rule, "fail", reason, f"reference {rule.ref}: " + "; ".join(why)),
+            res.records,
+        )
     if not res.matches:
-        return [], _stub(rule, "fail", "missing",
-                         f"reference {rule.ref} resolves to nothing: " + "; ".join(res.missing)), res.records
+        return (
+            [],
+            _stub(
+                rule,
+                "fail",
+                "missing",
+                f"reference {rule.ref} resolves to nothing: " + "; ".join(res.missing),
+            ),
+            res.records,
+        )
     values = []
     for m in res.matches:
         v = m.value
         if rule.ref_transform == "reciprocal":
             if not isinstance(v, int | float) or isinstance(v, bool) or v == 0:
-                return [], _stub(rule, "error", "type",
-                                 f"reference {m.pointer} = {fmt(v)} has no reciprocal"), res.records
+                return (
+                    [],
+                    _stub(
+                        rule, "error", "type", f"reference {m.pointer} = {fmt(v)} has no reciprocal"
+                    ),
+                    res.records,
+                )
             v = 1.0 / v
         values.append(v)
     return values, None, res.records
 
 
 def _stub(rule: Rule, outcome: str, reason: str, message: str) -> RuleOutcome:
-    return RuleOutcome.model_validate({"rule": rule.id, "title": rule.title, "severity": rule.severity,
-                                       "outcome": outcome, "reason": reason, "message": message})
+    return RuleOutcome.model_validate(
+        {
+            "rule": rule.id,
+            "title": rule.title,
+            "severity": rule.severity,
+            "outcome": outcome,
+            "reason": reason,
+            "message": message,
+        }
+    )
 
 
 def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> RuleOutcome:
@@ -191,16 +233,31 @@ def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> Rule
     res = evpaths.resolve(path, ctx.ev, keep=_where(rule))
     records = list(res.records)
     base: dict[str, Any] = {
-        "rule": rule.id, "title": rule.title, "severity": rule.severity, "path": rule.path,
-        "op": rule.op, "threshold": rule.threshold, "ref": rule.ref,
-        "controls": _controls(rule.controls), "policy_line": line,
-        "measured": [MeasuredValue(pointer=m.pointer, value=m.value) for m in res.matches[:MAX_SHOWN]],
+        "rule": rule.id,
+        "title": rule.title,
+        "severity": rule.severity,
+        "path": rule.path,
+        "op": rule.op,
+        "threshold": rule.threshold,
+        "ref": rule.ref,
+        "controls": _controls(rule.controls),
+        "policy_line": line,
+        "measured": [
+            MeasuredValue(pointer=m.pointer, value=m.value) for m in res.matches[:MAX_SHOWN]
+        ],
     }
 
     def done(outcome: str, reason: str, message: str, refs: Sequence[Any] = ()) -> RuleOutcome:
-        return RuleOutcome.model_validate({**base, "outcome": outcome, "reason": reason,
-                                           "message": message, "reference_values": tuple(refs),
-                                           "evidence": _digests(records)})
+        return RuleOutcome.model_validate(
+            {
+                **base,
+                "outcome": outcome,
+                "reason": reason,
+                "message": message,
+                "reference_values": tuple(refs),
+                "evidence": _digests(records),
+            }
+        )
 
     if res.errors:
         return done("error", "unparseable", "; ".join(res.errors))
@@ -208,7 +265,9 @@ def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> Rule
     if reason:
         return done("fail", reason, "; ".join(why))
     if not res.matches:
-        return done("fail", "missing", f"{rule.path} resolves to nothing: " + "; ".join(res.missing))
+        return done(
+            "fail", "missing", f"{rule.path} resolves to nothing: " + "; ".join(res.missing)
+        )
     bounds: list[Any] = [rule.threshold]
     if rule.ref is not None:
         bounds, stub, ref_records = _reference(rule, ctx)
@@ -221,7 +280,7 @@ def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> Rule
     type_errors: list[str] = []
     null = False
     for m in res.matches:
-        for bound in ([None] if unary else bounds):
+        for bound in [None] if unary else bounds:
             ok, problem = compare(rule.op, m.value, bound)
             if problem:
                 type_errors.append(f"{m.pointer}: {problem}")
@@ -233,10 +292,16 @@ def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> Rule
     if type_errors:
         return done("error", "type", "; ".join(type_errors[:5]), bounds if rule.ref else ())
     if failures:
-        head = ", ".join(failures[:3]) + (f" and {len(failures) - 3} more" if len(failures) > 3 else "")
+        head = ", ".join(failures[:3]) + (
+            f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+        )
         count = f" ({len(failures)} of {n} values fail)" if n > 1 else ""
-        return done("fail", "null" if null else "threshold", f"{head}; required {expect}{count}",
-                    bounds if rule.ref else ())
+        return done(
+            "fail",
+            "null" if null else "threshold",
+            f"{head}; required {expect}{count}",
+            bounds if rule.ref else (),
+        )
     if n == 1:
         msg = f"{res.matches[0].pointer} = {fmt(res.matches[0].value)}; required {expect}"
     else:
@@ -248,48 +313,78 @@ def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> Rule
 def apply_waiver(outcome: RuleOutcome, waiver: Waiver | None, today: date) -> RuleOutcome:
     if waiver is None:
         return outcome
-    info = {"justification": waiver.justification, "approver": waiver.approver,
-            "expires": waiver.expires.isoformat()}
+    info = {
+        "justification": waiver.justification,
+        "approver": waiver.approver,
+        "expires": waiver.expires.isoformat(),
+    }
     if outcome.outcome == "pass":
         applied = AppliedWaiver(**info, applied=False, note="not needed: the rule passes")
         return outcome.model_copy(update={"waiver": applied})
     if outcome.reason not in WAIVABLE:
-        applied = AppliedWaiver(**info, applied=False,
-                                note=f"not applied: {outcome.reason} evidence cannot be waived")
+        applied = AppliedWaiver(
+            **info, applied=False, note=f"not applied: {outcome.reason} evidence cannot be waived"
+        )
         return outcome.model_copy(update={"waiver": applied})
     if today > waiver.expires:
-        applied = AppliedWaiver(**info, applied=False,
-                                note=f"expired on {waiver.expires.isoformat()}; not applied")
-        return outcome.model_copy(update={
-            "waiver": applied, "message": outcome.message + f" (waiver expired {waiver.expires})"})
-    applied = AppliedWaiver(**info, applied=True,
-                            note=f"waived by {waiver.approver} until {waiver.expires.isoformat()}")
+        applied = AppliedWaiver(
+            **info, applied=False, note=f"expired on {waiver.expires.isoformat()}; not applied"
+        )
+        return outcome.model_copy(
+            update={
+                "waiver": applied,
+                "message": outcome.message + f" (waiver expired {waiver.expires})",
+            }
+        )
+    applied = AppliedWaiver(
+        **info, applied=True, note=f"waived by {waiver.approver} until {waiver.expires.isoformat()}"
+    )
     return outcome.model_copy(update={"waiver": applied, "outcome": "waived"})
 
 
 def _required(kind: str, ctx: _Context, line: int | None) -> RuleOutcome:
     records = ctx.ev.records(kind)
-    base = {"rule": f"evidence.{kind}", "title": f"{kind} evidence is present and current",
-            "severity": "error", "policy_line": line, "evidence": _digests(records)}
+    base = {
+        "rule": f"evidence.{kind}",
+        "title": f"{kind} evidence is present and current",
+        "severity": "error",
+        "policy_line": line,
+        "evidence": _digests(records),
+    }
     errors = [f"{r.rel}: {r.error}" for r in records if r.data is None]
     reason, why = ctx.integrity_problems(records)
     if errors:
-        return RuleOutcome.model_validate({**base, "outcome": "error", "reason": "unparseable",
-                                           "message": "; ".join(errors)})
+        return RuleOutcome.model_validate(
+            {**base, "outcome": "error", "reason": "unparseable", "message": "; ".join(errors)}
+        )
     if not records:
-        return RuleOutcome.model_validate({**base, "outcome": "fail", "reason": "missing",
-                                           "message": f"no {kind} evidence in the workspace"})
+        return RuleOutcome.model_validate(
+            {
+                **base,
+                "outcome": "fail",
+                "reason": "missing",
+                "message": f"no {kind} evidence in the workspace",
+            }
+        )
     if reason:
-        return RuleOutcome.model_validate({**base, "outcome": "fail", "reason": reason,
-                                           "message": "; ".join(why)})
+        return RuleOutcome.model_validate(
+            {**base, "outcome": "fail", "reason": reason, "message": "; ".join(why)}
+        )
     files = ", ".join(r.rel for r in records[:5]) + (" ..." if len(records) > 5 else "")
-    return RuleOutcome.model_validate({**base, "outcome": "pass", "reason": "ok",
-                                       "message": f"present: {files}"})
+    return RuleOutcome.model_validate(
+        {**base, "outcome": "pass", "reason": "ok", "message": f"present: {files}"}
+    )
 
 
-def evaluate(*, workspace: str | Path, policy: LoadedPolicy, keyring_file: str | None = None,
-             require_approvals: bool = False, sequence: int = 1,
-             signer: Signer | None = None) -> GateDecision:
+def evaluate(
+    *,
+    workspace: str | Path,
+    policy: LoadedPolicy,
+    keyring_file: str | None = None,
+    require_approvals: bool = False,
+    sequence: int = 1,
+    signer: Signer | None = None,
+) -> GateDecision:
     """Evaluate ``policy`` on ``workspace``; returns the decision (nothing is written)."""
     from finetrail.governance import review
 
@@ -313,17 +408,33 @@ def evaluate(*, workspace: str | Path, policy: LoadedPolicy, keyring_file: str |
     summary = review.summary(assessment, manifest, author_names, pol.approvals)
     ctx = _Context(evpaths.EvidenceSet(root, computed={"reviews": summary}), manifest)
 
-    integrity = Integrity(ok=report.ok, errors=len(report.errors),
-                          warnings=len(report.findings) - len(report.errors),
-                          findings=tuple(f.render().strip() for f in report.errors[:20]))
-    digests = [EvidenceDigest(path=p, sha256=sha256_file(root / p) if (root / p).is_file() else None)
-               for p in (MANIFEST_FILE, LEDGER_NAME)]
-    outcomes = [RuleOutcome(
-        rule="workspace-integrity", title="verify accepts the workspace", severity="error",
-        outcome="pass" if report.ok else "fail", reason="ok" if report.ok else "integrity",
-        message=("verify: OK" if report.ok else
-                 f"verify found {integrity.errors} problem(s): " + "; ".join(integrity.findings[:3])),
-        evidence=tuple(digests), policy_line=1)]
+    integrity = Integrity(
+        ok=report.ok,
+        errors=len(report.errors),
+        warnings=len(report.findings) - len(report.errors),
+        findings=tuple(f.render().strip() for f in report.errors[:20]),
+    )
+    digests = [
+        EvidenceDigest(path=p, sha256=sha256_file(root / p) if (root / p).is_file() else None)
+        for p in (MANIFEST_FILE, LEDGER_NAME)
+    ]
+    outcomes = [
+        RuleOutcome(
+            rule="workspace-integrity",
+            title="verify accepts the workspace",
+            severity="error",
+            outcome="pass" if report.ok else "fail",
+            reason="ok" if report.ok else "integrity",
+            message=(
+                "verify: OK"
+                if report.ok
+                else f"verify found {integrity.errors} problem(s): "
+                + "; ".join(integrity.findings[:3])
+            ),
+            evidence=tuple(digests),
+            policy_line=1,
+        )
+    ]
     for j, kind in enumerate(pol.required_evidence):
         outcomes.append(_required(kind, ctx, policy.position("required_evidence", j).line))
     today = clock.now().date()
@@ -335,30 +446,57 @@ def evaluate(*, workspace: str | Path, policy: LoadedPolicy, keyring_file: str |
     if pol.approvals is not None:
         a = pol.approvals
         ok = fe.satisfied and keyring_problem is None
-        outcomes.append(RuleOutcome(
-            rule="approvals", title=f"{a.count} current signed approval(s)"
-            + (f" covering {', '.join(a.roles)}" if a.roles else ""),
-            severity="error" if require_approvals else "warning",
-            outcome="pass" if ok else "fail", reason="ok" if ok else "approvals",
-            message=("approved by " + ", ".join(fe.counted)) if ok else "; ".join(approval_problems),
-            controls=_controls(a.controls), policy_line=policy.position("approvals").line,
-            evidence=(EvidenceDigest(path=LEDGER_NAME, sha256=digests[1].sha256),)))
+        outcomes.append(
+            RuleOutcome(
+                rule="approvals",
+                title=f"{a.count} current signed approval(s)"
+                + (f" covering {', '.join(a.roles)}" if a.roles else ""),
+                severity="error" if require_approvals else "warning",
+                outcome="pass" if ok else "fail",
+                reason="ok" if ok else "approvals",
+                message=("approved by " + ", ".join(fe.counted))
+                if ok
+                else "; ".join(approval_problems),
+                controls=_controls(a.controls),
+                policy_line=policy.position("approvals").line,
+                evidence=(EvidenceDigest(path=LEDGER_NAME, sha256=digests[1].sha256),),
+            )
+        )
     passed = not any(o.blocking for o in outcomes)
     approved = passed and (pol.approvals is None or (fe.satisfied and keyring_problem is None))
-    counts = {k: sum(1 for o in outcomes if o.outcome == k) for k in ("pass", "fail", "waived", "error")}
+    counts = {
+        k: sum(1 for o in outcomes if o.outcome == k) for k in ("pass", "fail", "waived", "error")
+    }
     return GateDecision(
-        sequence=sequence, time=clock.now(), policy_id=pol.id, policy_version=pol.version,
-        policy_title=pol.title, policy_sha256=policy.sha256, policy_file=policy.path.name,
+        sequence=sequence,
+        time=clock.now(),
+        policy_id=pol.id,
+        policy_version=pol.version,
+        policy_title=pol.title,
+        policy_sha256=policy.sha256,
+        policy_file=policy.path.name,
         written_against={str(k): v for k, v in pol.written_against.items()},
-        model=meta.model if meta else "?", model_version=meta.version if meta else "?",
-        subject=GateSubject(adapter_sha256=ctx.adapter_sha, adapter_path=ctx.adapter_path,
-                            manifest_files_sha256=manifest.files_digest() if manifest else None),
-        integrity=integrity, passed=passed, approved=approved,
-        approvals=ApprovalState(required=pol.approvals is not None,
-                                satisfied=pol.approvals is None or (fe.satisfied and keyring_problem is None),
-                                approvers=fe.counted, problems=tuple(approval_problems)),
-        counts=counts, outcomes=tuple(outcomes), evidence=dict(sorted(ctx.read.items())),
-        signer=signer)
+        model=meta.model if meta else "?",
+        model_version=meta.version if meta else "?",
+        subject=GateSubject(
+            adapter_sha256=ctx.adapter_sha,
+            adapter_path=ctx.adapter_path,
+            manifest_files_sha256=manifest.files_digest() if manifest else None,
+        ),
+        integrity=integrity,
+        passed=passed,
+        approved=approved,
+        approvals=ApprovalState(
+            required=pol.approvals is not None,
+            satisfied=pol.approvals is None or (fe.satisfied and keyring_problem is None),
+            approvers=fe.counted,
+            problems=tuple(approval_problems),
+        ),
+        counts=counts,
+        outcomes=tuple(outcomes),
+        evidence=dict(sorted(ctx.read.items())),
+        signer=signer,
+    )
 
 
 def decision_json(decision: GateDecision) -> str:

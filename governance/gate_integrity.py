@@ -25,12 +25,27 @@ def check_manifest_sizes(root: Path, ctx: Any) -> list[Finding]:
     for rel, info in manifest.files.items():
         file = root / rel
         if file.is_file() and file.stat().st_size != info.size:
-            out.append(Finding("error", "modified", rel,
-                               f"size {file.stat().st_size} differs from the manifest's {info.size}"))
+            out.append(
+                Finding(
+                    "error",
+                    "modified",
+                    rel,
+                    f"size {file.stat().st_size} differs from the manifest's {info.size}",
+                )
+            )
     entries = getattr(ctx, "entries", [])
-    if entries and manifest.ledger.head == entries[-1].digest and \
-            manifest.finetrail_version != entries[-1].finetrail_version:
-        out.append(Finding("error", "modified", MANIFEST,
-                           f"version stamp {manifest.finetrail_version!r} differs from the ledger "
-                           f"head's {entries[-1].finetrail_version!r} (written together)"))
+    if (
+        entries
+        and manifest.ledger.head == entries[-1].digest
+        and manifest.finetrail_version != entries[-1].finetrail_version
+    ):
+        out.append(
+            Finding(
+                "error",
+                "modified",
+                MANIFEST,
+                f"version stamp {manifest.finetrail_version!r} differs from the ledger "
+                f"head's {entries[-1].finetrail_version!r} (written together)",
+            )
+        )
     return out

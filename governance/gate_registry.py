@@ -42,12 +42,14 @@ class RegistryUpdate:
         t = self.target
         moved = ", ".join(self.aliases_set) or "none"
         removed = ", ".join(self.aliases_removed)
-        return (f"registry: tagged {t.name} version {t.version}; aliases set: {moved}"
-                + (f"; removed: {removed}" if removed else ""))
+        return f"registry: tagged {t.name} version {t.version}; aliases set: {moved}" + (
+            f"; removed: {removed}" if removed else ""
+        )
 
 
-def registry_target(root: Path, training: dict[str, Any] | None,
-                    tracking_uri: str | None = None) -> RegistryTarget | None:
+def registry_target(
+    root: Path, training: dict[str, Any] | None, tracking_uri: str | None = None
+) -> RegistryTarget | None:
     section = (training or {}).get("mlflow")
     if not isinstance(section, dict):
         return None
@@ -56,16 +58,23 @@ def registry_target(root: Path, training: dict[str, Any] | None,
         return None
     version = section.get("model_version")
     if version is None or str(version).strip() == "":
-        raise InputError("training evidence names a registered model but no model version",
-                         field="training.mlflow.model_version",
-                         fix="record the registered model version with the training evidence")
-    uri = (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or section.get("tracking_uri")
-           or f"sqlite:///{(root / 'mlflow.db').resolve()}")
+        raise InputError(
+            "training evidence names a registered model but no model version",
+            field="training.mlflow.model_version",
+            fix="record the registered model version with the training evidence",
+        )
+    uri = (
+        tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or section.get("tracking_uri")
+        or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    )
     return RegistryTarget(str(name), str(version), str(uri))
 
 
-def update_registry(target: RegistryTarget, decision: GateDecision, decision_rel: str | None
-                    ) -> RegistryUpdate:
+def update_registry(
+    target: RegistryTarget, decision: GateDecision, decision_rel: str | None
+) -> RegistryUpdate:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -100,6 +109,8 @@ def update_registry(target: RegistryTarget, decision: GateDecision, decision_rel
                 client.delete_registered_model_alias(target.name, alias)
                 removed.append(alias)
     except MlflowException as exc:
-        raise InputError(f"registry update failed for {target.name} version {target.version}: "
-                         f"{exc.message}", fix=f"check the tracking URI {target.tracking_uri}") from exc
+        raise InputError(
+            f"registry update failed for {target.name} version {target.version}: {exc.message}",
+            fix=f"check the tracking URI {target.tracking_uri}",
+        ) from exc
     return RegistryUpdate(target, tags, tuple(set_), tuple(removed))

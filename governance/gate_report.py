@@ -23,7 +23,9 @@ from finetrail.governance.evidence.gate import GateDecision, RuleOutcome
 from finetrail.governance.policy import FRAMEWORK_NAMES, fmt
 from finetrail.governance.policy_load import LoadedPolicy
 
-SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 
 
 def _controls_text(o: RuleOutcome) -> str:
@@ -70,11 +72,15 @@ def _clip(text: str, width: int) -> str:
 
 
 def render_table(d: GateDecision) -> str:
-    head = (f"gate: policy {d.policy_id} {d.policy_version} (sha256 {d.policy_sha256[:12]}) "
-            f"on {d.model} {d.model_version}")
+    head = (
+        f"gate: policy {d.policy_id} {d.policy_version} (sha256 {d.policy_sha256[:12]}) "
+        f"on {d.model} {d.model_version}"
+    )
     rows = [("RULE", "OUTCOME", "SEV", "MEASURED", "THRESHOLD", "EVIDENCE")]
     for o in d.outcomes:
-        rows.append((o.rule, o.outcome.upper(), o.severity, _measured(o), _threshold(o), _evidence(o)))
+        rows.append(
+            (o.rule, o.outcome.upper(), o.severity, _measured(o), _threshold(o), _evidence(o))
+        )
     widths = [min(34, max(len(r[i]) for r in rows)) for i in range(5)]
     lines = [head, ""]
     for r in rows:
@@ -92,9 +98,12 @@ def render_table(d: GateDecision) -> str:
     c = d.counts
     tally = f"{c['pass']} passed, {c['fail']} failed, {c['error']} errors, {c['waived']} waived"
     lines.append("")
-    lines.append(f"approvals: {'in place' if d.approvals.satisfied else 'not in place'}"
-                 + (f" ({', '.join(d.approvals.approvers)})" if d.approvals.approvers else "")
-                 if d.approvals.required else "approvals: none required by this policy")
+    lines.append(
+        f"approvals: {'in place' if d.approvals.satisfied else 'not in place'}"
+        + (f" ({', '.join(d.approvals.approvers)})" if d.approvals.approvers else "")
+        if d.approvals.required
+        else "approvals: none required by this policy"
+    )
     lines.append(f"gate: {'PASSED' if d.passed else 'FAILED'} ({tally})")
     return "\n".join(lines)
 
@@ -105,17 +114,41 @@ def render_junit(d: GateDecision, policy: LoadedPolicy) -> bytes:
     fails = sum(1 for o in d.outcomes if o.outcome == "fail")
     errors = sum(1 for o in d.outcomes if o.outcome == "error")
     skipped = sum(1 for o in d.outcomes if o.outcome == "waived")
-    suites = ET.Element("testsuites", name="finetrail gate", tests=str(n), failures=str(fails),
-                        errors=str(errors), skipped=str(skipped))
-    suite = ET.SubElement(suites, "testsuite", name=d.policy_id, tests=str(n), failures=str(fails),
-                          errors=str(errors), skipped=str(skipped), timestamp=d.time.isoformat())
+    suites = ET.Element(
+        "testsuites",
+        name="finetrail gate",
+        tests=str(n),
+        failures=str(fails),
+        errors=str(errors),
+        skipped=str(skipped),
+    )
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=d.policy_id,
+        tests=str(n),
+        failures=str(fails),
+        errors=str(errors),
+        skipped=str(skipped),
+        timestamp=d.time.isoformat(),
+    )
     props = ET.SubElement(suite, "properties")
-    for k, v in (("policy_version", d.policy_version), ("policy_sha256", d.policy_sha256),
-                 ("model", f"{d.model} {d.model_version}"), ("passed", str(d.passed).lower())):
+    for k, v in (
+        ("policy_version", d.policy_version),
+        ("policy_sha256", d.policy_sha256),
+        ("model", f"{d.model} {d.model_version}"),
+        ("passed", str(d.passed).lower()),
+    ):
         ET.SubElement(props, "property", name=k, value=v)
     for o in d.outcomes:
-        case = ET.SubElement(suite, "testcase", classname=f"finetrail.gate.{d.policy_id}",
-                             name=o.rule, file=str(policy.path), line=str(o.policy_line or 1))
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"finetrail.gate.{d.policy_id}",
+            name=o.rule,
+            file=str(policy.path),
+            line=str(o.policy_line or 1),
+        )
         if o.outcome == "fail":
             el = ET.SubElement(case, "failure", message=o.message, type=o.severity)
             el.text = _detail(o)
@@ -132,8 +165,12 @@ def render_junit(d: GateDecision, policy: LoadedPolicy) -> bytes:
 
 
 def _detail(o: RuleOutcome) -> str:
-    lines = [f"{o.title}", f"outcome: {o.outcome} ({o.reason}): {o.message}",
-             f"measured: {_measured(o)}", f"threshold: {_threshold(o)}"]
+    lines = [
+        f"{o.title}",
+        f"outcome: {o.outcome} ({o.reason}): {o.message}",
+        f"measured: {_measured(o)}",
+        f"threshold: {_threshold(o)}",
+    ]
     lines += [f"evidence: {e.path} sha256 {e.sha256}" for e in o.evidence]
     if o.controls:
         lines.append(f"controls: {_controls_text(o)}")
@@ -174,15 +211,21 @@ def _rule_descriptor(o: RuleOutcome, policy: LoadedPolicy) -> dict[str, Any]:
         "name": "".join(p.capitalize() for p in o.rule.replace(".", "-").split("-")),
         "shortDescription": {"text": o.title},
         "fullDescription": {"text": rationale},
-        "help": {"text": f"{o.title}. {rationale}" + (f" Controls: {_controls_text(o)}." if o.controls else "")},
+        "help": {
+            "text": f"{o.title}. {rationale}"
+            + (f" Controls: {_controls_text(o)}." if o.controls else "")
+        },
         "defaultConfiguration": {"level": "error" if o.severity == "error" else "warning"},
-        "properties": {"tags": ["finetrail", "release-gate", *tags],
-                       "controls": {k: list(v) for k, v in o.controls.items()}},
+        "properties": {
+            "tags": ["finetrail", "release-gate", *tags],
+            "controls": {k: list(v) for k, v in o.controls.items()},
+        },
     }
 
 
-def render_sarif(d: GateDecision, policy: LoadedPolicy, *, workspace: str | os.PathLike[str],
-                 exit_code: int) -> dict[str, Any]:
+def render_sarif(
+    d: GateDecision, policy: LoadedPolicy, *, workspace: str | os.PathLike[str], exit_code: int
+) -> dict[str, Any]:
     puri, pbase = _uri(policy.path)
     rules = [_rule_descriptor(o, policy) for o in d.outcomes]
     results = []
@@ -201,31 +244,53 @@ def render_sarif(d: GateDecision, policy: LoadedPolicy, *, workspace: str | os.P
             related.append(loc)
         fp = hashlib.sha256(f"{d.policy_id}/{o.rule}".encode()).hexdigest()
         result: dict[str, Any] = {
-            "ruleId": o.rule, "ruleIndex": idx, "kind": kind, "level": level,
+            "ruleId": o.rule,
+            "ruleIndex": idx,
+            "kind": kind,
+            "level": level,
             "message": {"text": f"{o.outcome}: {o.message}"},
             "locations": [_location(puri, pbase, o.policy_line)],
             "partialFingerprints": {"finetrailRule/v1": fp},
-            "properties": {"outcome": o.outcome, "reason": o.reason,
-                           "measured": [m.model_dump(mode="json") for m in o.measured],
-                           "threshold": o.threshold, "ref": o.ref,
-                           "referenceValues": list(o.reference_values)},
+            "properties": {
+                "outcome": o.outcome,
+                "reason": o.reason,
+                "measured": [m.model_dump(mode="json") for m in o.measured],
+                "threshold": o.threshold,
+                "ref": o.ref,
+                "referenceValues": list(o.reference_values),
+            },
         }
         if related:
             result["relatedLocations"] = related
         if o.outcome == "waived" and o.waiver:
-            result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                       "justification": f"{o.waiver.justification} "
-                                       f"(approved by {o.waiver.approver}, expires {o.waiver.expires})"}]
+            result["suppressions"] = [
+                {
+                    "kind": "external",
+                    "status": "accepted",
+                    "justification": f"{o.waiver.justification} "
+                    f"(approved by {o.waiver.approver}, expires {o.waiver.expires})",
+                }
+            ]
         results.append(result)
     run: dict[str, Any] = {
-        "tool": {"driver": {"name": "finetrail", "version": __version__,
-                            "semanticVersion": __version__, "rules": rules}},
+        "tool": {
+            "driver": {
+                "name": "finetrail",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "rules": rules,
+            }
+        },
         "automationDetails": {"id": f"finetrail-gate/{d.policy_id}/"},
         "invocations": [{"executionSuccessful": True, "exitCode": exit_code}],
         "results": results,
-        "properties": {"passed": d.passed, "approved": d.approved, "policy": {
-            "id": d.policy_id, "version": d.policy_version, "sha256": d.policy_sha256},
-            "model": d.model, "modelVersion": d.model_version},
+        "properties": {
+            "passed": d.passed,
+            "approved": d.approved,
+            "policy": {"id": d.policy_id, "version": d.policy_version, "sha256": d.policy_sha256},
+            "model": d.model,
+            "modelVersion": d.model_version,
+        },
     }
     if pbase:
         run["originalUriBaseIds"] = {pbase: {"uri": Path.cwd().resolve().as_uri() + "/"}}

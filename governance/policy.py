@@ -79,8 +79,10 @@ def _check_eu(ident: str) -> str | None:
         return None
     m = _ARTICLE.match(ident)
     if not m:
-        return (f"unknown EU AI Act control {ident!r}: write 'Art. N(p)(x)' (e.g. 'Art. 10(5)(b)') "
-                "or 'Annex IV ITEM' (e.g. 'Annex IV 2(d)')")
+        return (
+            f"unknown EU AI Act control {ident!r}: write 'Art. N(p)(x)' (e.g. 'Art. 10(5)(b)') "
+            "or 'Annex IV ITEM' (e.g. 'Annex IV 2(d)')"
+        )
     number = m.group(1)
     if number != "4a" and not 1 <= int(number) <= 113:
         return f"the EU AI Act has no Article {number}"
@@ -107,8 +109,10 @@ class Controls(Frozen):
     def _nist(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [i for i in v if i not in control_catalogue()["nist_ai_rmf"]]
         if unknown:
-            raise ValueError(f"unknown NIST AI RMF subcategory {', '.join(map(repr, unknown))} "
-                             "(write e.g. 'MEASURE 2.10')")
+            raise ValueError(
+                f"unknown NIST AI RMF subcategory {', '.join(map(repr, unknown))} "
+                "(write e.g. 'MEASURE 2.10')"
+            )
         return v
 
     @field_validator("iso_iec_42001")
@@ -116,8 +120,10 @@ class Controls(Frozen):
     def _iso(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [i for i in v if i not in control_catalogue()["iso_iec_42001"]]
         if unknown:
-            raise ValueError(f"unknown ISO/IEC 42001 Annex A control {', '.join(map(repr, unknown))} "
-                             "(write e.g. 'A.7.4')")
+            raise ValueError(
+                f"unknown ISO/IEC 42001 Annex A control {', '.join(map(repr, unknown))} "
+                "(write e.g. 'A.7.4')"
+            )
         return v
 
     @model_validator(mode="after")
@@ -155,9 +161,14 @@ def _check_operands(op: str, threshold: Any, has_ref: bool, *, allow_ref: bool =
             raise ValueError(f"operator {op!r} needs a non-empty list as threshold")
     elif isinstance(threshold, list):
         raise ValueError(f"operator {op!r} compares with one value, not a list")
-    if op in ORDERING and has_threshold and (
-        isinstance(threshold, bool) or not isinstance(threshold, int | float)
-        or not math.isfinite(threshold)
+    if (
+        op in ORDERING
+        and has_threshold
+        and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not math.isfinite(threshold)
+        )
     ):
         raise ValueError(f"operator {op!r} needs a finite number as threshold, got {threshold!r}")
 
@@ -264,7 +275,11 @@ def _fmt(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    return json.dumps(value) if isinstance(value, str) or value is None or isinstance(value, bool) else str(value)
+    return (
+        json.dumps(value)
+        if isinstance(value, str) or value is None or isinstance(value, bool)
+        else str(value)
+    )
 
 
 def fmt(value: Any) -> str:

@@ -77,8 +77,13 @@ def _label(loc: Loc) -> str:
     return out
 
 
-def _to_data(node: yaml.Node, loc: Loc, loader: yaml.SafeLoader,
-             marks: dict[Loc, tuple[Position, Position]], problems: list[Problem]) -> Any:
+def _to_data(
+    node: yaml.Node,
+    loc: Loc,
+    loader: yaml.SafeLoader,
+    marks: dict[Loc, tuple[Position, Position]],
+    problems: list[Problem],
+) -> Any:
     if len(loc) > MAX_DEPTH:
         problems.append(Problem(_pos(node), _label(loc), "nested too deeply"))
         return None
@@ -92,8 +97,13 @@ def _to_data(node: yaml.Node, loc: Loc, loader: yaml.SafeLoader,
             key = loader.construct_object(key_node)
             if key in first:
                 prev = first[key]
-                problems.append(Problem(_pos(key_node), _label((*loc, key)),
-                                        f"duplicate key (first at line {prev.line})"))
+                problems.append(
+                    Problem(
+                        _pos(key_node),
+                        _label((*loc, key)),
+                        f"duplicate key (first at line {prev.line})",
+                    )
+                )
                 continue
             first[key] = _pos(key_node)
             marks[(*loc, key)] = (_pos(key_node), _pos(value_node))
@@ -108,7 +118,9 @@ def _to_data(node: yaml.Node, loc: Loc, loader: yaml.SafeLoader,
     return loader.construct_object(node)
 
 
-def _compose(text: str, source: str) -> tuple[Any, dict[Loc, tuple[Position, Position]], list[Problem]]:
+def _compose(
+    text: str, source: str
+) -> tuple[Any, dict[Loc, tuple[Position, Position]], list[Problem]]:
     marks: dict[Loc, tuple[Position, Position]] = {}
     problems: list[Problem] = []
     loader = _Loader(text)
@@ -119,14 +131,19 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Loc, tuple[Position, Pos
             mark = exc.problem_mark or exc.context_mark
             pos = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
             what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-            raise ConfigError(f"malformed YAML at line {pos.line}, column {pos.column}: {what}",
-                              path=source, fix="fix the YAML syntax at that position") from exc
+            raise ConfigError(
+                f"malformed YAML at line {pos.line}, column {pos.column}: {what}",
+                path=source,
+                fix="fix the YAML syntax at that position",
+            ) from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"malformed YAML at line 1, column 1: {exc}", path=source) from exc
         if node is None:
-            raise ConfigError("empty policy at line 1, column 1: the file has no content",
-                              path=source, fix="write a policy: id, version, title, "
-                              "written_against and at least one rule")
+            raise ConfigError(
+                "empty policy at line 1, column 1: the file has no content",
+                path=source,
+                fix="write a policy: id, version, title, written_against and at least one rule",
+            )
         marks[()] = (_pos(node), _pos(node))
         data = _to_data(node, (), loader, marks, problems)
     finally:
@@ -134,7 +151,9 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Loc, tuple[Position, Pos
     return data, marks, problems
 
 
-def _pydantic_problems(exc: ValidationError, marks: dict[Loc, tuple[Position, Position]]) -> list[Problem]:
+def _pydantic_problems(
+    exc: ValidationError, marks: dict[Loc, tuple[Position, Position]]
+) -> list[Problem]:
     out = []
     for err in exc.errors():
         cur: Loc = ()
@@ -170,9 +189,12 @@ def _raise(problems: list[Problem], source: str) -> None:
     problems = sorted(problems, key=lambda p: (p.position.line, p.position.column))
     n = len(problems)
     body = "\n  ".join(p.render() for p in problems)
-    raise ConfigError(f"invalid policy ({n} problem{'s' * (n != 1)}):\n  {body}", path=source,
-                      field=problems[0].field or None,
-                      fix="correct the listed fields; see docs/policies.md for the format")
+    raise ConfigError(
+        f"invalid policy ({n} problem{'s' * (n != 1)}):\n  {body}",
+        path=source,
+        field=problems[0].field or None,
+        fix="correct the listed fields; see docs/policies.md for the format",
+    )
 
 
 def load_policy(path: str | Path, *, lint: bool = True) -> LoadedPolicy:
@@ -182,7 +204,9 @@ def load_policy(path: str | Path, *, lint: bool = True) -> LoadedPolicy:
     source = str(p)
     data, marks, problems = _compose(text, source)
     if not isinstance(data, dict):
-        _raise([*problems, Problem(marks[()][1], "", "a policy must be a mapping of fields")], source)
+        _raise(
+            [*problems, Problem(marks[()][1], "", "a policy must be a mapping of fields")], source
+        )
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
@@ -215,30 +239,52 @@ def lint_policy(loaded: LoadedPolicy) -> list[Problem]:
         if check.problem:
             add(f"unknown evidence path {rule.path!r}: {check.problem}", "rules", i, "path")
         elif rule.op in ORDERING and not check.terminal & {"number", "any"}:
-            add(f"operator {rule.op!r} compares numbers, but {rule.path} holds "
-                f"{'/'.join(sorted(check.terminal))} values", "rules", i, "op")
+            add(
+                f"operator {rule.op!r} compares numbers, but {rule.path} holds "
+                f"{'/'.join(sorted(check.terminal))} values",
+                "rules",
+                i,
+                "op",
+            )
         if rule.ref is not None:
             ref = evpaths.check_path(rule.ref)
             if ref.problem:
                 add(f"unknown evidence path {rule.ref!r}: {ref.problem}", "rules", i, "ref")
             elif rule.op in ORDERING and not ref.terminal & {"number", "any"}:
-                add(f"operator {rule.op!r} compares numbers, but {rule.ref} holds "
-                    f"{'/'.join(sorted(ref.terminal))} values", "rules", i, "ref")
+                add(
+                    f"operator {rule.op!r} compares numbers, but {rule.ref} holds "
+                    f"{'/'.join(sorted(ref.terminal))} values",
+                    "rules",
+                    i,
+                    "ref",
+                )
         if rule.where is not None and not check.problem:
             parsed = evpaths.parse_path(rule.path)
             if not parsed.many:
-                add(f"'where' filters the records of a list kind; {parsed.kind!r} is a single record",
-                    "rules", i, "where")
+                add(
+                    f"'where' filters the records of a list kind; {parsed.kind!r} is a single record",
+                    "rules",
+                    i,
+                    "where",
+                )
             else:
                 rel = evpaths.check_relative(rule.path, rule.where.path)
                 if rel.problem:
-                    add(f"unknown evidence path {rule.where.path!r}: {rel.problem}",
-                        "rules", i, "where", "path")
+                    add(
+                        f"unknown evidence path {rule.where.path!r}: {rel.problem}",
+                        "rules",
+                        i,
+                        "where",
+                        "path",
+                    )
     known = {k.name for k in registry.EVIDENCE_KINDS}  # file kinds; approvals cover reviews
     for j, kind in enumerate(pol.required_evidence):
         if kind not in known:
-            add(f"unknown evidence kind {kind!r} (known kinds: {', '.join(sorted(known))})",
-                "required_evidence", j)
+            add(
+                f"unknown evidence kind {kind!r} (known kinds: {', '.join(sorted(known))})",
+                "required_evidence",
+                j,
+            )
     if len(set(pol.required_evidence)) != len(pol.required_evidence):
         add("required evidence lists a kind twice", "required_evidence")
     waived: dict[str, int] = {}
@@ -272,5 +318,8 @@ def resolve_policy(arg: str) -> Path:
             if shipped.stem == arg:
                 return shipped
     names = ", ".join(s.stem for s in shipped_policies())
-    raise InputError("policy file not found", path=arg,
-                     fix=f"give a policy file, or one of the shipped policies: {names}")
+    raise InputError(
+        "policy file not found",
+        path=arg,
+        fix=f"give a policy file, or one of the shipped policies: {names}",
+    )

@@ -114,8 +114,9 @@ def parse_path(text: str) -> EvidencePath:
         for seg, idx in segments[n:]:
             tokens.append(("key", seg))
             tokens.extend(("item", i) for i in idx)
-        return EvidencePath(text, name, many, comp is not None, kind_idx[0] if many else None,
-                            tuple(tokens))
+        return EvidencePath(
+            text, name, many, comp is not None, kind_idx[0] if many else None, tuple(tokens)
+        )
     known = ", ".join(sorted(kind_names()))
     raise PathError(f"unknown evidence kind in {text!r} (known kinds: {known})")
 
@@ -200,8 +201,9 @@ def check_path(text: str) -> PathCheck:
     except PathError as exc:
         return PathCheck(str(exc), frozenset())
     except (ImportError, AttributeError, TypeError) as exc:
-        return PathCheck(f"the record class of kind {text.split('.')[0]!r} cannot be loaded: {exc}",
-                         frozenset())
+        return PathCheck(
+            f"the record class of kind {text.split('.')[0]!r} cannot be loaded: {exc}", frozenset()
+        )
     ends: set[str] = set()
     problem = _walk(cls, path.tokens, path.kind, ends)
     return PathCheck(problem, frozenset(ends))
@@ -374,17 +376,25 @@ class Resolution:
 Predicate = typing.Callable[[dict[str, Any], str], bool]
 
 
-def resolve(path: EvidencePath, evidence: EvidenceSet, *, keep: Predicate | None = None) -> Resolution:
+def resolve(
+    path: EvidencePath, evidence: EvidenceSet, *, keep: Predicate | None = None
+) -> Resolution:
     """Every value ``path`` addresses; ``keep(record_data, pointer)`` filters records first."""
     res = Resolution()
     records = evidence.records(path.kind)
     if path.many:
         idx = path.kind_index
-        chosen = list(enumerate(records)) if idx == "*" else (
-            [(idx, records[idx])] if isinstance(idx, int) and idx < len(records) else [])
+        chosen = (
+            list(enumerate(records))
+            if idx == "*"
+            else ([(idx, records[idx])] if isinstance(idx, int) and idx < len(records) else [])
+        )
         if not chosen:
-            res.missing.append(f"{path.kind}[{idx}]: no such record in the workspace"
-                               if records else f"no {path.kind} records in the workspace")
+            res.missing.append(
+                f"{path.kind}[{idx}]: no such record in the workspace"
+                if records
+                else f"no {path.kind} records in the workspace"
+            )
     else:
         chosen = [(0, records[0])] if records else []
         if not chosen:
@@ -405,7 +415,9 @@ def resolve(path: EvidencePath, evidence: EvidenceSet, *, keep: Predicate | None
     return res
 
 
-def _descend(value: Any, tokens: Sequence[Token], at: str, rec: LoadedRecord, res: Resolution) -> None:
+def _descend(
+    value: Any, tokens: Sequence[Token], at: str, rec: LoadedRecord, res: Resolution
+) -> None:
     if not tokens:
         res.matches.append(Match(at, value, rec))
         return

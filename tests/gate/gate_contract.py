@@ -216,8 +216,9 @@ def contract_kinds() -> tuple[EvidenceKind, ...]:
     return tuple(kinds)
 
 
-@pytest.fixture
-def use_contract_kinds(monkeypatch: pytest.MonkeyPatch) -> tuple[EvidenceKind, ...]:
+@pytest.fixture(name="use_contract_kinds")
+def use_contract_kinds_fixture(monkeypatch: pytest.MonkeyPatch) -> tuple[EvidenceKind, ...]:
+    """Register the test-local class of every contract kind that is not yet registered."""
     monkeypatch.syspath_prepend(str(HERE))
     kinds = contract_kinds()
     monkeypatch.setattr(registry, "EVIDENCE_KINDS", kinds)
@@ -237,60 +238,111 @@ def evidence_data(adapter_sha: str, adapter_path: str) -> dict[str, Any]:
     """One JSON document per contract file (workspace-relative path -> data)."""
     subject = {"adapter_sha256": adapter_sha, "base_weights_sha256": _h("base weights")}
     dataset = {
-        "records": 1000, "license": "CC-BY-4.0", "source": "synthetic support tickets (Faker)",
-        "collection": "generated 2026-09 by the demo", "legal_basis": "no personal data (synthetic)",
+        "records": 1000,
+        "license": "CC-BY-4.0",
+        "source": "synthetic support tickets (Faker)",
+        "collection": "generated 2026-09 by the demo",
+        "legal_basis": "no personal data (synthetic)",
         "purpose": "fine-tune a support assistant",
     }
     return {
         f"evidence/datasets/{RAW_SHA}.json": {
-            **dataset, "name": "tickets-raw", "sha256": RAW_SHA, "merkle_root": _h("m1"),
-            "derived_from": [], "transform": None,
-            "pii": {"records_with_pii": 640, "counts": {"EMAIL_ADDRESS": 500, "US_SSN": 40},
-                    "coverage": {"EMAIL_ADDRESS": "EmailRecognizer", "US_SSN": "UsSsnRecognizer"},
-                    "score_threshold": 0.5, "residual": None},
+            **dataset,
+            "name": "tickets-raw",
+            "sha256": RAW_SHA,
+            "merkle_root": _h("m1"),
+            "derived_from": [],
+            "transform": None,
+            "pii": {
+                "records_with_pii": 640,
+                "counts": {"EMAIL_ADDRESS": 500, "US_SSN": 40},
+                "coverage": {"EMAIL_ADDRESS": "EmailRecognizer", "US_SSN": "UsSsnRecognizer"},
+                "score_threshold": 0.5,
+                "residual": None,
+            },
         },
         f"evidence/datasets/{CLEAN_SHA}.json": {
-            **dataset, "name": "tickets-sanitised", "sha256": CLEAN_SHA, "merkle_root": _h("m2"),
-            "derived_from": [RAW_SHA], "transform": "presidio-replace",
-            "pii": {"records_with_pii": 0, "counts": {}, "coverage": {"US_SSN": "UsSsnRecognizer"},
-                    "score_threshold": 0.5, "residual": 0},
+            **dataset,
+            "name": "tickets-sanitised",
+            "sha256": CLEAN_SHA,
+            "merkle_root": _h("m2"),
+            "derived_from": [RAW_SHA],
+            "transform": "presidio-replace",
+            "pii": {
+                "records_with_pii": 0,
+                "counts": {},
+                "coverage": {"US_SSN": "UsSsnRecognizer"},
+                "score_threshold": 0.5,
+                "residual": 0,
+            },
         },
         "evidence/training.json": {
-            "completed": True, "method": "lora", "trainable_parameters": 73728,
-            "base_model": {"config_sha256": _h("config"), "weights_sha256": _h("base weights"),
-                           "tokenizer_sha256": _h("tokenizer")},
+            "completed": True,
+            "method": "lora",
+            "trainable_parameters": 73728,
+            "base_model": {
+                "config_sha256": _h("config"),
+                "weights_sha256": _h("base weights"),
+                "tokenizer_sha256": _h("tokenizer"),
+            },
             "adapter": {"sha256": adapter_sha, "path": adapter_path},
             "datasets": [{"sha256": CLEAN_SHA, "role": "train"}],
-            "dp": {"enabled": True, "epsilon": 3.0, "epsilon_rdp": 3.2, "delta": 1e-6,
-                   "accountant": "prv", "noise_multiplier": 0.9, "sample_rate": 0.064, "steps": 51,
-                   "max_grad_norm": 1.0, "clipping_mode": "flat"},
+            "dp": {
+                "enabled": True,
+                "epsilon": 3.0,
+                "epsilon_rdp": 3.2,
+                "delta": 1e-6,
+                "accountant": "prv",
+                "noise_multiplier": 0.9,
+                "sample_rate": 0.064,
+                "steps": 51,
+                "max_grad_norm": 1.0,
+                "clipping_mode": "flat",
+            },
             "compute": {"wall_seconds": 71.0, "tokens": 620000, "flops": 3.1e12, "device": "cpu"},
-            "eu_ai_act": {"modification_threshold_flops": 1.0e22, "substantial_modification": False},
+            "eu_ai_act": {
+                "modification_threshold_flops": 1.0e22,
+                "substantial_modification": False,
+            },
             "early_stopping": {"stopped_early": False},
             "val_loss": [1.71, 1.68, 1.655],
             "mlflow": {"run_id": "0123456789abcdef"},
         },
         "evidence/probes/exposure.json": {
-            "subject": subject, "max_bits": 3.1, "space_bits": 19.93,
-            "by_repetition": {"1": {"mean_bits": 1.5, "max_bits": 3.1, "n": 7},
-                              "4": {"mean_bits": 1.2, "max_bits": 2.0, "n": 7},
-                              "16": {"mean_bits": 1.8, "max_bits": 2.9, "n": 6}},
+            "subject": subject,
+            "max_bits": 3.1,
+            "space_bits": 19.93,
+            "by_repetition": {
+                "1": {"mean_bits": 1.5, "max_bits": 3.1, "n": 7},
+                "4": {"mean_bits": 1.2, "max_bits": 2.0, "n": 7},
+                "16": {"mean_bits": 1.8, "max_bits": 2.9, "n": 6},
+            },
         },
         "evidence/probes/extraction.json": {
-            "subject": subject, "memorized_identifiers": 0, "memorized_rate": 0.0,
-            "base_model_matches": 0, "prompts": 200,
+            "subject": subject,
+            "memorized_identifiers": 0,
+            "memorized_rate": 0.0,
+            "base_model_matches": 0,
+            "prompts": 200,
         },
         "evidence/probes/membership.json": {
-            "subject": subject, "max_auc": 0.53,
-            "attacks": {"loss": {"auc": 0.53, "tpr_at_1pct_fpr": 0.012},
-                        "zlib": {"auc": 0.51, "tpr_at_1pct_fpr": 0.01}},
+            "subject": subject,
+            "max_auc": 0.53,
+            "attacks": {
+                "loss": {"auc": 0.53, "tpr_at_1pct_fpr": 0.012},
+                "zlib": {"auc": 0.51, "tpr_at_1pct_fpr": 0.01},
+            },
         },
         "evidence/probes/dp_audit.json": {
-            "subject": subject, "claimed_epsilon": 3.0, "empirical_epsilon_lower_bound": 0.4,
-            "confidence": 0.95, "verdict": "consistent",
+            "subject": subject,
+            "claimed_epsilon": 3.0,
+            "empirical_epsilon_lower_bound": 0.4,
+            "confidence": 0.95,
+            "verdict": "consistent",
         },
         "evidence/bias.json": {
-            "subject": subject, "task": {"accuracy": 0.84, "f1": 0.81},
+            "subject": subject,
+            "task": {"accuracy": 0.84, "f1": 0.81},
             "disparities": {
                 "demographic_parity_difference": {"value": 0.04, "ci_low": 0.01, "ci_high": 0.09},
                 "demographic_parity_ratio": {"value": 0.95, "ci_low": 0.88, "ci_high": 0.99},
@@ -331,13 +383,24 @@ class Built:
         return self.ws.root
 
 
-def build_workspace(root: Path, *, omit: frozenset[str] | set[str] = frozenset(),
-                    override: dict[str, dict[str, Any]] | None = None,
-                    owner: str = "alice", purpose: str = "answer customer-support questions",
-                    provider: str = "Example Org") -> Built:
+def build_workspace(
+    root: Path,
+    *,
+    omit: frozenset[str] | set[str] = frozenset(),
+    override: dict[str, dict[str, Any]] | None = None,
+    owner: str = "alice",
+    purpose: str = "answer customer-support questions",
+    provider: str = "Example Org",
+) -> Built:
     """Write a workspace with contract evidence (needs :func:`use_contract_kinds` active)."""
-    ws = Workspace.init(root, model="support-assistant", version="1.0.0", owner=owner,
-                        intended_purpose=purpose, provider=provider)
+    ws = Workspace.init(
+        root,
+        model="support-assistant",
+        version="1.0.0",
+        owner=owner,
+        intended_purpose=purpose,
+        provider=provider,
+    )
     adapter_bytes = b"safetensors-adapter:" + hashlib.sha256(str(root).encode()).digest()
     adapter_rel = "artifacts/adapter/adapter_model.safetensors"
     ws.write_bytes(adapter_rel, adapter_bytes, event="artifact.added", actor=owner)
@@ -376,8 +439,9 @@ def make_key(keydir: Path, name: str) -> tuple[Path, Path]:
     return private, public
 
 
-def add_reviewers(root: Path, keydir: Path, reviewers: dict[str, tuple[str, ...]] | None = None
-                  ) -> dict[str, Path]:
+def add_reviewers(
+    root: Path, keydir: Path, reviewers: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Path]:
     """Keys for each reviewer, trusted in the workspace keyring; returns name -> private key file."""
     from finetrail.governance.review import trust_in_workspace
 
@@ -389,9 +453,17 @@ def add_reviewers(root: Path, keydir: Path, reviewers: dict[str, tuple[str, ...]
     return keys
 
 
-def approve(root: Path, keys: dict[str, Path], approvals: tuple[tuple[str, str], ...] = APPROVALS) -> None:
+def approve(
+    root: Path, keys: dict[str, Path], approvals: tuple[tuple[str, str], ...] = APPROVALS
+) -> None:
     from finetrail.governance.review import record_review
 
     for name, role in approvals:
-        record_review(root, decision="approve", reviewer=name, role=role, key_file=keys[name],
-                      note=f"reviewed as {role}")
+        record_review(
+            root,
+            decision="approve",
+            reviewer=name,
+            role=role,
+            key_file=keys[name],
+            note=f"reviewed as {role}",
+        )

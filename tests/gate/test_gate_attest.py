@@ -10,15 +10,14 @@ from pathlib import Path
 
 import nacl.signing
 import pytest
-from gate_contract import build_workspace, make_key, use_contract_kinds  # noqa: F401 (fixture)
-from securesystemslib.dsse import Envelope as SslibEnvelope
-from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import SSlibKey
-
 from finetrail.cli import main
 from finetrail.governance import attest
 from finetrail.governance.io import canonical_json
 from finetrail.governance.verify import verify_workspace
+from gate_contract import build_workspace, make_key, use_contract_kinds_fixture  # noqa: F401 (fixture)
+from securesystemslib.dsse import Envelope as SslibEnvelope
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import SSlibKey
 
 
 def spec_pae(payload_type: str, payload: bytes) -> bytes:
@@ -28,10 +27,14 @@ def spec_pae(payload_type: str, payload: bytes) -> bytes:
 
 
 @pytest.fixture
-def signed(tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+def signed(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, Path]:
     root = build_workspace(tmp_path / "ws").root
     private, public = make_key(tmp_path / "keys", "ci-gate")
-    code = main(["gate", str(root), "--policy", "eu-ai-act-high-risk", "--signing-key", str(private)])
+    code = main(
+        ["gate", str(root), "--policy", "eu-ai-act-high-risk", "--signing-key", str(private)]
+    )
     assert code == 0, capsys.readouterr()
     capsys.readouterr()
     return root, public
@@ -44,10 +47,13 @@ def test_envelope_verifies_with_pynacl(signed: tuple[Path, Path]) -> None:
     payload = base64.b64decode(env["payload"])
     (sig,) = env["signatures"]
     raw = attest.public_raw(attest.load_public_key(public))
-    nacl.signing.VerifyKey(raw).verify(spec_pae(env["payloadType"], payload), base64.b64decode(sig["sig"]))
+    nacl.signing.VerifyKey(raw).verify(
+        spec_pae(env["payloadType"], payload), base64.b64decode(sig["sig"])
+    )
     with pytest.raises(nacl.exceptions.BadSignatureError):
-        nacl.signing.VerifyKey(raw).verify(spec_pae(env["payloadType"], payload + b" "),
-                                           base64.b64decode(sig["sig"]))
+        nacl.signing.VerifyKey(raw).verify(
+            spec_pae(env["payloadType"], payload + b" "), base64.b64decode(sig["sig"])
+        )
 
 
 def test_envelope_verifies_with_securesystemslib(signed: tuple[Path, Path]) -> None:
@@ -77,7 +83,10 @@ def test_statement_subjects_and_predicate(signed: tuple[Path, Path]) -> None:
     assert subjects["manifest.json#files"] == decision["subject"]["manifest_files_sha256"]
     assert statement["predicate"] == decision
     assert statement["predicate"]["policy_sha256"] == decision["policy_sha256"]
-    assert {o["rule"] for o in statement["predicate"]["outcomes"]} >= {"dp-epsilon-max", "approvals"}
+    assert {o["rule"] for o in statement["predicate"]["outcomes"]} >= {
+        "dp-epsilon-max",
+        "approvals",
+    }
     assert verify_workspace(root).ok
 
 
@@ -87,22 +96,51 @@ def _rewrite(path: Path, mutate: object) -> None:
     path.write_bytes(canonical_json(data))
 
 
-@pytest.mark.parametrize(("what", "mutate", "fragment"), [
-    ("forged signature", lambda env: env["signatures"][0].update(
-        sig=base64.b64encode(b"\0" * 64).decode()), "the Ed25519 signature does not verify"),
-    ("signature removed", lambda env: env.update(signatures=[]), "no signature by the decision's signer"),
-    ("payload type", lambda env: env.update(payloadType="text/plain"), "payloadType is 'text/plain'"),
-    ("payload swapped", lambda env: env.update(payload=base64.b64encode(json.dumps({
-        "_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "x", "digest": {"sha256": "0"}}],
-        "predicateType": attest.PREDICATE_TYPE, "predicate": {}}).encode()).decode()),
-     "the attested predicate differs"),
-])
-def test_check_detects_altered_envelopes(signed: tuple[Path, Path], what: str, mutate: object,
-                                         fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("what", "mutate", "fragment"),
+    [
+        (
+            "forged signature",
+            lambda env: env["signatures"][0].update(sig=base64.b64encode(b"\0" * 64).decode()),
+            "the Ed25519 signature does not verify",
+        ),
+        (
+            "signature removed",
+            lambda env: env.update(signatures=[]),
+            "no signature by the decision's signer",
+        ),
+        (
+            "payload type",
+            lambda env: env.update(payloadType="text/plain"),
+            "payloadType is 'text/plain'",
+        ),
+        (
+            "payload swapped",
+            lambda env: env.update(
+                payload=base64.b64encode(
+                    json.dumps(
+                        {
+                            "_type": "https://in-toto.io/Statement/v1",
+                            "subject": [{"name": "x", "digest": {"sha256": "0"}}],
+                            "predicateType": attest.PREDICATE_TYPE,
+                            "predicate": {},
+                        }
+                    ).encode()
+                ).decode()
+            ),
+            "the attested predicate differs",
+        ),
+    ],
+)
+def test_check_detects_altered_envelopes(
+    signed: tuple[Path, Path], what: str, mutate: object, fragment: str
+) -> None:
     root, _ = signed
     _rewrite(root / "evidence/gate/0001.dsse.json", mutate)
     findings = attest.check_pair(root, "evidence/gate/0001.json", "evidence/gate/0001.dsse.json")
-    assert findings and findings[0].severity == "error" and fragment in findings[0].message, findings
+    assert findings and findings[0].severity == "error" and fragment in findings[0].message, (
+        findings
+    )
     assert not verify_workspace(root).ok
 
 
@@ -112,18 +150,26 @@ def test_decision_without_attestation_is_reported(signed: tuple[Path, Path]) -> 
     from finetrail.governance.workspace import Workspace
 
     decision = GateDecision.read(root / "evidence/gate/0001.json")
-    Workspace.open(root).write_record("evidence/gate/0002.json", decision.model_copy(
-        update={"sequence": 2}), event="gate.decided", actor="someone")
+    Workspace.open(root).write_record(
+        "evidence/gate/0002.json",
+        decision.model_copy(update={"sequence": 2}),
+        event="gate.decided",
+        actor="someone",
+    )
     report = verify_workspace(root)
     assert [(f.code, f.location, f.message) for f in report.errors] == [
-        ("missing", "evidence/gate/0002.json", "gate decision without its attestation")]
+        ("missing", "evidence/gate/0002.json", "gate decision without its attestation")
+    ]
     (root / "evidence/gate/0001.dsse.json").unlink()
     report = verify_workspace(root)
-    assert ("missing", "evidence/gate/0001.dsse.json") in [(f.code, f.location) for f in report.errors]
+    assert ("missing", "evidence/gate/0001.dsse.json") in [
+        (f.code, f.location) for f in report.errors
+    ]
 
 
-def test_unsigned_attestation_is_a_warning(tmp_path: Path, use_contract_kinds: object,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_unsigned_attestation_is_a_warning(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = build_workspace(tmp_path / "ws").root
     assert main(["gate", str(root), "--policy", "development", "--no-registry"]) == 0
     report = verify_workspace(root)
@@ -145,8 +191,9 @@ def test_keys_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["keys", "generate", "--reviewer", "bad name", "--out", str(tmp_path)]) == 2
 
 
-def test_bad_signing_key(tmp_path: Path, use_contract_kinds: object,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_signing_key(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = build_workspace(tmp_path / "ws").root
     junk = tmp_path / "junk.key"
     junk.write_text("not a key")

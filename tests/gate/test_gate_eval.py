@@ -7,13 +7,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from gate_contract import build_workspace, use_contract_kinds  # noqa: F401 (fixture)
-
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.gate import GateDecision, RuleOutcome
 from finetrail.governance.gate_eval import evaluate
 from finetrail.governance.io import canonical_json
 from finetrail.governance.policy_load import load_policy, shipped_policies
+from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 
@@ -43,26 +42,61 @@ def test_complete_workspace_passes(tmp_path: Path, use_contract_kinds: object) -
     assert d.counts["fail"] == 1 and outcome(d, "approvals").outcome == "fail"  # approvals only
 
 
-@pytest.mark.parametrize(("override", "rule", "reason", "fragment"), [
-    ({"training": {"dp.epsilon": 12.0}}, "dp-epsilon-max", "threshold",
-     "training.dp.epsilon = 12; required <= 8"),
-    ({"training": {"dp.epsilon": None, "dp.enabled": False}}, "dp-epsilon-max", "null",
-     "training.dp.epsilon = null; required <= 8"),
-    ({"training": {"dp.delta": 2e-3}}, "dp-delta-below-one-over-n", "threshold",
-     "required < reciprocal(datasets[*].records) (0.001, 0.001)"),
-    ({"probes.dp_audit": {"empirical_epsilon_lower_bound": 3.5}}, "dp-audit-below-claim", "threshold",
-     "probes.dp_audit.empirical_epsilon_lower_bound = 3.5; required <= training.dp.epsilon (3)"),
-    ({"probes.extraction": {"memorized_identifiers": 2}}, "no-memorized-identifiers", "threshold",
-     "probes.extraction.memorized_identifiers = 2; required == 0"),
-    ({"bias": {"disparities.equalized_odds_difference.ci_high": 0.31}}, "bias-equalized-odds",
-     "threshold", "ci_high = 0.31; required <= 0.2"),
-    ({"datasets": {"license": ""}}, "dataset-licence", "threshold", "(2 of 2 values fail)"),
-    ({"training": {"dp.accountant": "gdp"}}, "dp-accountant-stated", "threshold",
-     'training.dp.accountant = "gdp"; required not_in ["gdp", "GDP", ""]'),
-])
+@pytest.mark.parametrize(
+    ("override", "rule", "reason", "fragment"),
+    [
+        (
+            {"training": {"dp.epsilon": 12.0}},
+            "dp-epsilon-max",
+            "threshold",
+            "training.dp.epsilon = 12; required <= 8",
+        ),
+        (
+            {"training": {"dp.epsilon": None, "dp.enabled": False}},
+            "dp-epsilon-max",
+            "null",
+            "training.dp.epsilon = null; required <= 8",
+        ),
+        (
+            {"training": {"dp.delta": 2e-3}},
+            "dp-delta-below-one-over-n",
+            "threshold",
+            "required < reciprocal(datasets[*].records) (0.001, 0.001)",
+        ),
+        (
+            {"probes.dp_audit": {"empirical_epsilon_lower_bound": 3.5}},
+            "dp-audit-below-claim",
+            "threshold",
+            "probes.dp_audit.empirical_epsilon_lower_bound = 3.5; required <= training.dp.epsilon (3)",
+        ),
+        (
+            {"probes.extraction": {"memorized_identifiers": 2}},
+            "no-memorized-identifiers",
+            "threshold",
+            "probes.extraction.memorized_identifiers = 2; required == 0",
+        ),
+        (
+            {"bias": {"disparities.equalized_odds_difference.ci_high": 0.31}},
+            "bias-equalized-odds",
+            "threshold",
+            "ci_high = 0.31; required <= 0.2",
+        ),
+        ({"datasets": {"license": ""}}, "dataset-licence", "threshold", "(2 of 2 values fail)"),
+        (
+            {"training": {"dp.accountant": "gdp"}},
+            "dp-accountant-stated",
+            "threshold",
+            'training.dp.accountant = "gdp"; required not_in ["gdp", "GDP", ""]',
+        ),
+    ],
+)
 def test_failing_rule_reports_value_threshold_and_controls(
-    tmp_path: Path, use_contract_kinds: object, override: dict[str, dict[str, object]], rule: str,
-    reason: str, fragment: str,
+    tmp_path: Path,
+    use_contract_kinds: object,
+    override: dict[str, dict[str, object]],
+    rule: str,
+    reason: str,
+    fragment: str,
 ) -> None:
     b = build_workspace(tmp_path / "ws", override=override)
     d = gate(b.root)
@@ -88,7 +122,9 @@ def test_where_filters_records(tmp_path: Path, use_contract_kinds: object) -> No
 
 
 def test_stale_evidence_fails(tmp_path: Path, use_contract_kinds: object) -> None:
-    b = build_workspace(tmp_path / "ws", override={"probes.exposure": {"subject.adapter_sha256": "e" * 64}})
+    b = build_workspace(
+        tmp_path / "ws", override={"probes.exposure": {"subject.adapter_sha256": "e" * 64}}
+    )
     d = gate(b.root)
     o = outcome(d, "canary-exposure-max")
     assert (o.outcome, o.reason) == ("fail", "stale")
@@ -104,7 +140,9 @@ def test_stale_when_training_is_missing(tmp_path: Path, use_contract_kinds: obje
     assert "no training evidence says which adapter is current" in o.message
 
 
-def test_tampered_evidence_fails_rule_and_integrity(tmp_path: Path, use_contract_kinds: object) -> None:
+def test_tampered_evidence_fails_rule_and_integrity(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
     b = build_workspace(tmp_path / "ws")
     path = b.root / "evidence/probes/membership.json"
     data = json.loads(path.read_text())
@@ -129,7 +167,9 @@ def test_unparseable_evidence_is_an_error(tmp_path: Path, use_contract_kinds: ob
     assert not d.passed
 
 
-def test_a_workspace_verify_rejects_fails_the_gate(tmp_path: Path, use_contract_kinds: object) -> None:
+def test_a_workspace_verify_rejects_fails_the_gate(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
     b = build_workspace(tmp_path / "ws")
     (b.root / "evidence/untracked.json").write_text("{}\n")
     d = gate(b.root)
@@ -142,7 +182,8 @@ def test_a_workspace_verify_rejects_fails_the_gate(tmp_path: Path, use_contract_
 
 def test_type_mismatch_is_an_error(tmp_path: Path, use_contract_kinds: object) -> None:
     policy = tmp_path / "p.yaml"
-    policy.write_text(textwrap.dedent("""\
+    policy.write_text(
+        textwrap.dedent("""\
         id: types
         version: "1"
         title: type errors
@@ -156,10 +197,14 @@ def test_type_mismatch_is_an_error(tmp_path: Path, use_contract_kinds: object) -
             severity: error
             controls: {eu_ai_act: ["Art. 15(5)"]}
             rationale: a rule written over objects by mistake
-    """))
+    """)
+    )
     b = build_workspace(tmp_path / "ws")
-    with pytest.raises(ConfigError, match="operator '<=' compares numbers, but "
-                       r"probes.membership.attacks\[\*\] holds object values"):
+    with pytest.raises(
+        ConfigError,
+        match="operator '<=' compares numbers, but "
+        r"probes.membership.attacks\[\*\] holds object values",
+    ):
         load_policy(policy)
     # evaluated anyway (lint off), the comparison is an error, not a pass or a fail
     d = evaluate(workspace=b.root, policy=load_policy(policy, lint=False))
@@ -192,10 +237,17 @@ def _with_waiver(tmp_path: Path, expires: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize(("today", "expected"), [("2026-06-01", "waived"), ("2026-07-01", "waived"),
-                                                  ("2026-07-02", "fail")])
-def test_waiver_applies_until_expiry(tmp_path: Path, use_contract_kinds: object,
-                                     monkeypatch: pytest.MonkeyPatch, today: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [("2026-06-01", "waived"), ("2026-07-01", "waived"), ("2026-07-02", "fail")],
+)
+def test_waiver_applies_until_expiry(
+    tmp_path: Path,
+    use_contract_kinds: object,
+    monkeypatch: pytest.MonkeyPatch,
+    today: str,
+    expected: str,
+) -> None:
     monkeypatch.setenv("FINETRAIL_FIXED_TIME", f"{today}T12:00:00+00:00")
     b = build_workspace(tmp_path / "ws", override={"training": {"dp.epsilon": 9.5}})
     d = gate(b.root, _with_waiver(tmp_path, "2026-07-01"))
@@ -203,19 +255,21 @@ def test_waiver_applies_until_expiry(tmp_path: Path, use_contract_kinds: object,
     assert o.outcome == expected
     assert o.waiver is not None and o.waiver.applied is (expected == "waived")
     if expected == "fail":
-        assert "expired on 2026-07-01; not applied" == o.waiver.note
+        assert o.waiver.note == "expired on 2026-07-01; not applied"
         assert not d.passed
     else:
         assert d.passed
-        assert "waived by dpo@example.org until 2026-07-01" == o.waiver.note
+        assert o.waiver.note == "waived by dpo@example.org until 2026-07-01"
 
 
-def test_stale_evidence_cannot_be_waived(tmp_path: Path, use_contract_kinds: object,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stale_evidence_cannot_be_waived(
+    tmp_path: Path, use_contract_kinds: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FINETRAIL_FIXED_TIME", "2026-06-01T00:00:00+00:00")
     b = build_workspace(tmp_path / "ws", override={"training": {"dp.epsilon": 9.5}})
     (b.root / "evidence/training.json").write_bytes(
-        (b.root / "evidence/training.json").read_bytes().replace(b'"epsilon":9.5', b'"epsilon":9.6'))
+        (b.root / "evidence/training.json").read_bytes().replace(b'"epsilon":9.5', b'"epsilon":9.6')
+    )
     o = outcome(gate(b.root, _with_waiver(tmp_path, "2027-01-01")), "dp-epsilon-max")
     assert (o.outcome, o.reason) == ("fail", "tampered")
     assert o.waiver is not None and not o.waiver.applied
@@ -223,7 +277,9 @@ def test_stale_evidence_cannot_be_waived(tmp_path: Path, use_contract_kinds: obj
 
 
 def test_warning_rules_do_not_fail_the_gate(tmp_path: Path, use_contract_kinds: object) -> None:
-    b = build_workspace(tmp_path / "ws", override={"training": {"eu_ai_act.substantial_modification": True}})
+    b = build_workspace(
+        tmp_path / "ws", override={"training": {"eu_ai_act.substantial_modification": True}}
+    )
     d = gate(b.root)
     o = outcome(d, "not-substantial-modification")
     assert (o.outcome, o.severity) == ("fail", "warning")

@@ -13,13 +13,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from gate_contract import add_reviewers, approve, build_workspace, make_key, use_contract_kinds  # noqa: F401
-
 from finetrail.governance.gate_eval import evaluate
 from finetrail.governance.gate_run import run_gate
 from finetrail.governance.policy_load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
 from finetrail.governance.verify import verify_workspace
+from gate_contract import (  # noqa: F401
+    add_reviewers,
+    approve,
+    build_workspace,
+    make_key,
+    use_contract_kinds_fixture,
+)
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 PER_TARGET = {"evidence": 250, "ledger": 200, "manifest": 150, "attestation": 175, "reviews": 225}
@@ -27,6 +32,7 @@ PER_TARGET = {"evidence": 250, "ledger": 200, "manifest": 150, "attestation": 17
 
 def _targets(root: Path) -> dict[str, list[tuple[Path, int, int]]]:
     """target -> list of (file, start, end) byte ranges that a mutation may hit."""
+
     def whole(p: Path) -> tuple[Path, int, int]:
         return (p, 0, p.stat().st_size)
 
@@ -37,8 +43,11 @@ def _targets(root: Path) -> dict[str, list[tuple[Path, int, int]]]:
         rng = (ledger, offset, offset + len(line))
         (review_ranges if b'"kind":"review.' in line else other_ranges).append(rng)
         offset += len(line)
-    evidence = [whole(p) for p in sorted((root / "evidence").rglob("*.json"))
-                if "/gate/" not in p.as_posix()]
+    evidence = [
+        whole(p)
+        for p in sorted((root / "evidence").rglob("*.json"))
+        if "/gate/" not in p.as_posix()
+    ]
     return {
         "evidence": evidence,
         "ledger": other_ranges,
@@ -61,10 +70,18 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = build_workspace(base / "ws").root
     keys = add_reviewers(root, base / "keys")
     approve(root, keys)
-    record_review(root, decision="comment", reviewer="dave", role="risk-owner", key_file=keys["dave"],
-                  note="exposure plot reviewed")
+    record_review(
+        root,
+        decision="comment",
+        reviewer="dave",
+        role="risk-owner",
+        key_file=keys["dave"],
+        note="exposure plot reviewed",
+    )
     signing_key = make_key(base / "keys", "ci-gate")[0]
-    result = run_gate(workspace=root, policy=EU, signing_key=str(signing_key), require_approvals=True)
+    result = run_gate(
+        workspace=root, policy=EU, signing_key=str(signing_key), require_approvals=True
+    )
     assert result.decision.passed and result.decision.approved
     yield root
     mp.undo()
@@ -103,7 +120,9 @@ def test_mutations_are_all_detected(workspace: Path, use_contract_kinds: object)
     assert verify_workspace(root).ok
 
 
-def test_verify_itself_reports_each_kind_of_mutation(workspace: Path, use_contract_kinds: object) -> None:
+def test_verify_itself_reports_each_kind_of_mutation(
+    workspace: Path, use_contract_kinds: object
+) -> None:
     """A smaller sample checked through verify_workspace directly, one per target and offset class."""
     rng = random.Random(7)
     for target, ranges in _targets(workspace).items():
@@ -123,7 +142,9 @@ def test_verify_itself_reports_each_kind_of_mutation(workspace: Path, use_contra
 
 
 @pytest.mark.parametrize("field", ["size", "finetrail_version"])
-def test_manifest_edits_that_stay_canonical(workspace: Path, use_contract_kinds: object, field: str) -> None:
+def test_manifest_edits_that_stay_canonical(
+    workspace: Path, use_contract_kinds: object, field: str
+) -> None:
     """Edits a random flip rarely produces: valid, canonical JSON with every digest intact."""
     from finetrail.governance.evidence.workspace import Manifest
 

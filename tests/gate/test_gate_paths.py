@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gate_contract import build_workspace, use_contract_kinds  # noqa: F401 (fixture)
-
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.io import canonical_json
+from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
 
 CHECKS = [
     # (path, problem fragment or None, terminal kinds)
@@ -32,12 +31,18 @@ CHECKS = [
     ("datasets[*].pii.counts[0]", "is a mapping: use .KEY or [*], not [0]", set()),
     ("probes.nosuch.x", "unknown evidence kind in 'probes.nosuch.x'", set()),
     ("training..dp", "malformed path segment ''", set()),
-    ("training.dp.epsilon.value", "training.dp.epsilon is a number value: .value goes past its end", set()),
+    (
+        "training.dp.epsilon.value",
+        "training.dp.epsilon is a number value: .value goes past its end",
+        set(),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("path", "problem", "terminal"), CHECKS, ids=[c[0] for c in CHECKS])
-def test_check_path(use_contract_kinds: object, path: str, problem: str | None, terminal: set[str]) -> None:
+def test_check_path(
+    use_contract_kinds: object, path: str, problem: str | None, terminal: set[str]
+) -> None:
     check = evpaths.check_path(path)
     if problem is None:
         assert check.problem is None
@@ -101,8 +106,11 @@ def test_resolve_null_and_where(ws: evpaths.EvidenceSet) -> None:
     res = evpaths.resolve(evpaths.parse_path("datasets[*].pii.residual"), ws)
     assert sorted(map(repr, (m.value for m in res.matches))) == ["0", "None"]
     tokens = evpaths.parse_tokens("derived_from")
-    res = evpaths.resolve(evpaths.parse_path("datasets[*].pii.residual"), ws,
-                          keep=lambda d, at: bool(evpaths.values_at(d, tokens).matches[0].value))
+    res = evpaths.resolve(
+        evpaths.parse_path("datasets[*].pii.residual"),
+        ws,
+        keep=lambda d, at: bool(evpaths.values_at(d, tokens).matches[0].value),
+    )
     assert [m.value for m in res.matches] == [0]
 
 

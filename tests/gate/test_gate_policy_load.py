@@ -7,11 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from gate_contract import use_contract_kinds  # noqa: F401 (fixture)
-
 from finetrail.cli import main
 from finetrail.errors import ConfigError
 from finetrail.governance.policy_load import load_policy, shipped_policies
+from gate_contract import use_contract_kinds_fixture  # noqa: F401 (fixture)
 
 GOOD_RULE = """
   - id: {id}
@@ -53,59 +52,165 @@ def test_valid_policy_lints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 MALFORMED = [
     ("bad yaml", HEAD + "rules: [\n  - a\n", (6, 3, "malformed YAML at line 6, column 3")),
     ("tab indentation", HEAD + "rules:\n\t- id: x\n", (6, 1, "malformed YAML at line 6, column 1")),
-    ("unknown operator", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     .replace("op: nonempty", "op: lte\n    threshold: 1"),
-     (9, 9, "rules[0].op: unknown operator 'lte'; allowed: <, <=, >, >=, ==, !=, in, not_in, present, nonempty")),
-    ("wrong type: severity", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     .replace("severity: error", "severity: 3"), (10, 15, "rules[0].severity: Input should be 'error' or 'warning'")),
-    ("wrong type: threshold for <=", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     .replace("op: nonempty", 'op: "<="\n    threshold: "abc"'),
-     (6, 5, "rules[0]: operator '<=' needs a finite number as threshold, got 'abc'")),
-    ("wrong type: approvals count", HEAD + "approvals: {count: two, controls: {nist_ai_rmf: [GOVERN 2.1]}, "
-     "rationale: four eyes see more}\nrules:" + GOOD_RULE.format(id="r1", path="workspace.model"),
-     (5, 20, "approvals.count: Input should be a valid integer")),
-    ("unknown key", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     + "    treshold: 3\n", (13, 5, "rules[0].treshold: unknown field (not allowed here)")),
-    ("unknown top-level key", HEAD + "rule: []\nrules:" + GOOD_RULE.format(id="r1", path="workspace.model"),
-     (5, 1, "rule: unknown field (not allowed here)")),
-    ("missing field", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     .replace("    rationale: because it matters\n", ""), (6, 5, "rules[0].rationale: required field is missing")),
-    ("empty rules", HEAD + "rules: []\n", (5, 8, "rules: empty policy: a policy needs at least one rule")),
-    ("duplicate rule ids", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     + GOOD_RULE.format(id="r1", path="workspace.owner").lstrip("\n"),
-     (13, 9, "rules[1].id: duplicate rule id 'r1' (first defined at line 6)")),
-    ("duplicate yaml key", HEAD + "id: again\nrules:" + GOOD_RULE.format(id="r1", path="workspace.model"),
-     (5, 1, "id: duplicate key (first at line 1)")),
-    ("unknown evidence field", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.modle"),
-     (8, 11, "rules[0].path: unknown evidence path 'workspace.modle': workspace has no field 'modle'")),
-    ("unknown evidence kind", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="nosuchkind.value"),
-     (8, 11, "unknown evidence kind in 'nosuchkind.value' (known kinds:")),
-    ("path past a scalar", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model.name"),
-     (8, 11, "workspace.model is a string value: .name goes past its end")),
-    ("list kind without index", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="gate.passed"),
-     (8, 11, "'gate' is a list of records: write gate[*] (every record) or gate[N]")),
-    ("ordering on a string", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     .replace("op: nonempty", 'op: "<"\n    threshold: 3'),
-     (9, 9, "rules[0].op: operator '<' compares numbers, but workspace.model holds string values")),
-    ("unknown control", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     .replace('Annex IV 1(a)', 'Annex IV 12(z)'), (11, 27, "unknown EU AI Act Annex IV item '12(z)'")),
-    ("unknown NIST id", HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model")
-     .replace('eu_ai_act: ["Annex IV 1(a)"]', 'nist_ai_rmf: ["MEASURE 9.9"]'),
-     (11, 29, "unknown NIST AI RMF subcategory 'MEASURE 9.9'")),
-    ("waiver for unknown rule", HEAD + "waivers:\n  - {rule: nope, justification: known deviation, "
-     "approver: bob, expires: 2030-01-01}\nrules:" + GOOD_RULE.format(id="r1", path="workspace.model"),
-     (6, 12, "waivers[0].rule: waiver names no rule of this policy: 'nope'")),
-    ("unknown required evidence", HEAD + "required_evidence: [trainign]\nrules:"
-     + GOOD_RULE.format(id="r1", path="workspace.model"), (5, 21, "unknown evidence kind 'trainign'")),
-    ("reserved rule id", HEAD + "rules:" + GOOD_RULE.format(id="approvals", path="workspace.model"),
-     (6, 5, "rule id 'approvals' is reserved")),
+    (
+        "unknown operator",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            "op: nonempty", "op: lte\n    threshold: 1"
+        ),
+        (
+            9,
+            9,
+            "rules[0].op: unknown operator 'lte'; allowed: <, <=, >, >=, ==, !=, in, not_in, present, nonempty",
+        ),
+    ),
+    (
+        "wrong type: severity",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            "severity: error", "severity: 3"
+        ),
+        (10, 15, "rules[0].severity: Input should be 'error' or 'warning'"),
+    ),
+    (
+        "wrong type: threshold for <=",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            "op: nonempty", 'op: "<="\n    threshold: "abc"'
+        ),
+        (6, 5, "rules[0]: operator '<=' needs a finite number as threshold, got 'abc'"),
+    ),
+    (
+        "wrong type: approvals count",
+        HEAD + "approvals: {count: two, controls: {nist_ai_rmf: [GOVERN 2.1]}, "
+        "rationale: four eyes see more}\nrules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model"),
+        (5, 20, "approvals.count: Input should be a valid integer"),
+    ),
+    (
+        "unknown key",
+        HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model") + "    treshold: 3\n",
+        (13, 5, "rules[0].treshold: unknown field (not allowed here)"),
+    ),
+    (
+        "unknown top-level key",
+        HEAD + "rule: []\nrules:" + GOOD_RULE.format(id="r1", path="workspace.model"),
+        (5, 1, "rule: unknown field (not allowed here)"),
+    ),
+    (
+        "missing field",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            "    rationale: because it matters\n", ""
+        ),
+        (6, 5, "rules[0].rationale: required field is missing"),
+    ),
+    (
+        "empty rules",
+        HEAD + "rules: []\n",
+        (5, 8, "rules: empty policy: a policy needs at least one rule"),
+    ),
+    (
+        "duplicate rule ids",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model")
+        + GOOD_RULE.format(id="r1", path="workspace.owner").lstrip("\n"),
+        (13, 9, "rules[1].id: duplicate rule id 'r1' (first defined at line 6)"),
+    ),
+    (
+        "duplicate yaml key",
+        HEAD + "id: again\nrules:" + GOOD_RULE.format(id="r1", path="workspace.model"),
+        (5, 1, "id: duplicate key (first at line 1)"),
+    ),
+    (
+        "unknown evidence field",
+        HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.modle"),
+        (
+            8,
+            11,
+            "rules[0].path: unknown evidence path 'workspace.modle': workspace has no field 'modle'",
+        ),
+    ),
+    (
+        "unknown evidence kind",
+        HEAD + "rules:" + GOOD_RULE.format(id="r1", path="nosuchkind.value"),
+        (8, 11, "unknown evidence kind in 'nosuchkind.value' (known kinds:"),
+    ),
+    (
+        "path past a scalar",
+        HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model.name"),
+        (8, 11, "workspace.model is a string value: .name goes past its end"),
+    ),
+    (
+        "list kind without index",
+        HEAD + "rules:" + GOOD_RULE.format(id="r1", path="gate.passed"),
+        (8, 11, "'gate' is a list of records: write gate[*] (every record) or gate[N]"),
+    ),
+    (
+        "ordering on a string",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            "op: nonempty", 'op: "<"\n    threshold: 3'
+        ),
+        (
+            9,
+            9,
+            "rules[0].op: operator '<' compares numbers, but workspace.model holds string values",
+        ),
+    ),
+    (
+        "unknown control",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            "Annex IV 1(a)", "Annex IV 12(z)"
+        ),
+        (11, 27, "unknown EU AI Act Annex IV item '12(z)'"),
+    ),
+    (
+        "unknown NIST id",
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            'eu_ai_act: ["Annex IV 1(a)"]', 'nist_ai_rmf: ["MEASURE 9.9"]'
+        ),
+        (11, 29, "unknown NIST AI RMF subcategory 'MEASURE 9.9'"),
+    ),
+    (
+        "waiver for unknown rule",
+        HEAD + "waivers:\n  - {rule: nope, justification: known deviation, "
+        "approver: bob, expires: 2030-01-01}\nrules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model"),
+        (6, 12, "waivers[0].rule: waiver names no rule of this policy: 'nope'"),
+    ),
+    (
+        "unknown required evidence",
+        HEAD
+        + "required_evidence: [trainign]\nrules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model"),
+        (5, 21, "unknown evidence kind 'trainign'"),
+    ),
+    (
+        "reserved rule id",
+        HEAD + "rules:" + GOOD_RULE.format(id="approvals", path="workspace.model"),
+        (6, 5, "rule id 'approvals' is reserved"),
+    ),
     ("not a mapping", "- just\n- a list\n", (1, 1, "a policy must be a mapping of fields")),
 ]
 
 
 @pytest.mark.parametrize(("name", "body", "expected"), MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_policy_exit_2_with_line_and_column(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, body: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    body: str,
     expected: tuple[int, int, str],
 ) -> None:
     p = write(tmp_path, body)
@@ -118,7 +223,11 @@ def test_malformed_policy_exit_2_with_line_and_column(
     if not fragment.startswith("malformed YAML"):
         assert f"line {line}, column {col}: " in out, out
         # every problem line carries a position
-        problems = [x for x in out.splitlines() if x.startswith("  ") and not x.startswith(("  fix", "  why"))]
+        problems = [
+            x
+            for x in out.splitlines()
+            if x.startswith("  ") and not x.startswith(("  fix", "  why"))
+        ]
         assert problems and all(re.match(r"^  line \d+, column \d+: ", x) for x in problems), out
 
 
@@ -137,8 +246,14 @@ def test_non_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_every_problem_reported_at_once(tmp_path: Path) -> None:
-    body = HEAD + "rules:" + GOOD_RULE.format(id="r1", path="workspace.model").replace(
-        "op: nonempty", "op: lte\n    threshold: 1") + "    extra: 1\n"
+    body = (
+        HEAD
+        + "rules:"
+        + GOOD_RULE.format(id="r1", path="workspace.model").replace(
+            "op: nonempty", "op: lte\n    threshold: 1"
+        )
+        + "    extra: 1\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_policy(write(tmp_path, body))
     assert info.value.what.count("line ") == 2

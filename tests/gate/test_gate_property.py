@@ -12,15 +12,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gate_contract import CONTRACT_NAMES, add_reviewers, approve, build_workspace, use_contract_kinds  # noqa: F401
-
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.gate_eval import evaluate
 from finetrail.governance.policy_load import load_policy, shipped_policies
+from gate_contract import (  # noqa: F401
+    CONTRACT_NAMES,
+    add_reviewers,
+    approve,
+    build_workspace,
+    use_contract_kinds_fixture,
+)
 
 POLICIES = {p.stem: p for p in shipped_policies()}
-CASES = [(name, rule["id"]) for name, path in sorted(POLICIES.items())
-         for rule in yaml.safe_load(path.read_text())["rules"]]
+CASES = [
+    (name, rule["id"])
+    for name, path in sorted(POLICIES.items())
+    for rule in yaml.safe_load(path.read_text())["rules"]
+]
 
 
 def _kinds_read(rule_path: str, ref: str | None) -> list[str]:
@@ -51,7 +59,9 @@ def _workspace(store: dict[str, Path], omit: str | None) -> Path:
     return root
 
 
-def test_complete_workspace_passes_every_rule(use_contract_kinds: object, store: dict[str, Path]) -> None:
+def test_complete_workspace_passes_every_rule(
+    use_contract_kinds: object, store: dict[str, Path]
+) -> None:
     root = _workspace(store, None)
     for name, path in POLICIES.items():
         d = evaluate(workspace=root, policy=load_policy(path), require_approvals=True)
@@ -61,8 +71,9 @@ def test_complete_workspace_passes_every_rule(use_contract_kinds: object, store:
 
 
 @pytest.mark.parametrize(("policy_name", "rule_id"), CASES, ids=[f"{p}:{r}" for p, r in CASES])
-def test_removing_a_rules_evidence_fails_it(use_contract_kinds: object, store: dict[str, Path],
-                                            policy_name: str, rule_id: str) -> None:
+def test_removing_a_rules_evidence_fails_it(
+    use_contract_kinds: object, store: dict[str, Path], policy_name: str, rule_id: str
+) -> None:
     loaded = load_policy(POLICIES[policy_name])
     rule = next(r for r in loaded.policy.rules if r.id == rule_id)
     kinds = _kinds_read(rule.path, rule.ref)
@@ -71,7 +82,9 @@ def test_removing_a_rules_evidence_fails_it(use_contract_kinds: object, store: d
         d = evaluate(workspace=root, policy=loaded)
         outcome = next(o for o in d.outcomes if o.rule == rule_id)
         assert outcome.outcome in ("fail", "error"), (kind, outcome.message)
-        assert outcome.reason in ("missing", "stale", "approvals", "threshold", "unparseable"), outcome
+        assert outcome.reason in ("missing", "stale", "approvals", "threshold", "unparseable"), (
+            outcome
+        )
         if kind not in ("reviews",):
             # the message says what is absent, not merely that a value is wrong
             assert outcome.reason in ("missing", "stale"), (kind, outcome.reason, outcome.message)

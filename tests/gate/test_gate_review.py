@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from gate_contract import add_reviewers, approve, build_workspace, make_key, use_contract_kinds  # noqa: F401
-
 from finetrail.cli import main
 from finetrail.errors import CheckFailed, InputError
 from finetrail.governance.evidence.workspace import LedgerEntry
@@ -17,6 +15,13 @@ from finetrail.governance.io import canonical_json
 from finetrail.governance.policy_load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
 from finetrail.governance.verify import verify_workspace
+from gate_contract import (  # noqa: F401
+    add_reviewers,
+    approve,
+    build_workspace,
+    make_key,
+    use_contract_kinds_fixture,
+)
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 
@@ -34,18 +39,47 @@ def approvals_outcome(root: Path, **kw: object) -> tuple[bool, str]:
     return d.approved, o.message
 
 
-def test_cli_flow_generate_trust_approve(tmp_path: Path, use_contract_kinds: object,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_flow_generate_trust_approve(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = build_workspace(tmp_path / "ws").root
     keys = tmp_path / "keys"
     for name, role in (("bob", "model-risk"), ("carol", "privacy")):
         assert main(["keys", "generate", "--reviewer", name, "--out", str(keys)]) == 0
-        assert main(["keys", "add", "--reviewer", name, "--public-key", str(keys / f"{name}.pub"),
-                     "--role", role, "--workspace", str(root)]) == 0
+        assert (
+            main(
+                [
+                    "keys",
+                    "add",
+                    "--reviewer",
+                    name,
+                    "--public-key",
+                    str(keys / f"{name}.pub"),
+                    "--role",
+                    role,
+                    "--workspace",
+                    str(root),
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
     for name, role in (("bob", "model-risk"), ("carol", "privacy")):
-        code = main(["review", "approve", str(root), "--reviewer", name, "--role", role,
-                     "--key", str(keys / f"{name}.key"), "--note", "checked the dossier"])
+        code = main(
+            [
+                "review",
+                "approve",
+                str(root),
+                "--reviewer",
+                name,
+                "--role",
+                role,
+                "--key",
+                str(keys / f"{name}.key"),
+                "--note",
+                "checked the dossier",
+            ]
+        )
         assert code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "approve: carol (privacy) signed files digest" in out
@@ -63,20 +97,26 @@ def test_approval_binds_to_manifest_digest_and_is_signed(ws: tuple[Path, dict[st
     root, keys = ws
     from finetrail.governance.workspace import Workspace
 
-    entry = record_review(root, decision="approve", reviewer="bob", role="model-risk",
-                          key_file=keys["bob"], note="ok")
+    entry = record_review(
+        root, decision="approve", reviewer="bob", role="model-risk", key_file=keys["bob"], note="ok"
+    )
     assert entry.payload["manifest_sha256"] == Workspace.open(root).manifest_digest()
     assert entry.signer == entry.payload["keyid"] and entry.signature
 
 
 def test_four_eyes_count_and_roles(ws: tuple[Path, dict[str, Path]]) -> None:
     root, keys = ws
-    assert approvals_outcome(root) == (False, "0 of 2 required approvals by distinct people; "
-                                       "no current approval in the role 'model-risk'; "
-                                       "no current approval in the role 'privacy'")
+    assert approvals_outcome(root) == (
+        False,
+        "0 of 2 required approvals by distinct people; "
+        "no current approval in the role 'model-risk'; "
+        "no current approval in the role 'privacy'",
+    )
     approve(root, keys, (("bob", "model-risk"),))
-    assert approvals_outcome(root) == (False, "1 of 2 required approvals by distinct people; "
-                                       "no current approval in the role 'privacy'")
+    assert approvals_outcome(root) == (
+        False,
+        "1 of 2 required approvals by distinct people; no current approval in the role 'privacy'",
+    )
     approve(root, keys, (("dave", "risk-owner"),))  # two people, but the privacy role is missing
     assert approvals_outcome(root) == (False, "no current approval in the role 'privacy'")
     approve(root, keys, (("carol", "privacy"),))
@@ -90,8 +130,9 @@ def test_later_change_makes_approvals_stale(ws: tuple[Path, dict[str, Path]]) ->
 
     approve(root, keys, (("bob", "model-risk"), ("carol", "privacy")))
     assert approvals_outcome(root)[0]
-    Workspace.open(root).write_bytes("artifacts/notes.txt", b"a later file\n", event="artifact.added",
-                                     actor="alice")
+    Workspace.open(root).write_bytes(
+        "artifacts/notes.txt", b"a later file\n", event="artifact.added", actor="alice"
+    )
     approved, message = approvals_outcome(root)
     assert not approved
     assert "approval by bob is stale (files changed since)" in message
@@ -104,8 +145,9 @@ def test_later_change_makes_approvals_stale(ws: tuple[Path, dict[str, Path]]) ->
     assert approvals_outcome(root)[0]
 
 
-def test_gate_decisions_do_not_make_approvals_stale(ws: tuple[Path, dict[str, Path]],
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_gate_decisions_do_not_make_approvals_stale(
+    ws: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
     root, keys = ws
     approve(root, keys, (("bob", "model-risk"), ("carol", "privacy")))
     for _ in range(2):
@@ -114,37 +156,72 @@ def test_gate_decisions_do_not_make_approvals_stale(ws: tuple[Path, dict[str, Pa
     assert not [f for f in verify_workspace(root).findings if f.code == "stale"]
 
 
-@pytest.mark.parametrize(("reviewer", "role", "key", "error"), [
-    ("bob", "model-risk", "mallory", "unknown key: its public key is not in the keyring"),
-    ("carol", "privacy", "bob", "the key belongs to 'bob', not 'carol'"),
-    ("bob", "privacy", "bob", "the keyring does not grant 'bob' the role 'privacy'"),
-])
-def test_rejected_at_signing(ws: tuple[Path, dict[str, Path]], tmp_path: Path, reviewer: str,
-                             role: str, key: str, error: str) -> None:
+@pytest.mark.parametrize(
+    ("reviewer", "role", "key", "error"),
+    [
+        ("bob", "model-risk", "mallory", "unknown key: its public key is not in the keyring"),
+        ("carol", "privacy", "bob", "the key belongs to 'bob', not 'carol'"),
+        ("bob", "privacy", "bob", "the keyring does not grant 'bob' the role 'privacy'"),
+    ],
+)
+def test_rejected_at_signing(
+    ws: tuple[Path, dict[str, Path]], tmp_path: Path, reviewer: str, role: str, key: str, error: str
+) -> None:
     root, keys = ws
     keys = {**keys, "mallory": make_key(tmp_path / "other", "mallory")[0]}
     with pytest.raises(InputError, match=error):
-        record_review(root, decision="approve", reviewer=reviewer, role=role, key_file=keys[key],
-                      note="")
+        record_review(
+            root, decision="approve", reviewer=reviewer, role=role, key_file=keys[key], note=""
+        )
 
 
-def test_self_approval_rejected(tmp_path: Path, use_contract_kinds: object,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_self_approval_rejected(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = build_workspace(tmp_path / "ws").root
     keys = add_reviewers(root, tmp_path / "keys", {"alice": ("model-risk",), "bob": ("privacy",)})
-    code = main(["review", "approve", str(root), "--reviewer", "alice", "--role", "model-risk",
-                 "--key", str(keys["alice"])])
+    code = main(
+        [
+            "review",
+            "approve",
+            str(root),
+            "--reviewer",
+            "alice",
+            "--role",
+            "model-risk",
+            "--key",
+            str(keys["alice"]),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "self-approval: 'alice' is an author of this workspace" in err
     # a comment by the author is fine
-    assert main(["review", "comment", str(root), "--reviewer", "alice", "--role", "model-risk",
-                 "--key", str(keys["alice"]), "--note", "ready for review"]) == 0
+    assert (
+        main(
+            [
+                "review",
+                "comment",
+                str(root),
+                "--reviewer",
+                "alice",
+                "--role",
+                "model-risk",
+                "--key",
+                str(keys["alice"]),
+                "--note",
+                "ready for review",
+            ]
+        )
+        == 0
+    )
 
 
 def test_duplicate_approval_rejected(ws: tuple[Path, dict[str, Path]]) -> None:
     root, keys = ws
     approve(root, keys, (("bob", "model-risk"),))
-    with pytest.raises(InputError, match="duplicate approval: 'bob' has already approved these files"):
+    with pytest.raises(
+        InputError, match="duplicate approval: 'bob' has already approved these files"
+    ):
         approve(root, keys, (("bob", "risk-owner"),))
 
 
@@ -155,22 +232,55 @@ def test_refuses_to_sign_a_tampered_workspace(ws: tuple[Path, dict[str, Path]]) 
         approve(root, keys, (("bob", "model-risk"),))
 
 
-def test_rejection_blocks_until_reapproved(ws: tuple[Path, dict[str, Path]],
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_rejection_blocks_until_reapproved(
+    ws: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
     root, keys = ws
     approve(root, keys, (("bob", "model-risk"), ("carol", "privacy")))
-    assert main(["review", "reject", str(root), "--reviewer", "carol", "--role", "privacy",
-                 "--key", str(keys["carol"]), "--note", "exposure plot missing"]) == 0
+    assert (
+        main(
+            [
+                "review",
+                "reject",
+                str(root),
+                "--reviewer",
+                "carol",
+                "--role",
+                "privacy",
+                "--key",
+                str(keys["carol"]),
+                "--note",
+                "exposure plot missing",
+            ]
+        )
+        == 0
+    )
     approved, message = approvals_outcome(root)
     assert not approved and "rejected by carol (privacy): exposure plot missing" in message
-    assert main(["review", "reject", str(root), "--reviewer", "carol", "--role", "privacy",
-                 "--key", str(keys["carol"])]) == 2  # a rejection needs a note
+    assert (
+        main(
+            [
+                "review",
+                "reject",
+                str(root),
+                "--reviewer",
+                "carol",
+                "--role",
+                "privacy",
+                "--key",
+                str(keys["carol"]),
+            ]
+        )
+        == 2
+    )  # a rejection needs a note
     approve(root, keys, (("carol", "privacy"),))
     assert approvals_outcome(root)[0]
     assert verify_workspace(root).ok  # approve, reject, approve again is no duplicate
 
 
-def _rewrite_entry(root: Path, seq: int, change: dict[str, object], *, resign: bool = False) -> None:
+def _rewrite_entry(
+    root: Path, seq: int, change: dict[str, object], *, resign: bool = False
+) -> None:
     """Edit one ledger entry and re-chain everything after it, as an attacker with write access could."""
     from finetrail.governance.evidence.workspace import Manifest
     from finetrail.governance.ledger import payload_digest
@@ -194,34 +304,52 @@ def _rewrite_entry(root: Path, seq: int, change: dict[str, object], *, resign: b
     (root / "manifest.json").write_bytes(m.canonical_bytes())
 
 
-def test_verify_detects_altered_review_even_when_rechained(ws: tuple[Path, dict[str, Path]]) -> None:
+def test_verify_detects_altered_review_even_when_rechained(
+    ws: tuple[Path, dict[str, Path]],
+) -> None:
     root, keys = ws
     approve(root, keys, (("bob", "model-risk"),))
-    entries = [LedgerEntry.model_validate_json(x) for x in (root / "ledger.jsonl").read_bytes().splitlines()]
+    entries = [
+        LedgerEntry.model_validate_json(x)
+        for x in (root / "ledger.jsonl").read_bytes().splitlines()
+    ]
     review = entries[-1]
     payload = {**review.payload, "role": "privacy"}  # escalate the role, keep bob's signature
     _rewrite_entry(root, review.seq, {"payload": payload})
     report = verify_workspace(root)
     assert sorted(f.code for f in report.errors) == ["forged", "review"], report.render()
-    assert any("the signature does not verify (forged or altered entry)" in f.message
-               for f in report.errors)
+    assert any(
+        "the signature does not verify (forged or altered entry)" in f.message
+        for f in report.errors
+    )
     assert not approvals_outcome(root)[0]
 
 
-def test_verify_rejects_review_signed_by_unknown_key(ws: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
+def test_verify_rejects_review_signed_by_unknown_key(
+    ws: tuple[Path, dict[str, Path]], tmp_path: Path
+) -> None:
     root, keys = ws
     approve(root, keys, (("bob", "model-risk"),))
-    entries = [LedgerEntry.model_validate_json(x) for x in (root / "ledger.jsonl").read_bytes().splitlines()]
+    entries = [
+        LedgerEntry.model_validate_json(x)
+        for x in (root / "ledger.jsonl").read_bytes().splitlines()
+    ]
     review = entries[-1]
     from finetrail.governance import attest
 
     mallory = attest.generate_key()
     keyid = attest.keyid_of(mallory.public_key())
-    forged = review.model_copy(update={"signer": keyid, "payload": {**review.payload, "keyid": keyid}})
-    forged = forged.model_copy(update={"signature": base64.b64encode(
-        mallory.sign(forged.signing_bytes())).decode()})
-    _rewrite_entry(root, review.seq, {"signer": forged.signer, "payload": forged.payload,
-                                      "signature": forged.signature})
+    forged = review.model_copy(
+        update={"signer": keyid, "payload": {**review.payload, "keyid": keyid}}
+    )
+    forged = forged.model_copy(
+        update={"signature": base64.b64encode(mallory.sign(forged.signing_bytes())).decode()}
+    )
+    _rewrite_entry(
+        root,
+        review.seq,
+        {"signer": forged.signer, "payload": forged.payload, "signature": forged.signature},
+    )
     report = verify_workspace(root)
     assert any("signed by an unknown key" in f.message for f in report.errors), report.render()
 
@@ -236,7 +364,9 @@ def test_verify_detects_duplicate_approvals(ws: tuple[Path, dict[str, Path]]) ->
     key = attest.load_private_key(keys["bob"])
     entries = ws_.ledger.entries()
     payload = dict(entries[-1].payload)
-    ws_.append_event("review.approve", actor="bob", payload=payload, signer=payload["keyid"], sign=key.sign)
+    ws_.append_event(
+        "review.approve", actor="bob", payload=payload, signer=payload["keyid"], sign=key.sign
+    )
     report = verify_workspace(root)
     assert [f.code for f in report.errors] == ["duplicate"]
     assert "second current approval by 'bob'" in report.errors[0].message
@@ -252,8 +382,9 @@ def test_keyring_edited_outside_finetrail(ws: tuple[Path, dict[str, Path]], tmp_
     assert ("modified", "keyring.json") in [(f.code, f.location) for f in report.errors]
 
 
-def test_reviews_without_keyring_are_unverifiable(ws: tuple[Path, dict[str, Path]],
-                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reviews_without_keyring_are_unverifiable(
+    ws: tuple[Path, dict[str, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, keys = ws
     approve(root, keys, (("bob", "model-risk"),))
     external = tmp_path / "repo-keyring.json"
