@@ -389,7 +389,8 @@ def evaluate(
     from finetrail.governance import review
 
     root = Path(workspace)
-    report = verify_workspace(root)
+    with review.keyring_for_verify(keyring_file):
+        report = verify_workspace(root)
     manifest = _manifest(root)
     meta = _metadata(root)
     entries = ledger_entries_for_gate(root)

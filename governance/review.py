@@ -21,7 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,23 @@ def keyring_path(
     if root is not None and (Path(root) / KEYRING_FILE).is_file():
         return Path(root) / KEYRING_FILE
     return None
+
+
+@contextmanager
+def keyring_for_verify(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Make ``verify``'s review check use the keyring given on the command line."""
+    if path is None:
+        yield
+        return
+    old = os.environ.get(KEYRING_ENV)
+    os.environ[KEYRING_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(KEYRING_ENV, None)
+        else:
+            os.environ[KEYRING_ENV] = old
 
 
 def load_keyring(path: str | os.PathLike[str]) -> Keyring:
@@ -248,7 +266,7 @@ def assess(
     for s in states:
         loc = f"{LEDGER_NAME}:{s.entry.seq + 1}"
         for p in s.problems:
-            code = "forged" if "signature" in p else "review"
+            code = "forged" if "does not verify" in p else "review"
             findings.append(Finding("error", code, loc, f"review by {s.entry.actor!r}: {p}"))
         if s.payload is None or manifest is None:
             continue
@@ -408,7 +426,8 @@ def record_review(
             field="role",
             fix=f"roles granted: {', '.join(trusted.roles) or 'none'}",
         )
-    report = verify_workspace(ws.root)
+    with keyring_for_verify(kr_path):
+        report = verify_workspace(ws.root)
     if not report.ok:
         raise CheckFailed(
             "refusing to sign a workspace that verify rejects",
@@ -477,11 +496,11 @@ def check_reviews(root: Path, ctx: Any) -> list[Finding]:
                 f"(set {KEYRING_ENV} or add {KEYRING_FILE} to the workspace)",
             )
         )
-    else:
-        try:
-            keyring = load_keyring(path)
-        except InputError as err:
-            findings.append(Finding("error", "modified", str(path), err.what))
+        return findings
+    try:
+        keyring = load_keyring(path)
+    except InputError as err:
+        findings.append(Finding("error", "modified", str(path), err.what))
     findings += assess(entries, getattr(ctx, "manifest", None), keyring).findings
     return findings
 

@@ -395,3 +395,57 @@ def test_reviews_without_keyring_are_unverifiable(
     monkeypatch.setenv("FINETRAIL_KEYRING", str(external))  # a keyring kept in the repository
     report = verify_workspace(root)
     assert {f.code for f in report.errors} == {"missing"}  # only the workspace copy is gone
+
+
+def test_repository_keyring_given_on_the_command_line(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = build_workspace(tmp_path / "ws").root
+    keyring = tmp_path / "repo" / "keyring.json"
+    keys = {}
+    for name, role in (("bob", "model-risk"), ("carol", "privacy")):
+        keys[name], public = make_key(tmp_path / "keys", name)
+        assert (
+            main(
+                [
+                    "keys",
+                    "add",
+                    "--reviewer",
+                    name,
+                    "--public-key",
+                    str(public),
+                    "--role",
+                    role,
+                    "--keyring",
+                    str(keyring),
+                ]
+            )
+            == 0
+        )
+    for name, role in (("bob", "model-risk"), ("carol", "privacy")):
+        assert (
+            main(
+                [
+                    "review",
+                    "approve",
+                    str(root),
+                    "--reviewer",
+                    name,
+                    "--role",
+                    role,
+                    "--key",
+                    str(keys[name]),
+                    "--keyring",
+                    str(keyring),
+                ]
+            )
+            == 0
+        )
+    capsys.readouterr()
+    code = main(
+        ["gate", str(root), "--policy", str(EU), "--require-approvals", "--keyring", str(keyring)]
+    )
+    assert code == 0, capsys.readouterr().out
+    assert not (root / "keyring.json").exists()
+    report = verify_workspace(root)  # without the keyring the signatures cannot be checked
+    assert [f.code for f in report.errors] == ["unverifiable"]
