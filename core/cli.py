@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.governance.cli",
     "finetrail.training.cli",
     "finetrail.reports.cli",
+    "finetrail.governance.gate_cli",
 )
 
 

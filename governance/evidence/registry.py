@@ -24,11 +24,12 @@ class EvidenceKind:
     many: bool = False
 
 
+# fmt: off
 EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
-    EvidenceKind(
-        "workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"
-    ),
+    EvidenceKind("workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"),
+    EvidenceKind("gate", "finetrail.governance.evidence.gate:GateDecision", "evidence/gate/*[0-9].json", many=True),
 )
+# fmt: on
 
 
 def record_class(kind: EvidenceKind) -> type[EvidenceRecord]:
