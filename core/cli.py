@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 
 import click
+
 from finetrail._version import __version__
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 
