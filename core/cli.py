@@ -25,6 +25,7 @@ from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.governance.cli",
     "finetrail.training.cli",
+    "finetrail.governance.bias.cli",
 )
 
 

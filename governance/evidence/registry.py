@@ -26,6 +26,7 @@ class EvidenceKind:
 
 EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind("workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"),
+    EvidenceKind("bias", "finetrail.governance.evidence.bias:BiasAuditEvidence", "evidence/bias.json"),
 )
 
 

@@ -7,6 +7,7 @@ import math
 import re
 
 import pytest
+
 from finetrail.cli import main
 from finetrail.training import _generic_corpus
 from finetrail.training.synthetic import (
