@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,26 @@ def _loaded_models(ws: Workspace, settings: BiasAuditSettings) -> tuple[Any, Any
     return tuned, base
 
 
+def _check_sources(
+    eval_path: object,
+    predictions: object,
+    base_predictions: object,
+    model: object,
+    base_model: object,
+) -> None:
+    conflicts = []
+    if predictions is not None and (eval_path is not None or model is not None):
+        conflicts.append(
+            "--predictions excludes --eval and --model (the predictions are the model's output)"
+        )
+    if base_predictions is not None and predictions is None:
+        conflicts.append("--base-predictions needs --predictions")
+    if base_model is not None and model is None:
+        conflicts.append("--base-model needs --model")
+    if conflicts:
+        raise InputError("; ".join(conflicts), field="predictions" if predictions else "model")
+
+
 def audit_workspace_bias(
     *,
     workspace: str | os.PathLike[str],
@@ -83,6 +104,7 @@ def audit_workspace_bias(
     written to ``evidence/bias.json`` with a ``bias.audited`` ledger event.
     """
     settings = settings or BiasAuditSettings()
+    _check_sources(eval_path, predictions_path, base_predictions_path, model_path, base_model_path)
     ws = Workspace.open(workspace)
     training = _training(ws)
     adapter = _get(training, "adapter.sha256")
@@ -135,7 +157,12 @@ def audit_workspace_bias(
     )
     run_id = _get(training, "mlflow.run_id")
     if isinstance(run_id, str) and run_id:
-        log_mlflow_metrics(ws, run_id, record)
+        try:
+            log_mlflow_metrics(ws, run_id, record)
+        except Exception as exc:  # the evidence is written; MLflow is a secondary copy
+            logging.getLogger(__name__).warning(
+                "bias metrics not logged to MLflow run %s: %s", run_id, exc
+            )
     return record
 
 

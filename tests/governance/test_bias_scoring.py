@@ -295,3 +295,74 @@ def test_importing_the_audit_stays_light():
 def test_settings_reject_bad_values():
     with pytest.raises(Exception, match="resamples"):
         BiasAuditSettings(resamples=1)
+
+
+def test_workspace_mode_uses_the_training_loader(tiny, synth, tmp_path, monkeypatch):
+    """Without --model, the audit loads the fine-tuned model and its base through
+    finetrail.training.loading.load_trained (replaced here by one that returns real models)."""
+    import types
+
+    from finetrail.governance.bias import audit_workspace_bias
+    from finetrail.governance.workspace import Workspace
+
+    _, model, tok = tiny
+    calls = []
+
+    def load_trained(root):
+        calls.append(root)
+        return types.SimpleNamespace(model=model, base_model=model, tokenizer=tok, device="cpu")
+
+    monkeypatch.setitem(
+        sys.modules, "finetrail.training.loading", types.SimpleNamespace(load_trained=load_trained)
+    )
+    ws = Workspace.init(tmp_path / "ws", model="m", version="1", owner="o")
+    training = {"adapter": {"sha256": "ab" * 32}, "base_model": {"weights_sha256": "cd" * 32}}
+    ws.write_bytes("evidence/training.json", json.dumps(training).encode(), event="t", actor="t")
+    rec = audit_workspace_bias(
+        workspace=ws.root,
+        sensitive=["gender"],
+        eval_path=synth / "task_eval.jsonl",
+        counterfactual=False,
+        settings=BiasAuditSettings(resamples=50, min_group_size=10),
+    )
+    assert calls == [ws.root]
+    assert rec.subject.model == "workspace"
+    assert rec.subject.adapter_sha256 == "ab" * 32 and rec.subject.base_weights_sha256 == "cd" * 32
+    assert rec.finetune_effect is not None and rec.base is not None
+
+
+def test_missing_loader_is_a_clear_error(synth, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "finetrail.training.loading", None)  # import fails
+    ws = tmp_path / "ws"
+    main(["init", str(ws), "--model", "m", "--version", "1", "--owner", "o"])
+    rc = main(
+        [
+            "audit",
+            "bias",
+            str(ws),
+            "--eval",
+            str(synth / "task_eval.jsonl"),
+            "--sensitive",
+            "gender",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "--model PATH" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--predictions", "p.jsonl", "--eval", "e.jsonl"], "--predictions excludes --eval"),
+        (
+            ["--base-predictions", "p.jsonl", "--eval", "e.jsonl"],
+            "--base-predictions needs --predictions",
+        ),
+        (["--eval", "e.jsonl", "--base-model", "."], "--base-model needs --model"),
+    ],
+)
+def test_conflicting_sources_exit_2(tmp_path, capsys, args, needle):
+    ws = tmp_path / "ws"
+    main(["init", str(ws), "--model", "m", "--version", "1", "--owner", "o"])
+    rc = main(["audit", "bias", str(ws), "--sensitive", "gender", *args])
+    assert rc == 2 and needle in capsys.readouterr().err
