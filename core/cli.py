@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.training.cli",
     "finetrail.reports.cli",
     "finetrail.governance.gate_cli",
+    "finetrail.governance.bias.cli",
 )
 
 

@@ -81,7 +81,7 @@ def pydoc_topics() -> tuple[tuple[str, str], ...]:
     """``(source, text)`` for each help topic shipped in :mod:`pydoc_data.topics`."""
     from pydoc_data.topics import topics
 
-    out = []
+    out: list[tuple[str, str]] = []
     for name in sorted(topics):
         out.extend((f"pydoc:{name}", text) for text in _clean(topics[name]))
     return tuple(out)

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from finetrail._version import __version__
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.base import Frozen
@@ -34,7 +36,6 @@ from finetrail.governance.io import (
     sha256_bytes,
     sha256_file,
 )
-from pydantic import Field
 
 __all__ = [
     "BUILD_PARAMS_FILE",
@@ -113,6 +114,7 @@ def _software() -> dict[str, str]:
     import tokenizers
     import torch
     import transformers
+
     from finetrail.training import _generic_corpus, _synth_records, synthetic
 
     # the code that makes the corpus and the model: a change to it invalidates the cache
@@ -265,8 +267,9 @@ def build_base_model(
     ``out_dir`` must be new, empty, or a folder this function built before; a folder with the
     same parameters and intact files is reused unless ``force``.
     """
-    from finetrail.governance.evidence.base import validation_error_to_input_error
     from pydantic import ValidationError
+
+    from finetrail.governance.evidence.base import validation_error_to_input_error
 
     try:
         p = BaseModelParams(
@@ -334,8 +337,9 @@ def _build_into(
     progress: Callable[[str], None] | None,
 ) -> None:
     import torch
-    from finetrail.training.synthetic import generic_corpus
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from finetrail.training.synthetic import generic_corpus
 
     docs = generic_corpus(seed=p.seed, public=p.public_records, stdlib=p.include_stdlib)
     texts = [d.text for d in docs]

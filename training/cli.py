@@ -6,6 +6,7 @@ Nothing heavy at import: Faker, torch, transformers and tokenizers load inside t
 from __future__ import annotations
 
 import click
+
 from finetrail.errors import EXIT_OK
 
 

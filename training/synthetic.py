@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.base import Frozen
 from finetrail.governance.io import atomic_write_bytes, canonical_json, sha256_bytes
@@ -45,7 +47,6 @@ from finetrail.training._synth_records import (
     PiiSpan,
     TaskExample,
 )
-from pydantic import Field
 
 __all__ = [
     "AGE_BANDS",
@@ -220,9 +221,10 @@ def write_synthetic(
     ``age_band``, ``region``), ``generic.jsonl`` (``source``, ``text``) and ``synth.json``.
     """
     import faker
+    from pydantic import ValidationError
+
     from finetrail._version import __version__
     from finetrail.governance.evidence.base import validation_error_to_input_error
-    from pydantic import ValidationError
 
     try:
         params = SynthParams(

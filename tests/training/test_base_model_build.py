@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from finetrail.cli import main
 from finetrail.errors import ConfigError
 from finetrail.governance.io import sha256_file
@@ -55,8 +56,9 @@ def test_loads_with_auto_classes_and_splits_digits(quick_model):
 
 def test_pretraining_lowers_the_loss_on_held_out_text(quick_model):
     import torch
-    from finetrail.training.synthetic import public_records
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    from finetrail.training.synthetic import public_records
 
     compute = json.loads((quick_model / COMPUTE_FILE).read_text())
     assert compute["losses"][-1] < compute["losses"][0] - 0.5

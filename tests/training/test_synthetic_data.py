@@ -7,6 +7,7 @@ import math
 import re
 
 import pytest
+
 from finetrail.cli import main
 from finetrail.training import _generic_corpus
 from finetrail.training.synthetic import (
@@ -24,7 +25,6 @@ SMALL = {"records": 200, "task_records": 100, "eval_records": 100, "public": 100
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
-    _generic_corpus.stdlib_docstrings.cache_clear()
     write_synthetic(out_dir=tmp_path / "a", seed=7, **SMALL)
     _generic_corpus.stdlib_docstrings.cache_clear()  # re-read the standard library too
     write_synthetic(out_dir=tmp_path / "b", seed=7, **SMALL)
