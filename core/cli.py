@@ -21,7 +21,10 @@ from finetrail._version import __version__
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 
 # The literal registry of command providers, one per layer module. Order is the help order.
-COMMAND_MODULES: tuple[str, ...] = ("finetrail.governance.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "finetrail.governance.cli",
+    "finetrail.training.train_cli",
+)
 
 
 class _Group(click.Group):

@@ -28,6 +28,7 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind(
         "workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"
     ),
+    EvidenceKind("training", "finetrail.governance.evidence.training:TrainingEvidence", "evidence/training.json"),
 )
 
 
