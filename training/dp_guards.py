@@ -150,9 +150,11 @@ def _ia3_grad_sample(
     return out
 
 
-def prepare_for_dp(model: nn.Module) -> list[str]:
-    """Make the model's trainable tensors correct under Opacus; return what was changed."""
-    notes: list[str] = []
+def clear_padding_idx(model: nn.Module) -> list[str]:
+    """Opacus's embedding grad sampler ignores ``padding_idx``; autograd leaves that row's
+    gradient at zero. Where the pad id is also a real token (pad = eos is common) the per-sample
+    gradients then disagree with the real ones (relative error 0.5-7 measured here). Clearing
+    ``padding_idx`` on trainable embeddings changes no forward value and makes them agree."""
     cleared = []
     for name, mod in model.named_modules():
         if (
@@ -162,12 +164,18 @@ def prepare_for_dp(model: nn.Module) -> list[str]:
         ):
             cleared.append(f"{name} (padding_idx {mod.padding_idx})")
             mod.padding_idx = None
-    if cleared:
-        notes.append(
-            "cleared padding_idx on trainable embeddings " + ", ".join(cleared) + ": Opacus's "
-            "embedding grad sampler ignores it, so per-sample gradients disagreed with autograd "
-            "wherever the pad id is also a real token; the forward pass is unchanged"
-        )
+    if not cleared:
+        return []
+    return [
+        "cleared padding_idx on trainable embeddings " + ", ".join(cleared) + ": Opacus's "
+        "embedding grad sampler ignores it, so per-sample gradients disagreed with autograd "
+        "wherever the pad id is also a real token; the forward pass is unchanged"
+    ]
+
+
+def expose_ia3(model: nn.Module) -> list[str]:
+    """Register each trainable IA3 vector also on its IA3 layer (the module whose forward uses
+    it) and give Opacus a per-sample gradient rule for that layer."""
     ia3_cls = _register_ia3_grad_sampler()
     exposed = 0
     if ia3_cls is not None:
@@ -177,12 +185,17 @@ def prepare_for_dp(model: nn.Module) -> list[str]:
                     if p.requires_grad:
                         mod.register_parameter(IA3_DIRECT_PREFIX + adapter, p)
                         exposed += 1
-    if exposed:
-        notes.append(
-            f"registered {exposed} IA3 scaling vectors on their IA3 layers with a per-sample "
-            "gradient rule (peft keeps them in a ParameterDict that Opacus's hooks never see)"
-        )
-    return notes
+    if not exposed:
+        return []
+    return [
+        f"registered {exposed} IA3 scaling vectors on their IA3 layers with a per-sample "
+        "gradient rule (peft keeps them in a ParameterDict that Opacus's hooks never see)"
+    ]
+
+
+def prepare_for_dp(model: nn.Module) -> list[str]:
+    """Make the model's trainable tensors correct under Opacus; return what was changed."""
+    return [*clear_padding_idx(model), *expose_ia3(model)]
 
 
 def release_for_saving(model: nn.Module) -> None:

@@ -103,20 +103,21 @@ def load_trained(
         m = AutoModelForCausalLM.from_pretrained(str(base_path), local_files_only=True, dtype=dtype)
         return m.to(dev).eval()
 
-    if evidence.adapter.kind == "full_weights":
-        model = AutoModelForCausalLM.from_pretrained(
-            str(adapter_dir), local_files_only=True, dtype=dtype
-        )
-        model = model.to(dev).eval()
-    else:
-        from peft import PeftModel
+    with quiet_loading():
+        if evidence.adapter.kind == "full_weights":
+            model = AutoModelForCausalLM.from_pretrained(
+                str(adapter_dir), local_files_only=True, dtype=dtype
+            )
+            model = model.to(dev).eval()
+        else:
+            from peft import PeftModel
 
-        model = (
-            PeftModel.from_pretrained(base(), str(adapter_dir), is_trainable=False).to(dev).eval()
-        )
+            model = PeftModel.from_pretrained(base(), str(adapter_dir), is_trainable=False)
+            model = model.to(dev).eval()
+        base_model = base()
     return LoadedModels(
         model=model,
-        base_model=base(),
+        base_model=base_model,
         tokenizer=tokenizer,
         device=dev,
         evidence=evidence,

@@ -1,7 +1,8 @@
 """Tiny models, tokenizers and data built in the test session (shared by the training tests).
 
-Imported by the test modules (not a conftest): ``from _training_tiny import ...``. The models are
-built once per process and cached; each is a ``save_pretrained`` folder loaded from its path.
+Imported by the test modules (not a conftest): ``from _training_tiny import ...``; each module
+defines its own small fixtures over :func:`tiny_model`. The models are built once per process
+and cached; each is a ``save_pretrained`` folder loaded from its path.
 """
 
 from __future__ import annotations
@@ -145,18 +146,14 @@ def build_tiny(arch: str, root: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny("llama", tmp_path_factory.getbasetemp() / "tiny-models")
-
-
-@pytest.fixture(scope="session")
-def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny("gpt2", tmp_path_factory.getbasetemp() / "tiny-models")
+def tiny_model(arch: str, factory: pytest.TempPathFactory) -> Path:
+    """The cached tiny model folder of this test process (for module-scoped fixtures)."""
+    return build_tiny(arch, factory.getbasetemp() / "tiny-models")
 
 
 def base_config(base: Path, data_dir: Path, **sections: Any) -> dict[str, Any]:
-    """A small valid config (DP LoRA); ``sections`` replace or extend top-level keys."""
+    """A small valid config (DP LoRA). ``sections`` extend the top-level mappings (``method``
+    and non-mapping values replace them)."""
     train = write_jsonl(data_dir / "train.jsonl", make_texts(48, seed=1))
     val = write_jsonl(data_dir / "val.jsonl", make_texts(12, seed=2))
     cfg: dict[str, Any] = {
@@ -175,7 +172,7 @@ def base_config(base: Path, data_dir: Path, **sections: Any) -> dict[str, Any]:
         "tracking": {"mlflow": False},
     }
     for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+        if key != "method" and isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
         else:
             cfg[key] = value
@@ -185,3 +182,52 @@ def base_config(base: Path, data_dir: Path, **sections: Any) -> dict[str, Any]:
 def write_config(path: Path, cfg: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
+
+
+def tiny_config(base: Path, data_dir: Path, **sections: Any) -> Any:
+    """:func:`base_config` validated into a ``TrainConfig`` (no YAML file)."""
+    from finetrail.training.config import parse_config
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return parse_config(base_config(base, data_dir, **sections), source="test")
+
+
+def tiny_engine(
+    config: Any, *, dp: bool = True, post_privatise: Any = None
+) -> tuple[Any, Any, Any]:
+    """(built model, plan, engine) for ``config`` on the CPU, over its training data."""
+    import torch
+    from finetrail.training.data import read_jsonl_texts, tokenize
+    from finetrail.training.engine import build_engine, plan_run
+    from finetrail.training.model import build_model
+    from torch.utils.data import TensorDataset
+
+    built = build_model(config, device=torch.device("cpu"), dp=dp)
+    _, texts = read_jsonl_texts(Path(config.data.train), "text")
+    ids, mask = tokenize(built.tokenizer, texts, config.data.max_length)
+    plan = plan_run(
+        config,
+        sampled_records=len(texts),
+        private_records=len(texts),
+        world_size=1,
+        seq_len=ids.shape[1],
+        model=built.model,
+    )
+    engine = build_engine(
+        config,
+        model=built.model,
+        plan=plan,
+        dataset=TensorDataset(ids, mask),
+        distributed=False,
+        post_privatise=post_privatise,
+    )
+    return built, plan, engine
+
+
+def first_batch(engine: Any) -> tuple[Any, Any]:
+    """A non-empty batch from the engine's loader, trimmed to its longest record."""
+    for ids, mask in engine.loader:
+        if ids.shape[0] > 1:
+            length = int(mask.sum(1).max())
+            return ids[:, :length], mask[:, :length]
+    raise AssertionError("no non-empty batch")
