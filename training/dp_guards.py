@@ -193,9 +193,23 @@ def expose_ia3(model: nn.Module) -> list[str]:
     ]
 
 
+def _contiguous_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def contiguous_embedding_inputs(model: nn.Module) -> list[str]:
+    """Opacus's ghost-clipping norm sampler for embeddings calls ``.view`` on the input ids,
+    which fails on the expanded (non-contiguous) prefix tokens peft feeds its prefix encoder;
+    a forward pre-hook hands every trainable embedding contiguous ids (same values)."""
+    for mod in model.modules():
+        if isinstance(mod, nn.Embedding) and mod.weight.requires_grad:
+            mod.register_forward_pre_hook(_contiguous_inputs)
+    return []  # no change to any value: nothing to report
+
+
 def prepare_for_dp(model: nn.Module) -> list[str]:
     """Make the model's trainable tensors correct under Opacus; return what was changed."""
-    return [*clear_padding_idx(model), *expose_ia3(model)]
+    return [*clear_padding_idx(model), *expose_ia3(model), *contiguous_embedding_inputs(model)]
 
 
 def release_for_saving(model: nn.Module) -> None:
@@ -209,6 +223,8 @@ def tied_trainable_parameters(model: nn.Module) -> list[str]:
     """Names of trainable parameters owned by more than one module (e.g. GPT-2 wte / lm_head)."""
     owners: dict[int, list[str]] = {}
     for mname, mod in model.named_modules(remove_duplicate=False):
+        if isinstance(mod, nn.ParameterDict | nn.ParameterList):
+            continue  # containers are never called: holding a tensor there is not a second use
         for pname, p in mod.named_parameters(recurse=False):
             if p.requires_grad:
                 owners.setdefault(id(p), []).append(f"{mname}.{pname}" if mname else pname)

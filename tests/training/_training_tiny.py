@@ -91,8 +91,7 @@ def _tokenizer(folder: Path) -> Any:
     )
     tok.train_from_iterator(make_texts(400, seed=99), trainer=trainer)
     bos, eos = tok.token_to_id("<bos>"), tok.token_to_id("<eos>")
-    # Every record ends with <eos>; the base model pads with eos too (no pad token), so the pad id
-    # is also a real token: the case where Opacus's embedding grad sampler ignores padding_idx.
+    # Every record is <bos> ... <eos>. The tokenizer has no pad token (finetrail pads with eos).
     tok.post_processor = processors.TemplateProcessing(
         single="<bos> $A <eos>", special_tokens=[("<bos>", bos), ("<eos>", eos)]
     )
@@ -118,10 +117,13 @@ def build_tiny(arch: str, root: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tok = _tokenizer(folder)
     torch.manual_seed(0)
+    # The model's pad_token_id is <bos>, so its embedding's padding_idx is a real token that
+    # starts every record: where Opacus's embedding grad sampler (which ignores padding_idx)
+    # and autograd (which zeroes that row) disagree unless finetrail clears padding_idx.
     ids = {
         "bos_token_id": tok.bos_token_id,
         "eos_token_id": tok.eos_token_id,
-        "pad_token_id": tok.eos_token_id,
+        "pad_token_id": tok.bos_token_id,
     }
     if arch == "llama":
         model = LlamaForCausalLM(
