@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.reports.cli",
     "finetrail.governance.gate_cli",
     "finetrail.governance.bias.cli",
+    "finetrail.training.train_cli",
 )
 
 

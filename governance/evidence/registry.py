@@ -29,6 +29,7 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind("workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"),
     EvidenceKind("gate", "finetrail.governance.evidence.gate:GateDecision", "evidence/gate/*[0-9].json", many=True),
     EvidenceKind("bias", "finetrail.governance.evidence.bias:BiasAuditEvidence", "evidence/bias.json"),
+    EvidenceKind("training", "finetrail.governance.evidence.training:TrainingEvidence", "evidence/training.json"),
 )
 # fmt: on
 

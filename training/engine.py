@@ -1,0 +1,215 @@
+"""Assembling one run's optimisation: data loader, optimizer, Opacus privacy engine, stepper.
+
+DP runs use Opacus's ``make_private`` with Poisson sampling (``poisson_sampling=True``) and
+``wrap_model=False`` (hooks attach to the HF/peft model itself, which keeps its attribute access).
+The noise and the Poisson sampler draw from generators seeded from the operating system, not from
+the config's seed: a published seed would let anyone recompute the noise (and the batches), which
+would void the guarantee. The config's seed covers initialisation, dropout and data order only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from finetrail.errors import ConfigError
+from finetrail.training.config import PrivacyConfig, TrainConfig
+from finetrail.training.dp_guards import (
+    SequenceLoss,
+    Stepper,
+    check_optimizer_params,
+    choose_clipping_mode,
+)
+from torch.utils.data import DataLoader, TensorDataset
+
+__all__ = ["Engine", "Plan", "build_engine", "plan_run"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Steps, sampling and noise, fixed before training starts."""
+
+    sampled_records: int
+    private_records: int
+    steps_per_epoch: int
+    total_steps: int
+    expected_batch_size: float  # global
+    world_size: int
+    sample_rate: float | None = None
+    noise_multiplier: float | None = None
+    noise_source: str | None = None
+    clipping_mode: str | None = None
+    clipping_source: str | None = None
+    clipping_reason: str | None = None
+
+
+def plan_run(
+    config: TrainConfig,
+    *,
+    sampled_records: int,
+    private_records: int,
+    world_size: int,
+    seq_len: int,
+    model: Any,
+) -> Plan:
+    from finetrail.training.accounting import calibrate_noise
+
+    b = config.optim.batch_size
+    if b > sampled_records:
+        raise ConfigError(
+            f"optim.batch_size {b} exceeds the {sampled_records} training records",
+            field="optim.batch_size",
+        )
+    spe = math.ceil(sampled_records / b)  # len(DataLoader): Opacus's sample rate is 1/spe
+    total = config.optim.steps or math.ceil((config.optim.epochs or 1.0) * spe)
+    plan = Plan(
+        sampled_records=sampled_records,
+        private_records=private_records,
+        steps_per_epoch=spe,
+        total_steps=total,
+        expected_batch_size=float(b),
+        world_size=world_size,
+    )
+    privacy = config.privacy
+    if not isinstance(privacy, PrivacyConfig):
+        return plan
+    q = 1.0 / spe
+    if privacy.noise_multiplier is not None:
+        sigma, source = privacy.noise_multiplier, "config"
+    else:
+        assert privacy.target_epsilon is not None
+        sigma = calibrate_noise(
+            target_epsilon=privacy.target_epsilon, delta=privacy.delta, sample_rate=q, steps=total
+        )
+        source = "target_epsilon"
+    mode, msource, reason = choose_clipping_mode(model, seq_len=seq_len, requested=privacy.clipping)
+    return Plan(
+        sampled_records=sampled_records,
+        private_records=private_records,
+        steps_per_epoch=spe,
+        total_steps=total,
+        expected_batch_size=sampled_records * q,
+        world_size=world_size,
+        sample_rate=q,
+        noise_multiplier=sigma,
+        noise_source=source,
+        clipping_mode=mode,
+        clipping_source=msource,
+        clipping_reason=reason,
+    )
+
+
+def os_generator(device: Any = "cpu") -> torch.Generator:
+    """A generator seeded from the operating system's entropy."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int.from_bytes(os.urandom(8), "little") & ((1 << 63) - 1))
+    return gen
+
+
+@dataclass
+class Engine:
+    model: Any  # what the forward pass goes through (the model, or DPDDP around it)
+    inner: Any  # the model itself
+    optimizer: Any
+    loader: Any
+    stepper: Stepper
+    privacy_engine: Any = None
+    hooks: Any = None
+    params: list[torch.Tensor] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.hooks is not None and hasattr(self.hooks, "cleanup"):
+            self.hooks.cleanup()
+            self.hooks = None
+
+
+def _optimizer(config: TrainConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    o = config.optim
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=o.learning_rate, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.learning_rate, weight_decay=o.weight_decay)
+
+
+def build_engine(
+    config: TrainConfig,
+    *,
+    model: Any,
+    plan: Plan,
+    dataset: TensorDataset,
+    distributed: bool,
+    post_privatise: Any = None,
+) -> Engine:
+    """Optimizer and loader (plus Opacus for DP runs). ``post_privatise`` is called after Opacus
+    has clipped and noised the batch gradient, before the update (used by EWC)."""
+    model.train()  # from_pretrained returns eval mode; Opacus's validator wants training mode
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _optimizer(config, params)
+    check_optimizer_params(optimizer, model)
+    privacy = config.privacy
+    b = config.optim.batch_size
+    if not isinstance(privacy, PrivacyConfig):
+        gen = torch.Generator().manual_seed(config.seed)
+        loader = DataLoader(dataset, batch_size=b, shuffle=True, generator=gen)
+        stepper = Stepper(optimizer=optimizer, mode=None)
+        if post_privatise is not None:
+            stepper.before_update = post_privatise
+        return Engine(
+            model=model,
+            inner=model,
+            optimizer=optimizer,
+            loader=loader,
+            stepper=stepper,
+            params=params,
+        )
+
+    from opacus import PrivacyEngine
+
+    forward_model = model
+    if distributed:
+        from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+
+        forward_model = DPDDP(model)
+    loader = DataLoader(dataset, batch_size=b, generator=os_generator())
+    engine = PrivacyEngine(accountant="prv")
+    out = engine.make_private(
+        module=forward_model,
+        optimizer=optimizer,
+        data_loader=loader,
+        criterion=SequenceLoss(),
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=privacy.max_grad_norm,
+        poisson_sampling=True,
+        grad_sample_mode=plan.clipping_mode,
+        wrap_model=False,
+        noise_generator=os_generator(next(iter(params)).device) if params else None,
+    )
+    if plan.clipping_mode == "ghost":
+        hooks, dp_optimizer, criterion, dp_loader = out
+    else:
+        hooks, dp_optimizer, dp_loader = out
+        criterion = None
+    if post_privatise is not None:
+        accountant_hook = dp_optimizer.step_hook
+
+        def _after_noise(opt: Any) -> None:
+            if accountant_hook is not None:
+                accountant_hook(opt)
+            post_privatise()
+
+        dp_optimizer.step_hook = _after_noise
+    stepper = Stepper(
+        optimizer=dp_optimizer, mode=plan.clipping_mode, criterion=criterion, hooks=hooks
+    )
+    return Engine(
+        model=forward_model,
+        inner=model,
+        optimizer=dp_optimizer,
+        loader=dp_loader,
+        stepper=stepper,
+        privacy_engine=engine,
+        hooks=hooks,
+        params=params,
+    )

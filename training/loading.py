@@ -1,0 +1,125 @@
+"""The one loader probes and audits call: the fine-tuned model, the base model and the tokenizer.
+
+:func:`load_trained` reads ``evidence/training.json``, refuses an unfinished run, checks that the
+adapter file's SHA-256 is the one the evidence names (and the base model's weights too), and loads
+both models in eval mode on one device. Heavy imports happen inside the function.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetrail.errors import InputError, IntegrityError
+from finetrail.governance.evidence.training import TrainingEvidence
+from finetrail.governance.io import sha256_file
+
+__all__ = ["LoadedModels", "load_trained"]
+
+
+@dataclass
+class LoadedModels:
+    model: Any  # the fine-tuned model (a PeftModel for adapters), eval mode
+    base_model: Any  # the unmodified base model, eval mode
+    tokenizer: Any
+    device: Any
+    evidence: TrainingEvidence
+    method: str
+
+    @property
+    def adapter_sha256(self) -> str:
+        assert self.evidence.adapter is not None
+        return self.evidence.adapter.sha256
+
+
+def _verify(root: Path, evidence: TrainingEvidence, base_path: Path) -> None:
+    adapter = evidence.adapter
+    if not evidence.completed or adapter is None:
+        raise IntegrityError(
+            f"the workspace's training run did not complete (status: {evidence.status})",
+            path=str(root / "evidence/training.json"),
+            fix="train again in a new workspace",
+        )
+    problems = []
+    for rel, want in sorted(adapter.files.items()):
+        f = root / rel
+        if not f.is_file():
+            problems.append(f"{rel}: missing")
+        elif sha256_file(f) != want:
+            problems.append(f"{rel}: sha256 differs from the evidence")
+    if adapter.path not in adapter.files:
+        problems.append(f"{adapter.path}: not among the recorded adapter files")
+    elif (root / adapter.path).is_file() and sha256_file(root / adapter.path) != adapter.sha256:
+        problems.append(f"{adapter.path}: sha256 differs from training.adapter.sha256")
+    for name, want in sorted(evidence.base_model.weight_files.items()):
+        f = base_path / name
+        if not f.is_file():
+            problems.append(f"base model {f}: missing")
+        elif sha256_file(f) != want:
+            problems.append(f"base model {f}: sha256 differs from training.base_model")
+    if problems:
+        raise IntegrityError(
+            "the weights do not match the training evidence: " + "; ".join(problems),
+            path=str(root),
+            fix="restore the files the evidence names",
+        )
+
+
+def load_trained(
+    ws_root: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    base_model_path: str | os.PathLike[str] | None = None,
+) -> LoadedModels:
+    """Load what ``evidence/training.json`` describes, after checking every digest."""
+    root = Path(ws_root)
+    record_path = root / "evidence/training.json"
+    if not record_path.is_file():
+        raise InputError(
+            "no training evidence in the workspace",
+            path=str(record_path),
+            fix="run `finetrail train CONFIG --workspace W` first",
+        )
+    evidence = TrainingEvidence.read(record_path)
+    base_path = Path(base_model_path or evidence.base_model.path)
+    _verify(root, evidence, base_path)
+    assert evidence.adapter is not None
+
+    import torch
+    from finetrail.training.model import load_tokenizer, quiet_loading, resolve_device
+    from transformers import AutoModelForCausalLM
+
+    dev = resolve_device(device)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+        str(evidence.config.get("dtype", "float32"))
+    ]
+    tok_path = evidence.config.get("base_model", {}).get("tokenizer") or base_path
+    tokenizer, _ = load_tokenizer(Path(tok_path))
+    adapter_dir = root / Path(evidence.adapter.path).parent
+
+    def base() -> Any:
+        m = AutoModelForCausalLM.from_pretrained(str(base_path), local_files_only=True, dtype=dtype)
+        return m.to(dev).eval()
+
+    with quiet_loading():
+        if evidence.adapter.kind == "full_weights":
+            model = AutoModelForCausalLM.from_pretrained(
+                str(adapter_dir), local_files_only=True, dtype=dtype
+            )
+            model = model.to(dev).eval()
+        else:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(base(), str(adapter_dir), is_trainable=False)
+            model = model.to(dev).eval()
+        base_model = base()
+    return LoadedModels(
+        model=model,
+        base_model=base_model,
+        tokenizer=tokenizer,
+        device=dev,
+        evidence=evidence,
+        method=evidence.method,
+    )

@@ -1,0 +1,196 @@
+"""The training loop: steps, validation, early stopping, the step-1 guard and the progress bar.
+
+:class:`RunState` is updated as the loop runs, so an interrupted run can still be described
+truthfully (steps taken, tokens, epsilon spent so far) in a ``completed: false`` record.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from finetrail.errors import CheckFailed
+from finetrail.training.config import EarlyStoppingConfig
+from finetrail.training.dp_guards import MovedCheck, model_inputs, sequence_loss
+from finetrail.training.engine import Engine, Plan
+
+__all__ = ["RunState", "evaluate", "run_loop"]
+
+
+@dataclass
+class RunState:
+    started: float = field(default_factory=time.perf_counter)
+    step: int = 0
+    tokens: int = 0
+    eval_tokens: int = 0
+    train_loss: list[tuple[int, float]] = field(default_factory=list)
+    val_loss: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
+    best_val: float | None = None
+    stopped_early: bool = False
+    restored_best: bool = False
+    wall_seconds: float = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def evaluate(
+    model: Any,
+    method: str,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    batch_size: int,
+    device: Any,
+) -> tuple[float, int]:
+    """Mean over records of the per-record mean token loss; and the tokens processed."""
+    was_training = model.training
+    model.eval()
+    total, tokens, n = 0.0, 0, input_ids.shape[0]
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            ids, mask = input_ids[i : i + batch_size], attention_mask[i : i + batch_size]
+            length = int(mask.sum(1).max())
+            ids, mask = ids[:, :length].to(device), mask[:, :length].to(device)
+            logits = model(**model_inputs(ids, mask, method)).logits
+            total += float(sequence_loss(logits, ids, mask).sum())
+            tokens += int(mask.sum())
+    model.train(was_training)
+    return total / n, tokens
+
+
+def _broadcast(values: list[float], world_size: int, device: Any) -> list[float]:
+    if world_size == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(t, 0)
+    return [float(v) for v in t.tolist()]
+
+
+def run_loop(
+    *,
+    engine: Engine,
+    plan: Plan,
+    method: str,
+    device: Any,
+    state: RunState,
+    validation: tuple[torch.Tensor, torch.Tensor] | None,
+    eval_every: int,
+    early_stopping: EarlyStoppingConfig | None,
+    rank: int,
+    dp: bool,
+    progress: bool,
+    on_step: Callable[[int, float], None] | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
+    epsilon_at: Callable[[int], float] | None = None,
+) -> None:
+    """Train for ``plan.total_steps`` steps (fewer if early stopping fires)."""
+    from tqdm import tqdm
+
+    model, inner, stepper = engine.model, engine.inner, engine.stepper
+    model.train()
+    # DP: noise moves every tensor at step 1. Without noise, LoRA's A matrices get an exactly
+    # zero gradient at step 1 (B starts at zero), so the check waits for step 2.
+    moved = MovedCheck(inner, after_step=1 if dp else min(2, plan.total_steps))
+    trainable = [(n, p) for n, p in inner.named_parameters() if p.requires_grad]
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_evals = 0
+    bar = tqdm(
+        total=plan.total_steps,
+        desc="train",
+        unit="step",
+        file=sys.stderr,
+        disable=not (progress and rank == 0),
+        dynamic_ncols=True,
+        leave=True,
+    )
+    try:
+        while state.step < plan.total_steps and not state.stopped_early:
+            for batch in engine.loader:
+                if state.step >= plan.total_steps or state.stopped_early:
+                    break
+                ids, mask = batch[0], batch[1]
+                if ids.shape[0] == 0:
+                    stepper.empty_step(engine.params)  # Poisson sampled no record: noise only
+                    loss_value = float("nan")
+                else:
+                    length = int(mask.sum(1).max())
+                    ids, mask = ids[:, :length].to(device), mask[:, :length].to(device)
+                    logits = model(**model_inputs(ids, mask, method)).logits
+                    loss = stepper.loss(logits, ids, mask)
+                    loss_value = float(loss.item())
+                    if not math.isfinite(loss_value):
+                        raise CheckFailed(
+                            f"the training loss became non-finite at step {state.step + 1}",
+                            fix="lower optim.learning_rate or check the data",
+                        )
+                    stepper.backward(loss)
+                    stepper.step()
+                    state.tokens += int(mask.sum())
+                state.step += 1
+                moved.check(inner, state.step)
+                if not math.isnan(loss_value):
+                    state.train_loss.append((state.step, loss_value))
+                if on_step is not None:
+                    on_step(state.step, loss_value)
+                post: dict[str, str] = {}
+                if not math.isnan(loss_value):
+                    post["loss"] = f"{loss_value:.4f}"
+                if epsilon_at is not None:
+                    post["eps(rdp)"] = f"{epsilon_at(state.step):.3f}"
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+
+                if validation is not None and (
+                    state.step % eval_every == 0 or state.step == plan.total_steps
+                ):
+                    val, improved, stop = math.nan, 0.0, 0.0
+                    if rank == 0:
+                        val, tok = evaluate(
+                            inner,
+                            method,
+                            *validation,
+                            batch_size=max(1, int(plan.expected_batch_size)),
+                            device=device,
+                        )
+                        state.eval_tokens += tok
+                        if state.best_val is None or val < state.best_val - (
+                            early_stopping.min_delta if early_stopping else 0.0
+                        ):
+                            improved, bad_evals = 1.0, 0
+                        else:
+                            bad_evals += 1
+                        stop = float(
+                            early_stopping is not None and bad_evals >= early_stopping.patience
+                        )
+                    val, improved, stop = _broadcast([val, improved, stop], plan.world_size, device)
+                    state.val_loss.append((state.step, val))
+                    if on_eval is not None:
+                        on_eval(state.step, val)
+                    if improved:
+                        state.best_val, state.best_step = val, state.step
+                        if early_stopping is not None and early_stopping.restore_best:
+                            best_state = {n: p.detach().clone() for n, p in trainable}
+                    if stop and state.step < plan.total_steps:
+                        state.stopped_early = True
+    finally:
+        bar.close()
+        state.wall_seconds = state.elapsed()
+    if (
+        state.stopped_early
+        and best_state is not None
+        and state.best_step is not None
+        and state.best_step != state.step
+    ):
+        with torch.no_grad():
+            for n, p in trainable:
+                p.copy_(best_state[n])
+        state.restored_best = True

@@ -1,0 +1,258 @@
+"""The base model and its fine-tuning method: loading, fingerprinting and PEFT wrapping.
+
+Order matters (opacus#820): the base model is moved to its device *before* PEFT wraps it, and the
+result is checked (every parameter on the device). Adjustments that DP needs are made here and
+returned as plain sentences for the evidence (:attr:`BuiltModel.adjustments`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetrail.errors import DPGuardError, InputError
+from finetrail.governance.evidence.training import BaseModelFingerprint
+from finetrail.governance.io import canonical_json, read_json_strict, sha256_bytes, sha256_file
+from finetrail.training.config import (
+    IA3MethodConfig,
+    LoRAMethodConfig,
+    PrefixMethodConfig,
+    TrainConfig,
+)
+
+__all__ = ["BuiltModel", "build_model", "fingerprint_base_model", "resolve_device"]
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+)
+TRAINING_COMPUTE_FILE = "training_compute.json"
+
+
+@dataclass
+class BuiltModel:
+    model: Any  # torch.nn.Module (a PeftModel for lora/prefix/ia3)
+    tokenizer: Any
+    device: Any  # torch.device
+    method: str
+    adjustments: list[str] = field(default_factory=list)
+
+    def trainable(self) -> list[tuple[str, Any]]:
+        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+
+    def counts(self) -> tuple[int, int]:
+        total = sum(p.numel() for p in self.model.parameters())
+        return sum(p.numel() for _, p in self.trainable()), total
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bar from transformers while loading (restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
+def resolve_device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "device 'cuda' requested but no CUDA device is available",
+            field="device",
+            fix="use device: cpu or auto",
+        )
+    return torch.device(name)
+
+
+def _digest_files(root: Path, names: list[str]) -> tuple[str, dict[str, str]]:
+    files = {name: sha256_file(root / name) for name in sorted(names)}
+    if len(files) == 1:
+        return next(iter(files.values())), files
+    return sha256_bytes(canonical_json(files)), files
+
+
+def fingerprint_base_model(config: TrainConfig) -> BaseModelFingerprint:
+    """Digests of the base model's config, weight files and tokenizer files (no torch import)."""
+    root = Path(config.base_model.path)
+    if not (root / "config.json").is_file():
+        raise InputError(
+            "base model folder has no config.json",
+            path=str(root),
+            field="base_model.path",
+            fix="point base_model.path at a save_pretrained folder",
+        )
+    weights = sorted({p.name for pat in WEIGHT_PATTERNS for p in root.glob(pat)})
+    if not weights:
+        raise InputError(
+            "base model folder has no weight files (*.safetensors)",
+            path=str(root),
+            field="base_model.path",
+        )
+    weights_sha, weight_files = _digest_files(root, weights)
+    tok_root = Path(config.base_model.tokenizer or root)
+    tok_names = [n for n in TOKENIZER_FILES if (tok_root / n).is_file()]
+    if not tok_names:
+        raise InputError(
+            "no tokenizer files found", path=str(tok_root), field="base_model.tokenizer"
+        )
+    tok_sha, tok_files = _digest_files(tok_root, tok_names)
+    model_cfg = read_json_strict(root / "config.json")
+    flops = config.base_model.training_flops
+    flops_source = "config: base_model.training_flops" if flops is not None else None
+    compute_file = root / TRAINING_COMPUTE_FILE
+    if flops is None and compute_file.is_file():
+        stated = read_json_strict(compute_file)
+        if (
+            isinstance(stated, dict)
+            and isinstance(stated.get("flops"), int | float)
+            and stated["flops"] > 0
+        ):
+            flops = float(stated["flops"])
+            flops_source = f"{TRAINING_COMPUTE_FILE} in the base model folder"
+    return BaseModelFingerprint(
+        path=str(root),
+        model_type=str(model_cfg.get("model_type", "unknown"))
+        if isinstance(model_cfg, dict)
+        else "unknown",
+        parameters=0,  # filled in once the model is loaded
+        config_sha256=sha256_file(root / "config.json"),
+        weights_sha256=weights_sha,
+        weight_files=weight_files,
+        tokenizer_sha256=tok_sha,
+        tokenizer_files=tok_files,
+        training_flops=flops,
+        training_flops_source=flops_source,
+        systemic_risk=config.base_model.systemic_risk,
+    )
+
+
+def load_tokenizer(path: Path) -> tuple[Any, list[str]]:
+    from transformers import AutoTokenizer
+
+    notes: list[str] = []
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tok.padding_side = "right"
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise InputError(
+                "the tokenizer has neither a pad nor an eos token",
+                path=str(path),
+                fix="save the tokenizer with a pad_token",
+            )
+        tok.pad_token = tok.eos_token
+        notes.append(
+            f"the tokenizer has no pad token; padding with eos ({tok.eos_token!r}), "
+            "masked out of the loss and attention"
+        )
+    return tok, notes
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def build_model(
+    config: TrainConfig, *, device: Any, dp: bool, dtype: str | None = None
+) -> BuiltModel:
+    """Load the base model, move it to ``device``, then apply the method (PEFT or full)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer, notes = load_tokenizer(Path(config.base_model.tokenizer or config.base_model.path))
+    torch.manual_seed(config.seed)
+    with quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(
+            str(config.base_model.path), local_files_only=True, dtype=_dtype(dtype or config.dtype)
+        )
+    model.to(device)  # before PEFT wraps it (opacus#820)
+    method = config.method
+    if isinstance(method, LoRAMethodConfig | PrefixMethodConfig | IA3MethodConfig):
+        model = _apply_peft(model, method)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    built = BuiltModel(
+        model=model, tokenizer=tokenizer, device=device, method=method.name, adjustments=notes
+    )
+    check_on_device(built)
+    if dp:
+        from finetrail.training.dp_guards import prepare_for_dp
+
+        built.adjustments.extend(prepare_for_dp(built.model))
+    return built
+
+
+def _apply_peft(model: Any, method: LoRAMethodConfig | PrefixMethodConfig | IA3MethodConfig) -> Any:
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
+
+    peft_config: Any
+    if isinstance(method, LoRAMethodConfig):
+        peft_config = LoraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=method.rank,
+            lora_alpha=method.alpha,
+            lora_dropout=method.dropout,
+            target_modules=method.target_modules,
+            bias="none",
+        )
+    elif isinstance(method, PrefixMethodConfig):
+        peft_config = PrefixTuningConfig(
+            task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.num_virtual_tokens
+        )
+    else:
+        peft_config = IA3Config(
+            task_type=TaskType.CAUSAL_LM,
+            target_modules=method.target_modules,
+            feedforward_modules=method.feedforward_modules,
+        )
+    try:
+        return get_peft_model(model, peft_config)
+    except ValueError as exc:
+        raise InputError(
+            f"peft could not apply method '{method.name}': {exc}",
+            field="method",
+            fix="check method.target_modules against the model's module names",
+        ) from exc
+
+
+def check_on_device(built: BuiltModel) -> None:
+    """Every parameter must live on the run's device (else PEFT or Opacus see stale tensors)."""
+    want = built.device
+    wrong = [
+        n
+        for n, p in built.model.named_parameters()
+        if p.device.type != want.type or (want.index is not None and p.device.index != want.index)
+    ]
+    if wrong:
+        raise DPGuardError(
+            f"{len(wrong)} parameter(s) are not on {want}: {', '.join(wrong[:5])}",
+            why="the model must be on its device before PEFT wraps it (opacus#820: the adapter "
+            "weights then never move while epsilon accrues)",
+            fix="report this; finetrail moves the base model before wrapping it",
+        )
+
+
+def model_config_json(model: Any) -> str:
+    cfg = getattr(model, "config", None)
+    return json.dumps(cfg.to_dict() if cfg is not None else {}, sort_keys=True, default=str)
