@@ -61,12 +61,12 @@ def quiet_loading() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
         if was:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def resolve_device(name: str) -> Any:
@@ -211,7 +211,7 @@ def _apply_peft(model: Any, method: LoRAMethodConfig | PrefixMethodConfig | IA3M
         peft_config = LoraConfig(
             task_type=TaskType.CAUSAL_LM,
             r=method.rank,
-            lora_alpha=method.alpha,
+            lora_alpha=method.alpha,  # type: ignore[arg-type]  # peft accepts floats
             lora_dropout=method.dropout,
             target_modules=method.target_modules,
             bias="none",

@@ -28,7 +28,11 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind(
         "workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"
     ),
-    EvidenceKind("training", "finetrail.governance.evidence.training:TrainingEvidence", "evidence/training.json"),
+    EvidenceKind(
+        "training",
+        "finetrail.governance.evidence.training:TrainingEvidence",
+        "evidence/training.json",
+    ),
 )
 
 
