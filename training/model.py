@@ -196,10 +196,10 @@ def build_model(
         model=model, tokenizer=tokenizer, device=device, method=method.name, adjustments=notes
     )
     check_on_device(built)
-    if dp:
-        from finetrail.training.dp_guards import prepare_for_dp
+    from finetrail.training.dp_guards import clear_padding_idx, prepare_for_dp
 
-        built.adjustments.extend(prepare_for_dp(built.model))
+    # The non-private control gets the same padding_idx treatment, so the two runs differ by DP only.
+    built.adjustments.extend(prepare_for_dp(built.model) if dp else clear_padding_idx(built.model))
     return built
 
 
