@@ -247,6 +247,17 @@ def test_bad_datasets_name_file_and_line(tmp_path: Path, content: str, expected:
     assert expected in info.value.what and "data.train" in info.value.what
 
 
+def test_non_utf8_dataset_names_the_byte_and_line(tmp_path: Path) -> None:
+    cfg, ws = _setup(
+        tmp_path,
+        ("  train: data/train.jsonl\n", "  train: data/train.jsonl\n  unregistered: flag\n"),
+    )
+    (tmp_path / "data/train.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(ConfigError) as info:
+        _preflight(cfg, ws)
+    assert "not valid UTF-8 (byte 0xe9 at offset 28, line 2)" in info.value.what
+
+
 def test_missing_dataset_and_small_generic_corpus_are_reported_together(tmp_path: Path) -> None:
     cfg, ws = _setup(
         tmp_path,
