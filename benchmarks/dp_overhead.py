@@ -97,7 +97,10 @@ def build_base(folder: Path) -> Path:
             eos_token_id=fast.eos_token_id,
         )
     )
-    model.save_pretrained(str(folder))
+    from finetrail.training.model import quiet_loading
+
+    with quiet_loading():
+        model.save_pretrained(str(folder))
     (folder / "train.jsonl").write_text(
         "".join(json.dumps({"text": t}) + "\n" for t in texts[:512]), encoding="utf-8"
     )
@@ -322,7 +325,9 @@ def main() -> int:
     print(
         f"DP step / non-DP step, median of {pairs} interleaved pairs (tiny Llama: 2 layers, width "
         f"{WIDTH}, sequence {SEQ}; LoRA r=8 on all linear layers; AdamW). Peak memory: peak RSS "
-        "above the RSS before the first step, fresh process per cell."
+        "during the steps above the RSS before them (after one warm-up step), fresh process per "
+        "cell. In brackets: the median step time of each side (the load on a shared machine moves "
+        "absolute times between cells; the paired ratio is what is compared)."
     )
     print()
     print("| setup | mode | batch 16 | batch 64 | peak MiB b16 | peak MiB b64 |")

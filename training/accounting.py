@@ -10,6 +10,7 @@ agree to machine precision; at fractional orders they use different series and d
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from finetrail.errors import ConfigError
@@ -91,7 +92,9 @@ def epsilon_rdp(*, noise_multiplier: float, sample_rate: float, steps: int, delt
     return _rdp_to_eps([r * steps for r in _rdp_per_step(noise_multiplier, sample_rate)], delta)
 
 
-def epsilon_rdp_curve(*, noise_multiplier: float, sample_rate: float, delta: float):  # type: ignore[no-untyped-def]
+def epsilon_rdp_curve(
+    *, noise_multiplier: float, sample_rate: float, delta: float
+) -> Callable[[int], float]:
     """A cheap ``step -> RDP epsilon`` function (RDP composes linearly in steps)."""
     per_step = _rdp_per_step(noise_multiplier, sample_rate)
 

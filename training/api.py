@@ -20,7 +20,7 @@ from typing import Any
 
 from finetrail.errors import CheckFailed, ConfigError, FinetrailError, IntegrityError
 from finetrail.governance import clock
-from finetrail.governance.evidence.training import TrainingEvidence
+from finetrail.governance.evidence.training import RunStatus, TrainingEvidence
 from finetrail.governance.workspace import Workspace
 from finetrail.training.config import LoadedConfig, PrivacyConfig, TrainConfig, load_config
 from finetrail.training.data import Datasets, preflight
@@ -420,7 +420,7 @@ class _Run:
                 fix="report this with the torchrun log",
             )
 
-    def _abort(self, status: str, failure: str, mlflow_status: str) -> None:
+    def _abort(self, status: RunStatus, failure: str, mlflow_status: str) -> None:
         """Best effort: a ``completed: false`` record and a terminated MLflow run."""
         if self.facts is None or self.rank != 0:
             return
@@ -435,7 +435,9 @@ class _Run:
         except Exception:  # the original error matters more than this record
             pass
 
-    def _write(self, status: str, failure: str | None, mlflow_status: str) -> TrainingEvidence:
+    def _write(
+        self, status: RunStatus, failure: str | None, mlflow_status: str
+    ) -> TrainingEvidence:
         from finetrail.training.evidence import build_evidence
 
         facts = self.facts

@@ -49,4 +49,6 @@ def add_to_workspace(ws: Any, folder: Path, main: str, kind: str, *, actor: str)
         if p.is_file()
     }
     rel = f"{ADAPTER_DIR}/{main}"
-    return AdapterRef(sha256=files[rel], path=rel, kind=kind, files=files)  # type: ignore[arg-type]
+    return AdapterRef.model_validate(
+        {"sha256": files[rel], "path": rel, "kind": kind, "files": files}
+    )

@@ -304,7 +304,7 @@ def parse_config(
     except ValidationError as exc:
         problems: list[str] = []
         first: str | None = None
-        errors = exc.errors()
+        errors: list[dict[str, Any]] = [dict(e) for e in exc.errors()]
         # "privacy: none" or a mapping: report the errors of the form that was written.
         privacy = data.get("privacy")
         if "privacy" in data and not isinstance(privacy, dict) and privacy != "none":

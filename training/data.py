@@ -74,7 +74,10 @@ def read_jsonl_texts(
         ) from exc
     except IsADirectoryError as exc:
         raise InputError("expected a JSONL file, found a directory", path=str(path)) from exc
-    text = read_text_strict(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = read_text_strict(path)  # raises InputError naming the byte and line
     texts: list[str] = []
     problems: list[str] = []
     for n, line in enumerate(text.splitlines(), start=1):

@@ -181,7 +181,8 @@ def expose_ia3(model: nn.Module) -> list[str]:
     if ia3_cls is not None:
         for mod in model.modules():
             if isinstance(mod, ia3_cls):
-                for adapter, p in mod.ia3_l.items():
+                vectors: Any = mod.ia3_l
+                for adapter, p in vectors.items():
                     if p.requires_grad:
                         mod.register_parameter(IA3_DIRECT_PREFIX + adapter, p)
                         exposed += 1
@@ -351,7 +352,8 @@ class Stepper:
 
             def _tracked() -> torch.Tensor:
                 self._clipped = True
-                return original()
+                coef: torch.Tensor = original()
+                return coef
 
             hooks.get_clipping_coef = _tracked
 
@@ -395,7 +397,8 @@ class Stepper:
         """A Poisson batch with no example: the step still adds noise and is accounted."""
         for p in params:
             if self.mode == "hooks":
-                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+                empty = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+                setattr(p, "grad_sample", empty)  # Opacus's per-sample gradient slot  # noqa: B010
             else:
                 p.grad = torch.zeros_like(p)
         self._clipped = True

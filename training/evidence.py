@@ -22,6 +22,8 @@ from finetrail.governance.evidence.training import (
     EWCRecord,
     LossPoint,
     MlflowRecord,
+    RunStatus,
+    ThresholdBasis,
     TrainingEvidence,
 )
 from finetrail.training.accounting import Accounting
@@ -48,21 +50,21 @@ def eu_ai_act_record(*, flops: float, base: BaseModelFingerprint) -> EUAIActReco
     """The one-third test: the modification's compute against a third of the base model's
     training compute when stated, else a third of the GPAI (1e23) or systemic-risk (1e25)
     threshold (Commission GPAI guidelines, 18 July 2025, section 3.2)."""
+    basis: ThresholdBasis
     if base.training_flops is not None:
         threshold = base.training_flops / 3.0
         basis = "one_third_of_base_model_training_compute"
     elif base.systemic_risk:
-        threshold, basis = (
-            SYSTEMIC_RISK_THRESHOLD_FLOPS / 3.0,
-            "fallback_one_third_of_systemic_risk_threshold",
-        )
+        threshold = SYSTEMIC_RISK_THRESHOLD_FLOPS / 3.0
+        basis = "fallback_one_third_of_systemic_risk_threshold"
     else:
-        threshold, basis = GPAI_THRESHOLD_FLOPS / 3.0, "fallback_one_third_of_gpai_threshold"
+        threshold = GPAI_THRESHOLD_FLOPS / 3.0
+        basis = "fallback_one_third_of_gpai_threshold"
     return EUAIActRecord(
         modification_flops=flops,
         base_model_training_flops=base.training_flops,
         modification_threshold_flops=threshold,
-        threshold_basis=basis,  # type: ignore[arg-type]
+        threshold_basis=basis,
         ratio_to_threshold=flops / threshold,
         substantial_modification=flops > threshold,
         criterion="indicative one-third criterion for downstream modifiers (Commission "
@@ -101,33 +103,32 @@ class RunFacts:
     mlflow: MlflowRecord | None = None
     ewc_fisher_sha256: str | None = None
     rank_digests: tuple[str, ...] = ()
-    status: str = "completed"
+    status: RunStatus = "completed"
     failure: str | None = None
 
 
 def _datasets(d: Datasets) -> tuple[DatasetUse, ...]:
-    out = []
-    for f in d.all():
-        used = len(f.texts) if f.role != "generic" else len(d.generic_mixed)
-        out.append(
-            DatasetUse(
-                role=f.role,
-                sha256=f.sha256,
-                path=str(f.path),
-                records=len(f.texts),  # type: ignore[arg-type]
-                records_used=used,
-                registered=f.registered,
-                record=f.record,
-            )
+    return tuple(
+        DatasetUse.model_validate(
+            {
+                "role": f.role,
+                "sha256": f.sha256,
+                "path": str(f.path),
+                "records": len(f.texts),
+                "records_used": len(f.texts) if f.role != "generic" else len(d.generic_mixed),
+                "registered": f.registered,
+                "record": f.record,
+            }
         )
-    return tuple(out)
+        for f in d.all()
+    )
 
 
 def _dp(facts: RunFacts) -> DPRecord:
     config = facts.loaded.config
-    plan, steps = facts.plan, facts.state.step
-    common = {
-        "steps": steps,
+    plan = facts.plan
+    fields: dict[str, Any] = {
+        "steps": facts.state.step,
         "poisson_sampling": isinstance(config.privacy, PrivacyConfig),
         "expected_batch_size": plan.expected_batch_size,
         "batch_size_per_process": plan.expected_batch_size / plan.world_size,
@@ -139,14 +140,14 @@ def _dp(facts: RunFacts) -> DPRecord:
     }
     privacy = config.privacy
     if not isinstance(privacy, PrivacyConfig):
-        return DPRecord(
+        fields.update(
             enabled=False,
             guarantee="none: no differential-privacy guarantee (non-private control run)",
-            **common,
         )
+        return DPRecord.model_validate(fields)
     acc = facts.accounting
     assert acc is not None
-    return DPRecord(
+    fields.update(
         enabled=True,
         guarantee=f"({acc.epsilon:.4g}, {privacy.delta:g})-DP at the record level, PRV accountant "
         "(Poisson-subsampled Gaussian mechanism, DP-SGD)",
@@ -156,17 +157,18 @@ def _dp(facts: RunFacts) -> DPRecord:
         accountant="prv",
         target_epsilon=privacy.target_epsilon,
         noise_multiplier=plan.noise_multiplier,
-        noise_multiplier_source=plan.noise_source,  # type: ignore[arg-type]
+        noise_multiplier_source=plan.noise_source,
         sample_rate=plan.sample_rate,
         max_grad_norm=privacy.max_grad_norm,
-        clipping_mode=plan.clipping_mode,  # type: ignore[arg-type]
-        clipping_mode_source=plan.clipping_source,  # type: ignore[arg-type]
+        clipping_mode=plan.clipping_mode,
+        clipping_mode_source=plan.clipping_source,
         clipping_mode_reason=plan.clipping_reason,
         epsilon_per_step=acc.epsilon_per_step,
         randomness="noise and Poisson sampling drawn from generators seeded by the operating "
-        "system; the config's seed covers initialisation, dropout and data mixing only",
-        **common,
+        "system (not Opacus's secure_mode CSPRNG); the config's seed covers initialisation, "
+        "dropout and data mixing only",
     )
+    return DPRecord.model_validate(fields)
 
 
 def build_evidence(facts: RunFacts) -> TrainingEvidence:
@@ -179,7 +181,7 @@ def build_evidence(facts: RunFacts) -> TrainingEvidence:
     ewc = config.optim.ewc
     return TrainingEvidence(
         completed=facts.status == "completed",
-        status=facts.status,  # type: ignore[arg-type]
+        status=facts.status,
         failure=facts.failure,
         method=config.method.name,
         method_config=facts.method_config,

@@ -103,6 +103,7 @@ def load_trained(
         m = AutoModelForCausalLM.from_pretrained(str(base_path), local_files_only=True, dtype=dtype)
         return m.to(dev).eval()
 
+    model: Any
     with quiet_loading():
         if evidence.adapter.kind == "full_weights":
             model = AutoModelForCausalLM.from_pretrained(

@@ -98,8 +98,9 @@ def run_loop(
     model, inner, stepper = engine.model, engine.inner, engine.stepper
     model.train()
     # DP: noise moves every tensor at step 1. Without noise, LoRA's A matrices get an exactly
-    # zero gradient at step 1 (B starts at zero), so the check waits for step 2.
-    moved = MovedCheck(inner, after_step=1 if dp else min(2, plan.total_steps))
+    # zero gradient at step 1 (B starts at zero), so the check waits for step 2 (a one-step
+    # non-private run is not checked).
+    moved = MovedCheck(inner, after_step=1 if dp else 2)
     trainable = [(n, p) for n, p in inner.named_parameters() if p.requires_grad]
     best_state: dict[str, torch.Tensor] | None = None
     bad_evals = 0
@@ -162,6 +163,11 @@ def run_loop(
                             device=device,
                         )
                         state.eval_tokens += tok
+                        if not math.isfinite(val):
+                            raise CheckFailed(
+                                f"the validation loss became non-finite at step {state.step}",
+                                fix="lower optim.learning_rate or check the data",
+                            )
                         if state.best_val is None or val < state.best_val - (
                             early_stopping.min_delta if early_stopping else 0.0
                         ):

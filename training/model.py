@@ -61,12 +61,12 @@ def quiet_loading() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
         if was:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def resolve_device(name: str) -> Any:
@@ -196,10 +196,10 @@ def build_model(
         model=model, tokenizer=tokenizer, device=device, method=method.name, adjustments=notes
     )
     check_on_device(built)
-    if dp:
-        from finetrail.training.dp_guards import prepare_for_dp
+    from finetrail.training.dp_guards import clear_padding_idx, prepare_for_dp
 
-        built.adjustments.extend(prepare_for_dp(built.model))
+    # The non-private control gets the same padding_idx treatment, so the two runs differ by DP only.
+    built.adjustments.extend(prepare_for_dp(built.model) if dp else clear_padding_idx(built.model))
     return built
 
 
@@ -211,7 +211,7 @@ def _apply_peft(model: Any, method: LoRAMethodConfig | PrefixMethodConfig | IA3M
         peft_config = LoraConfig(
             task_type=TaskType.CAUSAL_LM,
             r=method.rank,
-            lora_alpha=method.alpha,
+            lora_alpha=method.alpha,  # type: ignore[arg-type]  # peft accepts floats
             lora_dropout=method.dropout,
             target_modules=method.target_modules,
             bias="none",

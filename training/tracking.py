@@ -96,7 +96,7 @@ class MlflowTracker:
         inputs = []
         for d in datasets.all():
             source = source_cls(Path(d.path).resolve().as_uri())
-            ds = MetaDataset(source=source, name=Path(d.path).name, digest=d.sha256[:36])
+            ds = MetaDataset(source=source, name=Path(d.path).name, digest=d.sha256[:36])  # type: ignore[abstract]
             tags = [
                 InputTag("mlflow.data.context", d.role),
                 InputTag("sha256", d.sha256),
@@ -170,6 +170,6 @@ def _local_source() -> Any:
     from mlflow.data.dataset_source_registry import get_registered_sources
 
     for cls in get_registered_sources():
-        if cls.__name__ == "LocalArtifactDatasetSource":
+        if getattr(cls, "__name__", "") == "LocalArtifactDatasetSource":
             return cls
     raise RuntimeError("MLflow has no LocalArtifactDatasetSource registered")  # pragma: no cover

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 Method = Literal["lora", "prefix", "ia3", "full"]
 ClippingMode = Literal["hooks", "ghost"]
 DatasetRole = Literal["train", "validation", "generic"]
+RunStatus = Literal["completed", "interrupted", "failed"]
 ThresholdBasis = Literal[
     "one_third_of_base_model_training_compute",
     "fallback_one_third_of_gpai_threshold",
@@ -211,7 +212,7 @@ class TrainingEvidence(EvidenceRecord):
 
     record_type: Literal["training"] = "training"
     completed: bool
-    status: Literal["completed", "interrupted", "failed"]
+    status: RunStatus
     failure: str | None = None
     method: Method
     method_config: dict[str, Any] = Field(default_factory=dict)

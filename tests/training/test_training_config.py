@@ -12,7 +12,7 @@ from _training_tiny import make_texts, write_jsonl
 from finetrail.errors import ConfigError
 from finetrail.governance.io import sha256_file
 from finetrail.governance.workspace import Workspace
-from finetrail.training.config import PrivacyConfig, load_config
+from finetrail.training.config import PrivacyConfig, load_config, parse_config
 from finetrail.training.data import dataset_record_path, preflight
 
 GOOD = """\
@@ -47,6 +47,11 @@ def test_valid_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
     assert isinstance(cfg.privacy, PrivacyConfig) and cfg.privacy.accountant == "prv"
     assert cfg.privacy.clipping == "auto"
     assert len(loaded.sha256) == 64
+
+
+def test_config_round_trips_through_its_json_form(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, GOOD)).config
+    assert parse_config(cfg.model_dump(mode="json"), source="round trip") == cfg
 
 
 def test_privacy_none_is_the_non_private_control(tmp_path: Path) -> None:
@@ -240,6 +245,17 @@ def test_bad_datasets_name_file_and_line(tmp_path: Path, content: str, expected:
     with pytest.raises(ConfigError) as info:
         _preflight(cfg, ws)
     assert expected in info.value.what and "data.train" in info.value.what
+
+
+def test_non_utf8_dataset_names_the_byte_and_line(tmp_path: Path) -> None:
+    cfg, ws = _setup(
+        tmp_path,
+        ("  train: data/train.jsonl\n", "  train: data/train.jsonl\n  unregistered: flag\n"),
+    )
+    (tmp_path / "data/train.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(ConfigError) as info:
+        _preflight(cfg, ws)
+    assert "not valid UTF-8 (byte 0xe9 at offset 28, line 2)" in info.value.what
 
 
 def test_missing_dataset_and_small_generic_corpus_are_reported_together(tmp_path: Path) -> None:

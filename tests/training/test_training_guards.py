@@ -65,6 +65,36 @@ def test_each_examples_loss_is_its_own_token_mean(tiny_llama: Path, tmp_path: Pa
     assert not torch.isclose(hf, batch.mean(), atol=1e-4)
 
 
+def test_the_training_step_gives_each_example_its_own_gradient(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Through the real training path (engine + stepper, hooks mode): each example's per-sample
+    gradient equals the gradient of that example's loss computed alone, so no example's
+    gradient depends on another's length (HF's batch-wide token mean would fail this)."""
+    config = tiny_config(tiny_llama, tmp_path)
+    built, _, engine = tiny_engine(config)
+    ids, mask = first_batch(engine)
+    named = [(n, p) for n, p in built.model.named_parameters() if p.requires_grad]
+    brute = []
+    engine.hooks.disable_hooks()  # plain autograd for the reference
+    for i in range(ids.shape[0]):
+        n = int(mask[i].sum())
+        one, one_mask = ids[i : i + 1, :n], mask[i : i + 1, :n]
+        with quiet_hook_warning():
+            loss = sequence_loss(
+                built.model(**model_inputs(one, one_mask, "lora")).logits, one, one_mask
+            )
+            grads = torch.autograd.grad(loss.sum(), [p for _, p in named])
+        brute.append(torch.cat([g.flatten() for g in grads]))
+    engine.hooks.enable_hooks()
+    st = engine.stepper
+    st.backward(st.loss(engine.model(**model_inputs(ids, mask, "lora")).logits, ids, mask))
+    for i, ref in enumerate(brute):
+        ours = torch.cat([p.grad_sample[i].flatten() for _, p in named])
+        assert float((ours - ref).norm() / ref.norm()) < 1e-5
+    engine.close()
+
+
 def test_position_ids_are_expanded_to_the_batch() -> None:
     ids = torch.ones(3, 5, dtype=torch.long)
     kw = model_inputs(ids, torch.ones_like(ids), "full")

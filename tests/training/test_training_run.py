@@ -254,6 +254,7 @@ def test_generic_mixing_ewc_registered_data_and_the_compute_test(
             data,
             data={"generic": str(generic), "generic_fraction": 0.2, "unregistered": "refuse"},
             optim={"ewc": {"strength": 5.0, "fisher_samples": 6}},
+            privacy={"target_epsilon": 3.0, "noise_multiplier": None},
             cost={"price_per_device_hour": 2.0, "currency": "EUR"},
         ),
     )
@@ -271,6 +272,8 @@ def test_generic_mixing_ewc_registered_data_and_the_compute_test(
     k = round(0.2 / 0.8 * 48)
     assert by_role["generic"].records_used == k and rec.dp.sampled_records == 48 + k
     assert rec.dp.private_records == 48
+    assert rec.dp.noise_multiplier_source == "target_epsilon" and rec.dp.target_epsilon == 3.0
+    assert rec.dp.epsilon is not None and 2.9 <= rec.dp.epsilon <= 3.0  # calibrated by PRV
     assert rec.ewc.enabled and rec.ewc.fisher_dataset_sha256 == by_role["generic"].sha256
     assert rec.ewc.applied and "after Opacus clipped and noised" in rec.ewc.applied
     act = rec.eu_ai_act
