@@ -32,7 +32,9 @@ from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPAC
 ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
 
 # Further checks contributed by other modules ("module:function"), run after the core checks.
-EXTRA_CHECKS: tuple[str, ...] = ()
+EXTRA_CHECKS: tuple[str, ...] = (
+    "finetrail.governance.provenance.lineage:check_datasets",
+)
 
 
 @dataclass

@@ -26,6 +26,7 @@ class EvidenceKind:
 
 EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind("workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"),
+    EvidenceKind("datasets", "finetrail.governance.evidence.dataset:DatasetRecord", "evidence/datasets/*.json", many=True),
 )
 
 
