@@ -33,7 +33,9 @@ def make_records(n: int, seed: int = 7) -> list[dict[str, str]]:
     rnd = random.Random(seed)
     pii = [
         lambda: f"Hi, this is {fk.name()}. Email me at {fk.email()} or call {fk.phone_number()}.",
-        lambda: f"My card {fk.credit_card_number()} was charged twice on {fk.date()}. {fk.sentence()}",
+        lambda: (
+            f"My card {fk.credit_card_number()} was charged twice on {fk.date()}. {fk.sentence()}"
+        ),
         lambda: f"For verification my SSN is {fk.ssn()}. {fk.sentence()}",
         lambda: f"I logged in from {fk.ipv4()} and the page {fk.url()} failed. {fk.sentence()}",
         lambda: f"Please refund to IBAN {fk.iban()}. {fk.sentence()}",
@@ -61,7 +63,9 @@ def machine() -> str:
     model = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+            model = next(
+                line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -86,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     records = make_records(n)
     texts = [t for r in records for t in (r["prompt"], r["completion"])]
-    print(f"data: {n:,} synthetic records (Faker), {len(texts):,} texts, "
-          f"{sum(map(len, texts)) / 1e6:.1f} M characters (made in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"data: {n:,} synthetic records (Faker), {len(texts):,} texts, "
+        f"{sum(map(len, texts)) / 1e6:.1f} M characters (made in {time.perf_counter() - t0:.1f} s)"
+    )
 
     config = ScanConfig(workers=args.workers)
     t0 = time.perf_counter()
@@ -101,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     baseline_engine = mod.build_engine(config)
     baseline_engine.warm_up()
     batch = BatchAnalyzerEngine(analyzer_engine=baseline_engine.analyzer)
-    print(f"presidio-analyzer {importlib.metadata.version('presidio-analyzer')}; import {t_import:.1f} s "
-          f"(torch/transformers kept out: {'torch' not in sys.modules}); engine + {args.workers} "
-          f"workers started in {t_start:.1f} s")
+    print(
+        f"presidio-analyzer {importlib.metadata.version('presidio-analyzer')}; import {t_import:.1f} s "
+        f"(torch/transformers kept out: {'torch' not in sys.modules}); engine + {args.workers} "
+        f"workers started in {t_start:.1f} s"
+    )
 
     def run_baseline(chunk: list[str]) -> tuple[float, list[Any]]:
         t = time.perf_counter()
@@ -132,21 +140,31 @@ def main(argv: list[str] | None = None) -> int:
                 tb, base = run_baseline(chunk)
             if base != ours:
                 bad = next(j for j in range(len(chunk)) if base[j] != ours[j])
-                raise SystemExit(f"findings differ at text {start + bad}: {base[bad]} != {ours[bad]}")
+                raise SystemExit(
+                    f"findings differ at text {start + bad}: {base[bad]} != {ours[bad]}"
+                )
             findings += sum(map(len, base))
             ratios.append(tb / to)
             tot_base += tb
             tot_ours += to
-            print(f"  chunk {i + 1}: {len(chunk):,} texts  baseline {len(chunk) / tb:7.0f} texts/s  "
-                  f"finetrail {len(chunk) / to:7.0f} texts/s  ratio {tb / to:5.2f}")
+            print(
+                f"  chunk {i + 1}: {len(chunk):,} texts  baseline {len(chunk) / tb:7.0f} texts/s  "
+                f"finetrail {len(chunk) / to:7.0f} texts/s  ratio {tb / to:5.2f}"
+            )
     finally:
         scanner.close()
     print(f"findings: {findings:,}, identical on both paths for all {len(texts):,} texts")
-    print(f"pre-filter: {skipped:,} of {len(texts):,} texts ({skipped / len(texts):.0%}) need no recogniser")
-    print(f"throughput: baseline {len(texts) / tot_base:,.0f} texts/s, finetrail "
-          f"{len(texts) / tot_ours:,.0f} texts/s ({n / tot_ours:,.0f} records/s)")
-    print(f"speed-up (median of {len(ratios)} paired chunk ratios): {statistics.median(ratios):.2f}x "
-          f"(target >= 3x); total-time ratio {tot_base / tot_ours:.2f}x")
+    print(
+        f"pre-filter: {skipped:,} of {len(texts):,} texts ({skipped / len(texts):.0%}) need no recogniser"
+    )
+    print(
+        f"throughput: baseline {len(texts) / tot_base:,.0f} texts/s, finetrail "
+        f"{len(texts) / tot_ours:,.0f} texts/s ({n / tot_ours:,.0f} records/s)"
+    )
+    print(
+        f"speed-up (median of {len(ratios)} paired chunk ratios): {statistics.median(ratios):.2f}x "
+        f"(target >= 3x); total-time ratio {tot_base / tot_ours:.2f}x"
+    )
     return 0
 
 

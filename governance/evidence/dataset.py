@@ -14,9 +14,8 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
+from pydantic import Field, field_validator, model_validator
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 DatasetFormat = Literal["jsonl", "csv", "parquet", "text"]
@@ -42,7 +41,7 @@ class TokenEstimate(Frozen):
 class MerkleInfo(Frozen):
     """How the Merkle root was built and where its leaf hashes are kept."""
 
-    scheme: Literal["rfc6962-sha256"] = MERKLE_SCHEME
+    scheme: Literal["rfc6962-sha256"] = "rfc6962-sha256"
     leaf_input: str = Field(min_length=1)
     leaves_artifact: str = Field(min_length=1)
     leaves_sha256: str = Field(pattern=SHA256_HEX)

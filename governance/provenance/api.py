@@ -166,8 +166,13 @@ def register_dataset(
     except InputError as err:
         problems.append(err.what)
         fields_bad.append("license")
-    for fname, val in (("name", name), ("source", source), ("collection", collection),
-                       ("legal_basis", legal_basis), ("purpose", purpose)):
+    for fname, val in (
+        ("name", name),
+        ("source", source),
+        ("collection", collection),
+        ("legal_basis", legal_basis),
+        ("purpose", purpose),
+    ):
         if not val or not val.strip():
             problems.append(f"{fname} is empty")
             fields_bad.append(fname)
@@ -224,8 +229,14 @@ def register_dataset(
                 for _ in scanner.finish():
                     pass
         if builder.size == 0:
-            extra = f" ({reader.skipped.count} bad records were skipped)" if reader.skipped.count else ""
-            raise InputError(f"the dataset is empty: no records{extra}", path=str(path), fix="check the file")
+            extra = (
+                f" ({reader.skipped.count} bad records were skipped)"
+                if reader.skipped.count
+                else ""
+            )
+            raise InputError(
+                f"the dataset is empty: no records{extra}", path=str(path), fix="check the file"
+            )
         assert reader.sha256 is not None
         sha = reader.sha256
         if sha in existing:
@@ -277,8 +288,13 @@ def register_dataset(
             source=str(path),
         )
         who = _actor(ws, actor)
-        ws.add_artifact(leaves_tmp, record.merkle.leaves_artifact, event="dataset.leaves", actor=who,
-                        extra={"dataset": sha, "records": record.records})
+        ws.add_artifact(
+            leaves_tmp,
+            record.merkle.leaves_artifact,
+            event="dataset.leaves",
+            actor=who,
+            extra={"dataset": sha, "records": record.records},
+        )
         ws.write_record(
             dataset_record_path(sha),
             record,
@@ -311,7 +327,9 @@ def find_dataset(*, workspace: str | os.PathLike[str], ref: str) -> DatasetRecor
     return lineage.resolve(lineage.load_datasets(ws.root), ref)
 
 
-def dataset_for_file(*, workspace: str | os.PathLike[str], path: str | os.PathLike[str]) -> DatasetRecord | None:
+def dataset_for_file(
+    *, workspace: str | os.PathLike[str], path: str | os.PathLike[str]
+) -> DatasetRecord | None:
     """The registered dataset whose byte SHA-256 equals the file's, or None (for training)."""
     ws = Workspace.open(workspace)
     return lineage.load_datasets(ws.root).get(sha256_file(path))
@@ -332,7 +350,9 @@ def prove_record(
     """
     given = sum(x is not None for x in (index, record_hash, record_bytes))
     if given != 1:
-        raise InputError("give exactly one of --record, --record-hash or --record-file", field="record")
+        raise InputError(
+            "give exactly one of --record, --record-hash or --record-file", field="record"
+        )
     ws = Workspace.open(workspace)
     rec = lineage.resolve(lineage.load_datasets(ws.root), dataset)
     leaves = ws.path(rec.merkle.leaves_artifact)
@@ -362,7 +382,9 @@ def prove_record(
     leaf, path, size = inclusion_path(leaves, index)
     root = bytes.fromhex(rec.merkle_root)
     if size != rec.records or not verify_inclusion(index, size, leaf, path, root):
-        raise IntegrityError("the leaf hashes do not lead to the recorded Merkle root", path=str(leaves))
+        raise IntegrityError(
+            "the leaf hashes do not lead to the recorded Merkle root", path=str(leaves)
+        )
     return {
         "format": PROOF_FORMAT,
         "hashing": "RFC 6962 / RFC 9162 with SHA-256: leaf = H(0x00 || record), node = H(0x01 || left || right)",
@@ -403,7 +425,11 @@ def sanitize_dataset(
     from finetrail.governance.provenance import sanitize
 
     if operator not in OPERATORS:
-        raise InputError(f"unknown operator {operator!r}", field="operator", fix=f"use one of {', '.join(OPERATORS)}")
+        raise InputError(
+            f"unknown operator {operator!r}",
+            field="operator",
+            fix=f"use one of {', '.join(OPERATORS)}",
+        )
     parent = find_dataset(workspace=workspace, ref=dataset)
     config = scan_config or ScanConfig()
     before = sanitize.write_sanitized(

@@ -23,17 +23,16 @@ from typing import Any
 
 import regex
 import tldextract
-from presidio_analyzer import AnalyzerEngine, PatternRecognizer, RecognizerResult
-from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
-from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
-from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
-
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.dataset import PiiEngineInfo
 from finetrail.governance.provenance import prefilter
 from finetrail.governance.provenance.config import MIN_KEY_BYTES, ScanConfig
 from finetrail.governance.provenance.names import PREFILTER as NAME_PREFILTER
 from finetrail.governance.provenance.names import NameListRecognizer, load_name_lists
+from presidio_analyzer import AnalyzerEngine, PatternRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
+from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 
 Finding = tuple[str, int, int, float]  # (entity type, start, end, score)
 
@@ -60,7 +59,7 @@ OFFLINE_TLD_EXTRACTOR = tldextract.TLDExtract(
 )
 
 
-class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+class OfflineEmailRecognizer(EmailRecognizer):
     """Presidio's EmailRecognizer with its domain check served offline.
 
     Presidio calls ``tldextract.extract``, whose default extractor downloads the Public Suffix
@@ -71,7 +70,7 @@ class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
         return bool(OFFLINE_TLD_EXTRACTOR(pattern_text).fqdn != "")
 
 
-class OfflineSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
+class OfflineSpacyNlpEngine(SpacyNlpEngine):
     """Presidio's spaCy engine that refuses, instead of downloading, a missing model."""
 
     @staticmethod
@@ -104,10 +103,11 @@ def _gate_for(recognizer: Any) -> Any | None:
         own = type(recognizer).analyze
         if own is not PatternRecognizer.analyze and _qualname(own) not in PATTERN_ONLY_ANALYZE:
             return None
-        if not recognizer.patterns:
+        patterns = getattr(recognizer, "patterns", None) or []
+        if not patterns:
             return None
-        flags = recognizer.global_regex_flags or 0
-        reqs = [prefilter.requirement(p.regex, flags, engine="regex") for p in recognizer.patterns]
+        flags = getattr(recognizer, "global_regex_flags", None) or 0
+        reqs = [prefilter.requirement(p.regex, flags, engine="regex") for p in patterns]
         return prefilter.combine(reqs, engine="regex")
     if type(recognizer).analyze is PhoneRecognizer.analyze:
         # python-phonenumbers only reports candidates matched by its own pattern.
@@ -134,10 +134,12 @@ def _describe(recognizer: Any, spacy_model: str | None) -> str:
         regions = ", ".join(getattr(recognizer, "supported_regions", []) or [])
         return f"PhoneRecognizer (Presidio, python-phonenumbers; regions {regions})"
     if isinstance(recognizer, PatternRecognizer):
-        return f"{recognizer.name} (Presidio pattern)"
+        return f"{getattr(recognizer, 'name', type(recognizer).__name__)} (Presidio pattern)"
     if type(recognizer).__name__ == "SpacyRecognizer":
         return f"SpacyRecognizer (Presidio NER, spaCy model {spacy_model})"
-    return f"{recognizer.name} ({type(recognizer).__module__})"
+    return (
+        f"{getattr(recognizer, 'name', type(recognizer).__name__)} ({type(recognizer).__module__})"
+    )
 
 
 @dataclass
@@ -235,9 +237,11 @@ def build_engine(config: ScanConfig) -> PiiEngine:
     finally:
         log.setLevel(level)
     registry.add_nlp_recognizer(nlp_engine=nlp_engine)
-    for i, rec in enumerate(registry.recognizers):
+    loaded = registry.recognizers
+    assert isinstance(loaded, list)
+    for i, rec in enumerate(loaded):
         if type(rec) is EmailRecognizer:  # keep its place (result order) and its name
-            registry.recognizers[i] = OfflineEmailRecognizer(
+            loaded[i] = OfflineEmailRecognizer(
                 supported_language=rec.supported_language, context=rec.context
             )
     name_info = None
@@ -287,7 +291,9 @@ def with_sanitizer(
     if operator == "replace":
         op = OperatorConfig("replace")  # "<ENTITY_TYPE>"
     elif operator == "mask":
-        op = OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 1 << 30, "from_end": False})
+        op = OperatorConfig(
+            "mask", {"masking_char": "*", "chars_to_mask": 1 << 30, "from_end": False}
+        )
     elif operator == "hash":
         if key is None or len(key) < MIN_KEY_BYTES:
             raise ConfigError(
@@ -297,8 +303,10 @@ def with_sanitizer(
             )
         op = OperatorConfig("hash", {"hash_type": "sha256", "salt": key})
     else:
-        raise ConfigError(f"unknown operator {operator!r}", field="operator", fix="use replace, mask or hash")
-    engine.anonymizer = AnonymizerEngine()
+        raise ConfigError(
+            f"unknown operator {operator!r}", field="operator", fix="use replace, mask or hash"
+        )
+    engine.anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
     engine.operators = {"DEFAULT": op}
     engine.sanitize_entities = frozenset(entities) if entities else None
     return engine

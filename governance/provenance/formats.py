@@ -59,7 +59,9 @@ _SKIP_FIX = (
 def detect_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     if fmt is not None:
         if fmt not in FORMATS:
-            raise InputError(f"unknown format {fmt!r}", field="format", fix=f"use one of {', '.join(FORMATS)}")
+            raise InputError(
+                f"unknown format {fmt!r}", field="format", fix=f"use one of {', '.join(FORMATS)}"
+            )
         return fmt
     suffix = Path(path).suffix.lower()
     if suffix in _EXTENSIONS:
@@ -258,7 +260,9 @@ class DatasetReader:
                     self._bad(lineno, "malformed_json", f"malformed JSON ({msg}{where})")
                     continue
                 if not isinstance(value, dict):
-                    self._bad(lineno, "not_object", f"expected a JSON object, found {json_type(value)}")
+                    self._bad(
+                        lineno, "not_object", f"expected a JSON object, found {json_type(value)}"
+                    )
                     continue
             yield Record(index, lineno, data, value)
             index += 1
@@ -380,7 +384,9 @@ class DatasetReader:
                 pf = pq.ParquetFile(self.path)
             except (pa.ArrowException, OSError) as exc:
                 raise InputError(
-                    f"not a readable Parquet file ({exc})", path=str(self.path), fix="check the file"
+                    f"not a readable Parquet file ({exc})",
+                    path=str(self.path),
+                    fix="check the file",
                 ) from exc
             self.arrow_schema = pf.schema_arrow
             self.columns = list(pf.schema_arrow.names)

@@ -104,10 +104,14 @@ class _Parser:
         if tok == "(":
             inner = self.expression()
             if self.take() != ")":
-                raise InputError("unbalanced parentheses in the licence expression", field="license", fix=_FIX)
+                raise InputError(
+                    "unbalanced parentheses in the licence expression", field="license", fix=_FIX
+                )
             out = f"({inner})"
         elif tok in {")"} or tok.upper() in {"AND", "OR", "WITH"}:
-            raise InputError(f"unexpected {tok!r} in the licence expression", field="license", fix=_FIX)
+            raise InputError(
+                f"unexpected {tok!r} in the licence expression", field="license", fix=_FIX
+            )
         else:
             out = self.license_id(tok)
         nxt = self.peek()

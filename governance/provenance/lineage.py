@@ -50,7 +50,9 @@ def resolve(datasets: Mapping[str, DatasetRecord], ref: str) -> DatasetRecord:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        known = ", ".join(sorted(f"{r.name} ({r.sha256[:12]})" for r in datasets.values())) or "none"
+        known = (
+            ", ".join(sorted(f"{r.name} ({r.sha256[:12]})" for r in datasets.values())) or "none"
+        )
         raise InputError(
             f"no registered dataset matches {ref!r}",
             field="dataset",
@@ -138,7 +140,9 @@ def check_datasets(root: Path, ctx: VerifyContext) -> list[Finding]:
                 findings.append(Finding("error", "invalid", rel, err.what))
                 continue
             if rel != dataset_record_path(rec.sha256):
-                findings.append(Finding("error", "misplaced", rel, f"the record is for {rec.sha256[:12]}..."))
+                findings.append(
+                    Finding("error", "misplaced", rel, f"the record is for {rec.sha256[:12]}...")
+                )
             if path.read_bytes() != rec.canonical_bytes():
                 findings.append(Finding("error", "modified", rel, "not in canonical form"))
             datasets[rec.sha256] = rec
@@ -147,16 +151,37 @@ def check_datasets(root: Path, ctx: VerifyContext) -> list[Finding]:
         for parent in rec.derived_from:
             if parent not in datasets:
                 findings.append(
-                    Finding("error", "lineage", rel, f"parent {parent[:12]}... is not a registered dataset")
+                    Finding(
+                        "error",
+                        "lineage",
+                        rel,
+                        f"parent {parent[:12]}... is not a registered dataset",
+                    )
                 )
         leaves = root / rec.merkle.leaves_artifact
         if rec.merkle.leaves_artifact != leaves_artifact_path(sha):
-            findings.append(Finding("error", "misplaced", rel, "the leaves artifact path does not match"))
+            findings.append(
+                Finding("error", "misplaced", rel, "the leaves artifact path does not match")
+            )
         if not leaves.is_file():
-            findings.append(Finding("error", "missing", rec.merkle.leaves_artifact, "the record's leaf hashes are missing"))
+            findings.append(
+                Finding(
+                    "error",
+                    "missing",
+                    rec.merkle.leaves_artifact,
+                    "the record's leaf hashes are missing",
+                )
+            )
             continue
         if sha256_file(leaves) != rec.merkle.leaves_sha256:
-            findings.append(Finding("error", "modified", rec.merkle.leaves_artifact, "does not match the record's leaves_sha256"))
+            findings.append(
+                Finding(
+                    "error",
+                    "modified",
+                    rec.merkle.leaves_artifact,
+                    "does not match the record's leaves_sha256",
+                )
+            )
             continue
         try:
             got_root, count = root_of_leaves_file(leaves)
@@ -165,15 +190,24 @@ def check_datasets(root: Path, ctx: VerifyContext) -> list[Finding]:
             continue
         if count != rec.records or got_root.hex() != rec.merkle_root:
             findings.append(
-                Finding("error", "merkle", rel, "the leaf hashes do not rebuild the recorded Merkle root and count")
+                Finding(
+                    "error",
+                    "merkle",
+                    rel,
+                    "the leaf hashes do not rebuild the recorded Merkle root and count",
+                )
             )
     for cycle in _cycles(datasets):
         shown = " -> ".join(d[:12] for d in cycle)
-        findings.append(Finding("error", "lineage", dataset_record_path(cycle[0]), f"lineage cycle: {shown}"))
+        findings.append(
+            Finding("error", "lineage", dataset_record_path(cycle[0]), f"lineage cycle: {shown}")
+        )
     artifacts = root / "artifacts" / "datasets"
     if artifacts.is_dir():
         for leaves in sorted(artifacts.glob("*.leaves")):
             if leaves.stem not in datasets:
                 rel = leaves.relative_to(root).as_posix()
-                findings.append(Finding("warning", "orphan", rel, "leaf hashes without a dataset record"))
+                findings.append(
+                    Finding("warning", "orphan", rel, "leaf hashes without a dataset record")
+                )
     return findings

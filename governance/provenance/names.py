@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import regex
-from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
-
 from finetrail.errors import ConfigError
 from finetrail.governance.provenance.config import DEFAULT_LOCALES
+from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
+
 _FIRST = ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary")
 _LAST = ("last_names", "last_names_male", "last_names_female", "last_names_nonbinary")
 _TITLES = ("prefixes", "prefixes_male", "prefixes_female", "prefixes_nonbinary")
@@ -90,7 +90,9 @@ def load_name_lists(locales: tuple[str, ...] = DEFAULT_LOCALES) -> NameLists:
         )
 
     def keep(name: str) -> bool:
-        return len(name) >= 2 and bool(_UPPER_START.match(name)) and _TOKEN.fullmatch(name) is not None
+        return (
+            len(name) >= 2 and bool(_UPPER_START.match(name)) and _TOKEN.fullmatch(name) is not None
+        )
 
     return NameLists(
         locales=tuple(locales),
@@ -100,16 +102,17 @@ def load_name_lists(locales: tuple[str, ...] = DEFAULT_LOCALES) -> NameLists:
     )
 
 
-class NameListRecognizer(LocalRecognizer):  # type: ignore[misc]
+class NameListRecognizer(LocalRecognizer):
     """PERSON from (first name, last name) and (title, last name) pairs of known names."""
 
     ENTITY = "PERSON"
+    NAME = "NameListRecognizer"
 
     def __init__(self, lists: NameLists, supported_language: str = "en") -> None:
         self.lists = lists
         super().__init__(
             supported_entities=[self.ENTITY],
-            name="NameListRecognizer",
+            name=self.NAME,
             supported_language=supported_language,
         )
 
@@ -124,7 +127,7 @@ class NameListRecognizer(LocalRecognizer):  # type: ignore[misc]
 
     def _result(self, start: int, end: int, score: float, why: str) -> Any:
         explanation = AnalysisExplanation(
-            recognizer=self.name, original_score=score, textual_explanation=why
+            recognizer=self.NAME, original_score=score, textual_explanation=why
         )
         return RecognizerResult(
             entity_type=self.ENTITY,
@@ -133,7 +136,7 @@ class NameListRecognizer(LocalRecognizer):  # type: ignore[misc]
             score=score,
             analysis_explanation=explanation,
             recognition_metadata={
-                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                RecognizerResult.RECOGNIZER_NAME_KEY: self.NAME,
                 RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
             },
         )
@@ -167,7 +170,11 @@ class NameListRecognizer(LocalRecognizer):  # type: ignore[misc]
                     )
                     i = j + 1
                     continue
-            if t0 in self.lists.titles and _TITLE_GAP.fullmatch(text, e0, s1) and self._last_name(t1):
+            if (
+                t0 in self.lists.titles
+                and _TITLE_GAP.fullmatch(text, e0, s1)
+                and self._last_name(t1)
+            ):
                 results.append(self._result(s1, e1, SCORE_TITLE_NAME, "title and known last name"))
                 i += 2
                 continue

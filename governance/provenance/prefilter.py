@@ -23,10 +23,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-from re import _constants as _c  # type: ignore[attr-defined]  # noqa: I001
+from re import _constants as _c  # type: ignore[attr-defined]
 from re import _parser as _p  # type: ignore[attr-defined]
+from typing import Any
 
 MAX_RUN = 3
 
@@ -170,7 +169,9 @@ class _Scorer:
         return best
 
 
-def _requirement(items: Sequence[tuple[Any, Any]], scorer: _Scorer) -> tuple[float, tuple[str, ...]] | None:
+def _requirement(
+    items: Sequence[tuple[Any, Any]], scorer: _Scorer
+) -> tuple[float, tuple[str, ...]] | None:
     candidates: list[tuple[float, tuple[str, ...]]] = []
     run: list[_Pos] = []
 
@@ -273,7 +274,7 @@ def requirement(pattern: str, flags: int = 0, *, engine: str = "re") -> Requirem
     scorer = _Scorer(compiler(engine), all_flags)
     try:
         found = _requirement(_items(parsed), scorer)
-    except Exception:  # noqa: BLE001 - a pattern we cannot analyse simply always runs
+    except Exception:
         return None
     if found is None:
         return None

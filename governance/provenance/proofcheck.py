@@ -72,9 +72,7 @@ def verify_inclusion(
     return got is not None and got == root
 
 
-def check_proof(
-    proof: Any, *, root: str, record: bytes | None = None
-) -> tuple[bool, list[str]]:
+def check_proof(proof: Any, *, root: str, record: bytes | None = None) -> tuple[bool, list[str]]:
     """Check a proof document against a trusted root; returns (valid, problems).
 
     ``root`` must come from a trusted place (the dataset's evidence record or the dossier),

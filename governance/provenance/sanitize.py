@@ -43,12 +43,16 @@ class _Writer:
             if not changed:
                 self.fh.write(rec.canonical + b"\n")
             elif self.fmt == "text":
-                self.fh.write(str(value).replace("\r", " ").replace("\n", " ").encode("utf-8") + b"\n")
+                self.fh.write(
+                    str(value).replace("\r", " ").replace("\n", " ").encode("utf-8") + b"\n"
+                )
             else:
                 self.fh.write(json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n")
         elif self.fmt == "csv":
             if self._csv is None:
-                self._text = open(self.fh.fileno(), "w", encoding="utf-8", newline="", closefd=False)  # noqa: SIM115
+                self._text = open(  # noqa: SIM115 - closed in close()
+                    self.fh.fileno(), "w", encoding="utf-8", newline="", closefd=False
+                )
                 delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
                 self._csv = csv.writer(self._text, delimiter=delimiter)
                 self._csv.writerow(self.reader.columns or [])
@@ -95,13 +99,17 @@ def write_sanitized(
     from finetrail.governance.provenance.scan import open_scanner
 
     if output_path.exists():
-        raise InputError("the output file exists already", path=str(output_path), fix="choose a new path")
+        raise InputError(
+            "the output file exists already", path=str(output_path), fix="choose a new path"
+        )
     if output_path.resolve() == input_path.resolve():
         raise InputError("the output would overwrite the input", path=str(output_path))
     output_path.parent.mkdir(parents=True, exist_ok=True)
     reader = DatasetReader(input_path, parent.format, skip_bad=parent.skipped.count > 0)
     scanner = open_scanner(config, sanitize_operator=operator, key=key, entities=entities)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent
+    )
     done = False
     try:
         pending: dict[int, tuple[Record, list[tuple[str, str]]]] = {}
@@ -112,7 +120,9 @@ def write_sanitized(
                 rec, units = pending.pop(index)
                 changed = any(n != u[1] for n, u in zip(new_texts, units, strict=True))
                 base = rec.value if rec.raw is None else rec.raw
-                value = replace_texts(base, iter(new_texts), config.text_fields) if changed else base
+                value = (
+                    replace_texts(base, iter(new_texts), config.text_fields) if changed else base
+                )
                 writer.write(rec, value, changed)
 
             for rec in reader:

@@ -64,6 +64,7 @@ def engine_module(config: ScanConfig) -> ModuleType:
             return importlib.import_module(name)
     return importlib.import_module(name)
 
+
 # The engine of this process: set in the parent before forking, or by the spawn initializer.
 _ENGINE: PiiEngine | None = None
 
@@ -122,7 +123,9 @@ class _Runner:
                     workers, initializer=_init_spawned, initargs=spawn_args
                 )
 
-    def submit(self, fn: Callable[[list[str]], Any], batch: list[str], meta: Any) -> Iterator[tuple[Any, Any]]:
+    def submit(
+        self, fn: Callable[[list[str]], Any], batch: list[str], meta: Any
+    ) -> Iterator[tuple[Any, Any]]:
         """Queue a batch; yields (meta, result) of batches that completed, in order."""
         if self.pool is None:
             yield meta, fn(batch)
@@ -222,7 +225,9 @@ class PiiTally:
             bucket = self.examples.setdefault(f[0], [])
             if len(bucket) < self.max_examples:
                 bucket.append(
-                    PiiExample(entity_type=f[0], record=record, field=fld, masked=_mask(text, findings, f))
+                    PiiExample(
+                        entity_type=f[0], record=record, field=fld, masked=_mask(text, findings, f)
+                    )
                 )
 
     def summary(self, engine: PiiEngine, residual_for: Sequence[str] | None = None) -> PiiSummary:
@@ -320,7 +325,9 @@ class Scanner:
         bs = self.config.batch_texts
         results: list[Any] = []
         for i in range(0, len(texts), bs):
-            results.extend(r for _, r in self._runner.submit(_scan_batch, list(texts[i : i + bs]), i))
+            results.extend(
+                r for _, r in self._runner.submit(_scan_batch, list(texts[i : i + bs]), i)
+            )
         results.extend(r for _, r in self._runner.drain())
         return [found for found_all, _ in results for found in found_all]
 
@@ -340,7 +347,11 @@ def open_scanner(
     engine = mod.build_engine(config)
     if sanitize_operator is None:
         return Scanner(engine)
-    spawn = {"operator": sanitize_operator, "key": key, "entities": list(entities) if entities else None}
+    spawn = {
+        "operator": sanitize_operator,
+        "key": key,
+        "entities": list(entities) if entities else None,
+    }
     engine = mod.with_sanitizer(engine, operator=sanitize_operator, key=key, entities=entities)
     return Scanner(engine, sanitize=True, spawn_sanitize=spawn)
 
@@ -355,4 +366,6 @@ def scan_texts(texts: Sequence[str], *, config: ScanConfig | None = None) -> lis
 
 
 def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from faker import Faker
-
 from finetrail.cli import main
 
 
@@ -24,7 +23,9 @@ def make_texts(n: int, *, seed: int = 11, pii_share: float = 0.4) -> list[str]:
         lambda: f"SSN {fk.ssn()} is on the account. {fk.sentence()}",
         lambda: f"Login from {fk.ipv4()} at {fk.url()} was blocked. {fk.sentence()}",
         lambda: f"Refund to IBAN {fk.iban()} please.",
-        lambda: f"Dr. {fk.last_name()} met {fk.first_name()} {fk.last_name()} on {fk.day_of_week()}.",
+        lambda: (
+            f"Dr. {fk.last_name()} met {fk.first_name()} {fk.last_name()} on {fk.day_of_week()}."
+        ),
         lambda: f"Ship to {fk.address().replace(chr(10), ', ')}.",
     ]
     plain: list[Callable[[], str]] = [
@@ -32,7 +33,9 @@ def make_texts(n: int, *, seed: int = 11, pii_share: float = 0.4) -> list[str]:
         lambda: fk.sentence(),
         lambda: f"Order {rnd.randint(100, 99999)} is late. {fk.sentence()}",
     ]
-    return [rnd.choice(pii)() if rnd.random() < pii_share else rnd.choice(plain)() for _ in range(n)]
+    return [
+        rnd.choice(pii)() if rnd.random() < pii_share else rnd.choice(plain)() for _ in range(n)
+    ]
 
 
 def write_jsonl(path: Path, n: int, *, seed: int = 11, pii_share: float = 0.4) -> Path:
@@ -52,11 +55,16 @@ def workspace(tmp_path: Path) -> Path:
 
 
 META = [
-    "--source", "https://data.acme.test/tickets",
-    "--license", "CC-BY-4.0",
-    "--collection", "support tickets exported 2024-05",
-    "--legal-basis", "GDPR Art. 6(1)(f)",
-    "--purpose", "fine-tune a support assistant",
+    "--source",
+    "https://data.acme.test/tickets",
+    "--license",
+    "CC-BY-4.0",
+    "--collection",
+    "support tickets exported 2024-05",
+    "--legal-basis",
+    "GDPR Art. 6(1)(f)",
+    "--purpose",
+    "fine-tune a support assistant",
 ]
 
 
@@ -65,7 +73,19 @@ def register(workspace: Path) -> Callable[..., int]:
     """Run ``finetrail data register PATH --workspace WS --name NAME ...`` in-process."""
 
     def run(path: Path | str, name: str = "tickets", *extra: str) -> int:
-        return main(["data", "register", str(path), "--workspace", str(workspace), "--name", name, *META, *extra])
+        return main(
+            [
+                "data",
+                "register",
+                str(path),
+                "--workspace",
+                str(workspace),
+                "--name",
+                name,
+                *META,
+                *extra,
+            ]
+        )
 
     return run
 

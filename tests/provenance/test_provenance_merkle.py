@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from finetrail.cli import main
 from finetrail.errors import InputError
 from finetrail.governance.provenance import hashing, merkle, proofcheck
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 H = hashlib.sha256
 
@@ -56,7 +55,9 @@ def test_rfc6962_known_vector() -> None:
     records=st.lists(st.binary(max_size=12), min_size=1, max_size=70),
     cuts=st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=20),
 )
-def test_builder_matches_rfc_definition_for_any_batching(records: list[bytes], cuts: list[int]) -> None:
+def test_builder_matches_rfc_definition_for_any_batching(
+    records: list[bytes], cuts: list[int]
+) -> None:
     b = merkle.MerkleBuilder()
     i = 0
     for cut in cuts * 20:
@@ -97,7 +98,9 @@ def test_find_leaf_and_out_of_range(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("chunk", [3, 7, 64, 1 << 20])
-def test_line_digest_handles_chunk_boundaries_and_crlf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+def test_line_digest_handles_chunk_boundaries_and_crlf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
     monkeypatch.setattr(hashing, "CHUNK", chunk)
     records = [b'{"a": 1}', b"second line", b"x" * 40, b"tab\there", b"last"]
     data = b'{"a": 1}\r\nsecond line\n\n' + b"x" * 40 + b"\r\ntab\there\nlast"
@@ -113,7 +116,9 @@ def test_line_digest_handles_chunk_boundaries_and_crlf(tmp_path: Path, monkeypat
 def test_line_digest_refuses_an_oversized_record(tmp_path: Path) -> None:
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"ok\n" + b"y" * 5000 + b"\nok\n")
-    with pytest.raises(InputError, match=r"line 2: a record of 5,000 bytes exceeds the limit of 1,000 bytes"):
+    with pytest.raises(
+        InputError, match=r"line 2: a record of 5,000 bytes exceeds the limit of 1,000 bytes"
+    ):
         hashing.digest_line_file(path, max_record_bytes=1000)
 
 
@@ -139,7 +144,9 @@ def test_checker_rejects_malformed_and_tampered_proofs() -> None:
     other_root = reference_root([*records, b"r5"]).hex()
     ok, problems = proofcheck.check_proof(proof, root=other_root)
     assert not ok and "the proof names a different Merkle root than the trusted one" in problems
-    ok, problems = proofcheck.check_proof({**proof, "tree_size": "5", "audit_path": ["zz"]}, root=root)
+    ok, problems = proofcheck.check_proof(
+        {**proof, "tree_size": "5", "audit_path": ["zz"]}, root=root
+    )
     assert not ok and problems == [
         "tree_size must be a positive integer",
         "audit_path must be a list of 64-digit hex SHA-256 values",
@@ -170,7 +177,9 @@ def test_checker_runs_standalone_with_the_standard_library_only(tmp_path: Path) 
     assert "the audit path does not lead from the leaf to the trusted root" in bad.stdout
 
 
-def test_digest_command_matches_plain_sha256(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_digest_command_matches_plain_sha256(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "t.txt"
     path.write_text("one\ntwo\n\nthree\n", encoding="utf-8")
     assert main(["data", "digest", str(path)]) == 0

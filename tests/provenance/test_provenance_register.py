@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from finetrail.cli import main
 from finetrail.governance.evidence.dataset import DatasetRecord
 from finetrail.governance.evidence.registry import kind_by_name, record_class
@@ -29,7 +28,12 @@ def only_record(ws: Path) -> DatasetRecord:
 def workspace_state(ws: Path) -> tuple[int, list[str]]:
     """(ledger lines, files under evidence/ and artifacts/) - to show nothing was written."""
     lines = len((ws / "ledger.jsonl").read_bytes().splitlines())
-    files = sorted(p.relative_to(ws).as_posix() for d in ("evidence", "artifacts") for p in (ws / d).rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(ws).as_posix()
+        for d in ("evidence", "artifacts")
+        for p in (ws / d).rglob("*")
+        if p.is_file()
+    )
     return lines, files
 
 
@@ -40,17 +44,42 @@ def test_datasets_kind_is_registered() -> None:
 
 
 def test_register_jsonl_writes_the_contract_fields(
-    workspace: Path, register: Register, jsonl_dataset: Callable[..., Path], tmp_path: Path,
+    workspace: Path,
+    register: Register,
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = jsonl_dataset(tmp_path / "tickets.jsonl", 40)
-    rc = register(path, "tickets", "--split", "train=0.9", "--split", "validation=0.1",
-                  "--limitation", "English only", "--license", "cc-by-4.0")
+    rc = register(
+        path,
+        "tickets",
+        "--split",
+        "train=0.9",
+        "--split",
+        "validation=0.1",
+        "--limitation",
+        "English only",
+        "--license",
+        "cc-by-4.0",
+    )
     assert rc == 0, capsys.readouterr().err
     rec = only_record(workspace)
     data = json.loads((workspace / f"evidence/datasets/{rec.sha256}.json").read_text())
-    for key in ("name", "sha256", "merkle_root", "records", "license", "source", "collection",
-                "legal_basis", "purpose", "derived_from", "transform", "pii"):
+    for key in (
+        "name",
+        "sha256",
+        "merkle_root",
+        "records",
+        "license",
+        "source",
+        "collection",
+        "legal_basis",
+        "purpose",
+        "derived_from",
+        "transform",
+        "pii",
+    ):
         assert key in data
     assert rec.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert rec.records == 40 and rec.format == "jsonl" and rec.license == "CC-BY-4.0"
@@ -59,7 +88,10 @@ def test_register_jsonl_writes_the_contract_fields(
     assert rec.pii is None  # not scanned: the gate cannot read pii.* and fails closed
     assert rec.fields["prompt"].types == ("string",) and rec.fields["id"].types == ("integer",)
     assert rec.fields["id"].present == 40
-    chars = sum(len(r["prompt"]) + len(r["completion"]) for r in map(json.loads, path.read_text().splitlines()))
+    chars = sum(
+        len(r["prompt"]) + len(r["completion"])
+        for r in map(json.loads, path.read_text().splitlines())
+    )
     assert rec.tokens.count == -(-chars // 4)
     entries = [json.loads(line) for line in (workspace / "ledger.jsonl").read_text().splitlines()]
     assert [e["kind"] for e in entries][-2:] == ["dataset.leaves", "dataset.registered"]
@@ -70,7 +102,11 @@ def test_register_jsonl_writes_the_contract_fields(
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "text"])
 def test_register_other_formats_and_prove_a_record(
-    workspace: Path, register: Register, faker_texts: Callable[..., list[str]], tmp_path: Path, fmt: str,
+    workspace: Path,
+    register: Register,
+    faker_texts: Callable[..., list[str]],
+    tmp_path: Path,
+    fmt: str,
 ) -> None:
     texts = faker_texts(25, seed=5)
     rows = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
@@ -80,14 +116,18 @@ def test_register_other_formats_and_prove_a_record(
             w = csv.writer(fh)
             w.writerow(["id", "text"])
             w.writerows([r["id"], r["text"]] for r in rows)
-        record_bytes = json.dumps(rows[7], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        record_bytes = json.dumps(
+            rows[7], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
     elif fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = tmp_path / "d.parquet"
         pq.write_table(pa.Table.from_pylist(rows), path)
-        record_bytes = json.dumps(rows[7], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        record_bytes = json.dumps(
+            rows[7], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
     else:
         path = tmp_path / "d.txt"
         path.write_text("\n".join(texts) + "\n", encoding="utf-8")
@@ -102,7 +142,10 @@ def test_register_other_formats_and_prove_a_record(
 
 
 def test_prove_cli_by_index_and_hash_and_check_proof(
-    workspace: Path, register: Register, jsonl_dataset: Callable[..., Path], tmp_path: Path,
+    workspace: Path,
+    register: Register,
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = jsonl_dataset(tmp_path / "t.jsonl", 30)
@@ -110,28 +153,70 @@ def test_prove_cli_by_index_and_hash_and_check_proof(
     rec = only_record(workspace)
     line = path.read_bytes().splitlines()[12]
     capsys.readouterr()
-    assert main(["data", "prove", str(workspace), rec.sha256[:10], "--record-hash", leaf_hash(line).hex(),
-                 "-o", str(tmp_path / "p.json")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "prove",
+                str(workspace),
+                rec.sha256[:10],
+                "--record-hash",
+                leaf_hash(line).hex(),
+                "-o",
+                str(tmp_path / "p.json"),
+            ]
+        )
+        == 0
+    )
     proof = json.loads((tmp_path / "p.json").read_text())
     assert proof["leaf_index"] == 12 and proof["tree_size"] == 30
     assert main(["data", "prove", str(workspace), "tickets", "--record", "12"]) == 0
     assert json.loads(capsys.readouterr().out) == proof
     (tmp_path / "rec.json").write_bytes(line + b"\n")
-    assert main(["data", "check-proof", str(tmp_path / "p.json"), "--root", rec.merkle_root,
-                 "--record-file", str(tmp_path / "rec.json")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "check-proof",
+                str(tmp_path / "p.json"),
+                "--root",
+                rec.merkle_root,
+                "--record-file",
+                str(tmp_path / "rec.json"),
+            ]
+        )
+        == 0
+    )
     assert "proof: VALID (record 12 of 30" in capsys.readouterr().out
     # A record that is not in the set cannot be proven in; a wrong root is refused.
     (tmp_path / "other.json").write_text('{"id": 999, "prompt": "never registered"}\n')
-    assert main(["data", "prove", str(workspace), "tickets", "--record-file", str(tmp_path / "other.json")]) == 1
+    assert (
+        main(
+            [
+                "data",
+                "prove",
+                str(workspace),
+                "tickets",
+                "--record-file",
+                str(tmp_path / "other.json"),
+            ]
+        )
+        == 1
+    )
     assert "the record is not in dataset 'tickets'" in capsys.readouterr().err
     assert main(["data", "check-proof", str(tmp_path / "p.json"), "--root", "ab" * 32]) == 1
     assert "proof: INVALID" in capsys.readouterr().err
     assert main(["data", "prove", str(workspace), "tickets", "--record", "30"]) == 2
-    assert "record 30 is out of range: the dataset has 30 records (0 to 29)" in capsys.readouterr().err
+    assert (
+        "record 30 is out of range: the dataset has 30 records (0 to 29)" in capsys.readouterr().err
+    )
 
 
 def test_lineage_parents_transform_and_dag(
-    workspace: Path, register: Register, jsonl_dataset: Callable[..., Path], tmp_path: Path,
+    workspace: Path,
+    register: Register,
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = jsonl_dataset(tmp_path / "base.jsonl", 20)
@@ -141,25 +226,47 @@ def test_lineage_parents_transform_and_dag(
     (tmp_path / "train.jsonl").write_text("\n".join(lines[:15]) + "\n")
     before = workspace_state(workspace)
     # unknown parent, transform without parent, parent without transform: each refused
-    assert register(tmp_path / "train.jsonl", "train", "--derived-from", "f" * 64, "--transform", "split") == 2
+    assert (
+        register(
+            tmp_path / "train.jsonl", "train", "--derived-from", "f" * 64, "--transform", "split"
+        )
+        == 2
+    )
     assert f"derived_from: no registered dataset matches '{'f' * 64}'" in capsys.readouterr().err
     assert register(tmp_path / "train.jsonl", "train", "--derived-from", "base") == 2
     assert "a derived dataset must name its transform" in capsys.readouterr().err
     assert workspace_state(workspace) == before
-    assert register(tmp_path / "train.jsonl", "train", "--derived-from", "base", "--transform", "split",
-                    "--transform-params", '{"fraction": 0.75, "seed": 1}') == 0
+    assert (
+        register(
+            tmp_path / "train.jsonl",
+            "train",
+            "--derived-from",
+            "base",
+            "--transform",
+            "split",
+            "--transform-params",
+            '{"fraction": 0.75, "seed": 1}',
+        )
+        == 0
+    )
     child = find_dataset(workspace=workspace, ref="train")
     assert child.derived_from == (parent.sha256,)
     assert child.transform == "split" and child.transform_params == {"fraction": 0.75, "seed": 1}
     # The same file cannot come back as a descendant of itself (a cycle): it is refused.
     (tmp_path / "copy.jsonl").write_bytes(base.read_bytes())
-    assert register(tmp_path / "copy.jsonl", "again", "--derived-from", "train", "--transform", "copy") == 2
+    assert (
+        register(tmp_path / "copy.jsonl", "again", "--derived-from", "train", "--transform", "copy")
+        == 2
+    )
     assert "already registered as 'base'" in capsys.readouterr().err
     assert verify_workspace(workspace).ok
 
 
 def test_verify_reports_a_lineage_cycle(
-    workspace: Path, register: Register, jsonl_dataset: Callable[..., Path], tmp_path: Path,
+    workspace: Path,
+    register: Register,
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     from finetrail.governance.workspace import Workspace
 
@@ -176,7 +283,10 @@ def test_verify_reports_a_lineage_cycle(
 
 
 def test_verify_reports_a_tampered_lineage_and_leaves(
-    workspace: Path, register: Register, jsonl_dataset: Callable[..., Path], tmp_path: Path,
+    workspace: Path,
+    register: Register,
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     assert register(jsonl_dataset(tmp_path / "a.jsonl", 10), "a") == 0
     rec = only_record(workspace)
@@ -194,8 +304,10 @@ def test_verify_reports_a_tampered_lineage_and_leaves(
     [
         ("mit", "MIT"),
         ("Apache-2.0 OR mit", "Apache-2.0 OR MIT"),
-        ("(MIT AND CC-BY-4.0) OR GPL-2.0-or-later WITH classpath-exception-2.0",
-         "(MIT AND CC-BY-4.0) OR GPL-2.0-or-later WITH Classpath-exception-2.0"),
+        (
+            "(MIT AND CC-BY-4.0) OR GPL-2.0-or-later WITH classpath-exception-2.0",
+            "(MIT AND CC-BY-4.0) OR GPL-2.0-or-later WITH Classpath-exception-2.0",
+        ),
         ("LicenseRef-internal-tickets", "LicenseRef-internal-tickets"),
         ("GPL-2.0+", "GPL-2.0+"),
     ],
@@ -211,7 +323,10 @@ def test_licence_expressions_are_normalised(expr: str, normalised: str) -> None:
         ("MIT OR", "the licence expression ends too early"),
         ("(MIT", "the licence expression ends too early"),
         ("MIT WITH Apache-2.0", "unknown licence exception 'Apache-2.0'"),
-        ("Classpath-exception-2.0", "'Classpath-exception-2.0' is a licence exception; it goes after WITH"),
+        (
+            "Classpath-exception-2.0",
+            "'Classpath-exception-2.0' is a licence exception; it goes after WITH",
+        ),
         ("MIT MIT", "unexpected 'MIT' in the licence expression"),
     ],
 )
@@ -225,11 +340,31 @@ def test_bad_licences_are_refused_with_a_reason(expr: str, message: str) -> None
 
 
 def test_collects_every_problem_before_refusing(
-    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    workspace: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    rc = main(["data", "register", str(tmp_path / "missing.jsonl"), "-w", str(workspace), "--name", " ",
-               "--source", "s", "--license", "Nope-1.0", "--collection", "c", "--legal-basis", "b",
-               "--purpose", "p"])
+    rc = main(
+        [
+            "data",
+            "register",
+            str(tmp_path / "missing.jsonl"),
+            "-w",
+            str(workspace),
+            "--name",
+            " ",
+            "--source",
+            "s",
+            "--license",
+            "Nope-1.0",
+            "--collection",
+            "c",
+            "--legal-basis",
+            "b",
+            "--purpose",
+            "p",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "unknown licence identifier 'Nope-1.0'" in err
@@ -247,16 +382,36 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str, str]]:
     (tmp / "empty.jsonl").write_bytes(b"")
     (tmp / "blank.txt").write_text("\n\n  \n".replace("  ", ""))
     return {
-        "non-utf8": (tmp / "utf8.jsonl", "line 2: not valid UTF-8 (byte 0xe9 at column 11)", "not_utf8"),
-        "malformed-json": (tmp / "json.jsonl", "line 3: malformed JSON (Expecting property name enclosed in double quotes, column 9)", "malformed_json"),
-        "not-object": (tmp / "array.jsonl", "line 2: expected a JSON object, found array", "not_object"),
-        "ragged-csv": (tmp / "ragged.csv", "line 3: the row has 3 fields, the header has 2", "ragged_row"),
+        "non-utf8": (
+            tmp / "utf8.jsonl",
+            "line 2: not valid UTF-8 (byte 0xe9 at column 11)",
+            "not_utf8",
+        ),
+        "malformed-json": (
+            tmp / "json.jsonl",
+            "line 3: malformed JSON (Expecting property name enclosed in double quotes, column 9)",
+            "malformed_json",
+        ),
+        "not-object": (
+            tmp / "array.jsonl",
+            "line 2: expected a JSON object, found array",
+            "not_object",
+        ),
+        "ragged-csv": (
+            tmp / "ragged.csv",
+            "line 3: the row has 3 fields, the header has 2",
+            "ragged_row",
+        ),
     }
 
 
 @pytest.mark.parametrize("case", ["non-utf8", "malformed-json", "not-object", "ragged-csv"])
 def test_bad_records_fail_cleanly_or_are_counted_when_skipped(
-    workspace: Path, register: Register, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str,
+    workspace: Path,
+    register: Register,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
 ) -> None:
     path, message, reason = _bad_inputs(tmp_path)[case]
     before = workspace_state(workspace)
@@ -274,7 +429,11 @@ def test_bad_records_fail_cleanly_or_are_counted_when_skipped(
 
 @pytest.mark.parametrize("name", ["empty.jsonl", "blank.txt"])
 def test_empty_files_are_refused(
-    workspace: Path, register: Register, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str,
+    workspace: Path,
+    register: Register,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
 ) -> None:
     _bad_inputs(tmp_path)
     before = workspace_state(workspace)
@@ -284,7 +443,10 @@ def test_empty_files_are_refused(
 
 
 def test_a_50_mb_single_record_is_refused_or_skipped(
-    workspace: Path, register: Register, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    workspace: Path,
+    register: Register,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "huge.jsonl"
     with open(path, "wb") as fh:
@@ -303,7 +465,10 @@ def test_a_50_mb_single_record_is_refused_or_skipped(
 
 
 def test_unknown_format_and_duplicate_registration(
-    workspace: Path, register: Register, jsonl_dataset: Callable[..., Path], tmp_path: Path,
+    workspace: Path,
+    register: Register,
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "d.xyz").write_text("a\n")

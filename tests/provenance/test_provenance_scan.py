@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from finetrail.cli import main
 from finetrail.errors import ConfigError
 from finetrail.governance.provenance import list_datasets
 from finetrail.governance.provenance.config import ScanConfig
 from finetrail.governance.provenance.scan import engine_module, open_scanner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,9 @@ def as_tuples(results: list[list[Any]]) -> list[list[tuple[str, int, int, float]
     return [[(r.entity_type, r.start, r.end, r.score) for r in rs] for rs in results]
 
 
-def test_findings_identical_to_batch_analyzer_engine(engine: Any, faker_texts: Callable[..., list[str]]) -> None:
+def test_findings_identical_to_batch_analyzer_engine(
+    engine: Any, faker_texts: Callable[..., list[str]]
+) -> None:
     from presidio_analyzer import BatchAnalyzerEngine
 
     texts = faker_texts(2000, seed=3)
@@ -50,33 +51,87 @@ def test_findings_identical_to_batch_analyzer_engine(engine: Any, faker_texts: C
     assert ours == baseline
     assert sum(map(len, baseline)) > 1000  # the comparison covers many findings ...
     found = {f[0] for fs in baseline for f in fs}
-    assert {"EMAIL_ADDRESS", "PHONE_NUMBER", "PERSON", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS"} <= found
+    assert {
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "PERSON",
+        "CREDIT_CARD",
+        "US_SSN",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+    } <= found
     skipped = sum(1 for t in texts if engine.entities_to_run(t) == [])
     assert 0.2 * len(texts) < skipped < len(texts)  # ... and the pre-filter skipped real work
 
 
 # Fragments that exercise the recognisers: digits, separators, '@', ':', names, TLDs, hex.
-_FRAGMENTS = st.sampled_from([
-    "4111 1111 1111 1111", "078-05-1120", "212-555-0199", "+44 20 7946 0958", "a.b@ex.com", "@",
-    "https://ex.org/x", "www.ex.com", "ex.io", "192.168.1.20", "::1", "fe80::1", "00:1A:2B:3C:4D:5E",
-    "DE89370400440532013000", "GB82 WEST 1234 5698 7654 32", "12/31/2023", "2024-01-31", "31.12.2023",
-    "05-JAN-2024", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", "AB1234567", "123456789", "9876543210",
-    "Dr. Smith", "John Smith", "Maria Q. Lopez", "Mr Brown", "the", " ", ", ", ". ", "\n", "-", "/", "'",
-    "x", "7", "Z", "é", "٣", "ß", "K",
-])
+_FRAGMENTS = st.sampled_from(
+    [
+        "4111 1111 1111 1111",
+        "078-05-1120",
+        "212-555-0199",
+        "+44 20 7946 0958",
+        "a.b@ex.com",
+        "@",
+        "https://ex.org/x",
+        "www.ex.com",
+        "ex.io",
+        "192.168.1.20",
+        "::1",
+        "fe80::1",
+        "00:1A:2B:3C:4D:5E",
+        "DE89370400440532013000",
+        "GB82 WEST 1234 5698 7654 32",
+        "12/31/2023",
+        "2024-01-31",
+        "31.12.2023",
+        "05-JAN-2024",
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
+        "AB1234567",
+        "123456789",
+        "9876543210",
+        "Dr. Smith",
+        "John Smith",
+        "Maria Q. Lopez",
+        "Mr Brown",
+        "the",
+        " ",
+        ", ",
+        ". ",
+        "\n",
+        "-",
+        "/",
+        "'",
+        "x",
+        "7",
+        "Z",
+        "é",
+        "٣",
+        "ß",
+        "K",
+    ]
+)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.lists(_FRAGMENTS, max_size=8).map("".join))
-def test_prefilter_never_skips_a_recogniser_that_would_find_something(engine: Any, text: str) -> None:
+def test_prefilter_never_skips_a_recogniser_that_would_find_something(
+    engine: Any, text: str
+) -> None:
     for gate, entities in engine.gates:
         if gate is None or gate.search(text):
             continue
-        recognizers = engine.analyzer.registry.get_recognizers(language="en", entities=list(entities))
+        recognizers = engine.analyzer.registry.get_recognizers(
+            language="en", entities=list(entities)
+        )
         for rec in recognizers:
             if set(rec.supported_entities) <= set(entities):
-                assert rec.analyze(text=text, entities=list(entities), nlp_artifacts=None) in ([], None), (
-                    rec.name, text)
+                assert rec.analyze(text=text, entities=list(entities), nlp_artifacts=None) in (
+                    [],
+                    None,
+                ), (rec.name, text)
 
 
 def test_coverage_map_states_what_looked_for_what(engine: Any) -> None:
@@ -101,7 +156,9 @@ def test_coverage_map_states_what_looked_for_what(engine: Any) -> None:
         ("Smith-Jones is a last name only", []),
     ],
 )
-def test_name_list_recogniser(engine: Any, text: str, expected: list[tuple[str, str, float]]) -> None:
+def test_name_list_recogniser(
+    engine: Any, text: str, expected: list[tuple[str, str, float]]
+) -> None:
     from finetrail.governance.provenance.names import NameListRecognizer
 
     (rec,) = [r for r in engine.analyzer.registry.recognizers if isinstance(r, NameListRecognizer)]
@@ -130,7 +187,11 @@ def test_email_recogniser_never_touches_the_network(no_network: list[str], tmp_p
         found = scanner.map_texts(texts)
     finally:
         scanner.close()
-    assert [[f[0] for f in fs if f[0] == "EMAIL_ADDRESS"] for fs in found] == [["EMAIL_ADDRESS"], ["EMAIL_ADDRESS"], []]
+    assert [[f[0] for f in fs if f[0] == "EMAIL_ADDRESS"] for fs in found] == [
+        ["EMAIL_ADDRESS"],
+        ["EMAIL_ADDRESS"],
+        [],
+    ]
     assert no_network == []
     # Control: tldextract's default extractor (what Presidio's recogniser calls) does try.
     import tldextract
@@ -140,8 +201,12 @@ def test_email_recogniser_never_touches_the_network(no_network: list[str], tmp_p
 
 
 def test_registered_scan_stores_counts_and_masked_examples_only(
-    workspace: Path, register: Callable[..., int], jsonl_dataset: Callable[..., Path], tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], engine: Any,
+    workspace: Path,
+    register: Callable[..., int],
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    engine: Any,
 ) -> None:
     path = jsonl_dataset(tmp_path / "pii.jsonl", 150, seed=21, pii_share=0.7)
     assert register(path, "pii", "--scan", "--workers", "2") == 0
@@ -171,7 +236,9 @@ def test_registered_scan_stores_counts_and_masked_examples_only(
     assert leaked == []
 
 
-def test_scan_config_file_is_strict(tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scan_config_file_is_strict(
+    tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "scan.yaml"
     cfg.write_text("score_threshold: 0.5\nthreshold: 1\n")
     with pytest.raises(ConfigError) as err:
@@ -180,25 +247,54 @@ def test_scan_config_file_is_strict(tmp_path: Path, workspace: Path, capsys: pyt
     assert err.value.field == "threshold"
     cfg.write_text("score_threshold: 0.5\nname_locales: [xx_XX]\n")
     (tmp_path / "d.txt").write_text("hello\n")
-    rc = main(["data", "register", str(tmp_path / "d.txt"), "-w", str(workspace), "--name", "d", "--source", "s",
-               "--license", "MIT", "--collection", "c", "--legal-basis", "b", "--purpose", "p", "--scan",
-               "--scan-config", str(cfg)])
+    rc = main(
+        [
+            "data",
+            "register",
+            str(tmp_path / "d.txt"),
+            "-w",
+            str(workspace),
+            "--name",
+            "d",
+            "--source",
+            "s",
+            "--license",
+            "MIT",
+            "--collection",
+            "c",
+            "--legal-basis",
+            "b",
+            "--purpose",
+            "p",
+            "--scan",
+            "--scan-config",
+            str(cfg),
+        ]
+    )
     assert rc == 2
     assert "unknown Faker locale(s) for the name list: xx_XX" in capsys.readouterr().err
 
 
 def test_spacy_model_is_never_downloaded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Any, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import spacy.cli
 
     downloads: list[str] = []
     monkeypatch.setattr(spacy.cli, "download", lambda *a, **k: downloads.append(str(a)))
     (tmp_path / "d.txt").write_text("Call John Smith\n")
-    rc = main(["data", "scan", str(tmp_path / "d.txt"), "--spacy-model", "en_core_web_sm_not_installed"])
+    rc = main(
+        ["data", "scan", str(tmp_path / "d.txt"), "--spacy-model", "en_core_web_sm_not_installed"]
+    )
     assert rc == 2
     err = capsys.readouterr().err
-    assert "spaCy model 'en_core_web_sm_not_installed' is neither a local path nor an installed package" in err
+    assert (
+        "spaCy model 'en_core_web_sm_not_installed' is neither a local path nor an installed package"
+        in err
+    )
     assert "finetrail never downloads models" in err
     assert downloads == []
 
@@ -213,6 +309,9 @@ def test_spacy_model_by_local_path(tmp_path: Path, engine: Any) -> None:
     config = ScanConfig(spacy_model=str(tmp_path / "pipeline"), workers=1)
     eng = engine_module(config).build_engine(config)
     assert eng.info.nlp_engine == "spacy" and eng.info.name_list is None
-    assert eng.coverage["PERSON"] == f"SpacyRecognizer (Presidio NER, spaCy model {tmp_path / 'pipeline'})"
+    assert (
+        eng.coverage["PERSON"]
+        == f"SpacyRecognizer (Presidio NER, spaCy model {tmp_path / 'pipeline'})"
+    )
     assert "LOCATION" in eng.coverage and eng.not_covered == ()
     assert ("EMAIL_ADDRESS", 19, 35, 1.0) in eng.findings("Call John Smith at john@example.com")[0]
