@@ -24,6 +24,7 @@ from finetrail.governance import clock
 from finetrail.governance.evidence.dataset import (
     DatasetRecord,
     FieldInfo,
+    PiiSummary,
     dataset_record_path,
     leaves_artifact_path,
 )
@@ -104,11 +105,16 @@ class _SchemaTally:
     def add(self, value: Any) -> None:
         if isinstance(value, str):
             value = {"text": value}
+        types, present = self.types, self.present
         for key, v in value.items():
-            if key not in self.types and len(self.types) >= MAX_SCHEMA_FIELDS:
-                continue
-            self.types.setdefault(key, set()).add(json_type(v))
-            self.present[key] = self.present.get(key, 0) + 1
+            seen = types.get(key)
+            if seen is None:
+                if len(types) >= MAX_SCHEMA_FIELDS:
+                    continue
+                seen = types[key] = set()
+                present[key] = 0
+            seen.add(json_type(v))
+            present[key] += 1
 
     def fields(self) -> dict[str, FieldInfo]:
         order = ("string", "integer", "number", "boolean", "null", "object", "array")
@@ -147,10 +153,13 @@ def register_dataset(
     scan_config: ScanConfig | None = None,
     actor: str | None = None,
     residual_for: Sequence[str] | None = None,
+    pii_summary: PiiSummary | None = None,
 ) -> DatasetRecord:
     """Register a dataset file in a workspace; returns the record written.
 
     With ``scan=True`` the records are scanned for PII (presidio is imported only then).
+    ``pii_summary`` instead records a scan made elsewhere on this same file (for instance on
+    Spark, see docs/pii-at-scale.md); its ``records_scanned`` must equal the record count.
     ``derived_from`` names parent datasets (digest, digest prefix or name) and needs
     ``transform``. Bad records raise :class:`InputError` naming the line, unless
     ``skip_bad_records``; then they are left out and counted in ``record.skipped``.
@@ -192,6 +201,9 @@ def register_dataset(
     if not Path(path).is_file():
         problems.append(f"dataset file not found: {path}")
         fields_bad.append("path")
+    if scan and pii_summary is not None:
+        problems.append("give scan=True or a pii_summary, not both")
+        fields_bad.append("pii")
     if problems:
         raise InputError(
             "cannot register the dataset: " + "; ".join(problems),
@@ -248,9 +260,16 @@ def register_dataset(
         cycle = lineage.lineage_problems(existing, sha, parents)
         if cycle:
             raise InputError("; ".join(cycle), path=str(path), field="derived_from")
-        pii = None
+        pii = pii_summary
         if scanner is not None:
             pii = scanner.tally.summary(scanner.engine, residual_for)
+        if pii is not None and pii.records_scanned != builder.size:
+            raise InputError(
+                f"the PII summary covers {pii.records_scanned} records, the file has {builder.size}",
+                path=str(path),
+                field="pii",
+                fix="scan exactly the records of this file",
+            )
         record = DatasetRecord.parse(
             {
                 "name": name.strip(),

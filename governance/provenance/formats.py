@@ -85,7 +85,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # NaN/Infinity are not JSON
+
+
+_JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    dict: "object",
+    list: "array",
+}
+
+
 def json_type(value: Any) -> str:
+    fast = _JSON_TYPES.get(type(value))
+    if fast is not None:
+        return fast
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -252,7 +269,7 @@ class DatasetReader:
             value: Any = text
             if is_json:
                 try:
-                    value = json.loads(text, parse_constant=_reject_constant)
+                    value = _DECODER.decode(text)
                 except ValueError as exc:
                     col = getattr(exc, "colno", None)
                     msg = getattr(exc, "msg", str(exc))

@@ -315,3 +315,35 @@ def test_spacy_model_by_local_path(tmp_path: Path, engine: Any) -> None:
     )
     assert "LOCATION" in eng.coverage and eng.not_covered == ()
     assert ("EMAIL_ADDRESS", 19, 35, 1.0) in eng.findings("Call John Smith at john@example.com")[0]
+
+
+def test_a_summary_computed_elsewhere_must_cover_the_file(
+    workspace: Path,
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
+    engine: Any,
+) -> None:
+    from finetrail.errors import InputError
+    from finetrail.governance.provenance import register_dataset
+    from finetrail.governance.provenance.scan import PiiTally
+
+    path = jsonl_dataset(tmp_path / "d.jsonl", 12, seed=4, pii_share=0.8)
+    tally = PiiTally(max_examples=2)
+    for i, line in enumerate(path.read_text().splitlines()):
+        tally.records_scanned += 1
+        text = json.loads(line)["prompt"]
+        tally.add(i, "prompt", text, engine.findings(text)[0])
+    summary = tally.summary(engine)
+    meta = {
+        "name": "d",
+        "license": "MIT",
+        "source": "s",
+        "collection": "c",
+        "legal_basis": "b",
+        "purpose": "p",
+    }
+    short = summary.model_copy(update={"records_scanned": 11})
+    with pytest.raises(InputError, match="the PII summary covers 11 records, the file has 12"):
+        register_dataset(workspace=workspace, path=path, pii_summary=short, **meta)
+    rec = register_dataset(workspace=workspace, path=path, pii_summary=summary, **meta)
+    assert rec.pii == summary and summary.counts
