@@ -100,7 +100,7 @@ def machine() -> str:
 
 def register_rss(path: Path, tmp: Path) -> tuple[float, int, int]:
     """(seconds, peak RSS MiB, records) of `finetrail data register` (no scan) in a subprocess."""
-    ws = tmp / "ws-rss"
+    ws = Path(tempfile.mkdtemp(prefix="ws-", dir=tmp)) / "ws"
     code = textwrap.dedent(f"""
         import contextlib, io, json, resource, time
         from finetrail.cli import main
@@ -114,7 +114,9 @@ def register_rss(path: Path, tmp: Path) -> tuple[float, int, int]:
         n = list_datasets(workspace={str(ws)!r})[0].records
         print(json.dumps([dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, n]))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"registration failed:\n{out.stderr}")
     dt, rss, n = json.loads(out.stdout.strip().splitlines()[-1])
     return float(dt), int(rss), int(n)
 

@@ -207,19 +207,17 @@ class DatasetReader:
         if self.format == "parquet":
             yield from self._parquet()
             return
-        hasher = FileHasher()
-        try:
-            with open(self.path, "rb", buffering=0) as raw:
-                buffered = io.BufferedReader(HashingReader(raw, hasher), buffer_size=1 << 20)
-                if self.format == "csv":
-                    yield from self._csv(buffered)
-                else:
-                    yield from self._lines(buffered)
-                while buffered.read(1 << 20):  # anything left after the last record
-                    pass
-        finally:
-            self.sha256 = hasher.hexdigest()
-            self.size = hasher.size
+        with open(self.path, "rb", buffering=0) as raw:
+            hashing = HashingReader(raw)
+            buffered = io.BufferedReader(hashing, buffer_size=1 << 20)
+            if self.format == "csv":
+                yield from self._csv(buffered)
+            else:
+                yield from self._lines(buffered)
+            while buffered.read(1 << 20):  # anything left after the last record
+                pass
+            self.sha256 = hashing.hexdigest()
+            self.size = hashing.size
 
     def _physical_lines(self, fh: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
         """(line number, bytes without terminator); None for a line over the size limit."""

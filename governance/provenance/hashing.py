@@ -99,12 +99,17 @@ class FileHasher:
 
 
 class HashingReader(io.RawIOBase):
-    """A raw reader that feeds every byte it reads to a :class:`FileHasher`."""
+    """A raw reader that hashes every byte it reads, in place (no copies, no thread).
 
-    def __init__(self, raw: BinaryIO, hasher: FileHasher) -> None:
+    Used under a parser whose own cost dwarfs hashing; :class:`FileHasher` is for the fast
+    path, where hashing is the work.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self._raw = raw
-        self._hasher = hasher
+        self._h = hashlib.sha256()
+        self.size = 0
 
     def readable(self) -> bool:
         return True
@@ -112,8 +117,13 @@ class HashingReader(io.RawIOBase):
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         n = self._raw.readinto(b)  # type: ignore[attr-defined]
         if n:
-            self._hasher.feed(bytes(memoryview(b)[:n]))
+            with memoryview(b) as view:
+                self._h.update(view[:n])
+            self.size += n
         return int(n or 0)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing as mp
-import os
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -276,7 +275,6 @@ class Scanner:
         self._meta: list[tuple[int, str]] = []
         self._texts: list[str] = []
         self._record_units: list[tuple[int, int]] = []  # (record, number of units)
-        self.on_record: Callable[[int, list[str]], None] | None = None
 
     def add(self, record: int, units: Sequence[Unit]) -> Iterator[tuple[int, list[str]]]:
         """Queue one record's texts; yields (record, new texts) of sanitised records done."""
@@ -363,9 +361,3 @@ def scan_texts(texts: Sequence[str], *, config: ScanConfig | None = None) -> lis
         return scanner.map_texts(texts)
     finally:
         scanner.close()
-
-
-def cpu_count() -> int:
-    return (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )

@@ -190,3 +190,25 @@ def test_refusals_leave_no_output_and_no_record(
     assert "nothing to sanitise" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".o.jsonl.*"))
     assert len(list_datasets(workspace=workspace)) == 1
+
+
+def test_parquet_keeps_its_schema(
+    workspace: Path, register: Callable[..., int], tmp_path: Path
+) -> None:
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {"id": 1, "when": datetime.datetime(2024, 1, 1), "text": "Mail ana.silva@example.org now"},
+        {"id": 2, "when": datetime.datetime(2024, 1, 2), "text": "nothing here"},
+    ]
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    assert register(path, "tickets") == 0
+    out = tmp_path / "clean.parquet"
+    assert sanitize(workspace, "--input", str(path), "--output", str(out)) == 0
+    table = pq.read_table(out)
+    assert table.schema == pq.read_table(path).schema
+    assert table.to_pylist() == [{**rows[0], "text": "Mail <EMAIL_ADDRESS> now"}, rows[1]]

@@ -36,7 +36,7 @@ def test_findings_identical_to_batch_analyzer_engine(
 ) -> None:
     from presidio_analyzer import BatchAnalyzerEngine
 
-    texts = faker_texts(2000, seed=3)
+    texts = faker_texts(3000, seed=3)
     texts += ["", "   ", "ok", "May 5", "call 911", "x@y", "Mr. Smith-Jones and Ann Lee-Smith"]
     baseline = as_tuples(
         BatchAnalyzerEngine(analyzer_engine=engine.analyzer).analyze_iterator(
