@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.governance.gate_cli",
     "finetrail.governance.bias.cli",
     "finetrail.training.train_cli",
+    "finetrail.governance.data_cli",
 )
 
 

@@ -30,6 +30,7 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind("gate", "finetrail.governance.evidence.gate:GateDecision", "evidence/gate/*[0-9].json", many=True),
     EvidenceKind("bias", "finetrail.governance.evidence.bias:BiasAuditEvidence", "evidence/bias.json"),
     EvidenceKind("training", "finetrail.governance.evidence.training:TrainingEvidence", "evidence/training.json"),
+    EvidenceKind("datasets", "finetrail.governance.evidence.dataset:DatasetRecord", "evidence/datasets/*.json", many=True),
 )
 # fmt: on
 
