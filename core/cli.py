@@ -24,6 +24,7 @@ from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 # The literal registry of command providers, one per layer module. Order is the help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.governance.cli",
+    "finetrail.governance.probe_cli",
 )
 
 

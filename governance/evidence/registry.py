@@ -26,6 +26,10 @@ class EvidenceKind:
 
 EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind("workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"),
+    EvidenceKind("probes.exposure", "finetrail.governance.evidence.probes:ExposureEvidence", "evidence/probes/exposure.json"),
+    EvidenceKind("probes.extraction", "finetrail.governance.evidence.probes:ExtractionEvidence", "evidence/probes/extraction.json"),
+    EvidenceKind("probes.membership", "finetrail.governance.evidence.probes:MembershipEvidence", "evidence/probes/membership.json"),
+    EvidenceKind("probes.dp_audit", "finetrail.governance.evidence.probes:DPAuditEvidence", "evidence/probes/dp_audit.json"),
 )
 
 
