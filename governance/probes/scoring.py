@@ -160,7 +160,7 @@ class TreeBudgetExceeded(Exception):
 class TreeLeaves:
     scores: Any  # float64 numpy array: log-likelihood of every leaf kept
     indices: Any  # int64 numpy array: each leaf's mixed-radix position in the space
-    scored: int  # candidates (leaves) whose score was computed
+    scored: int  # tree nodes (partial and whole candidates) whose log-likelihood was computed
 
 
 def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
@@ -191,7 +191,7 @@ def tree_leaf_scores(
 ) -> TreeLeaves:
     """Log-likelihood of every path through ``slots`` (one token id per alternative) after
     ``prefix_ids``, keeping leaves scoring >= ``threshold``. Raises :class:`TreeBudgetExceeded`
-    when more than ``max_leaves`` candidates would be scored."""
+    when more than ``max_leaves`` tree nodes would be scored."""
     import numpy as np
     import torch
 
