@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import click
+
 from finetrail.errors import EXIT_OK, InputError
 
 PROBE_NAMES = "exposure,extraction,mia,dp-audit"

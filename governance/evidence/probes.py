@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from pydantic import Field
+
+from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 
 SHA256 = r"^[0-9a-f]{64}$"
 
@@ -87,7 +88,7 @@ class MaskedExample(Frozen):
     entity: str
     masked_value: str
     prompt_kind: Literal["training_context", "generic"]
-    decoding: Literal["greedy", "sampled"]
+    decoding: Literal["greedy", "beam", "sampled"]
     masked_prompt_tail: str
     canary: bool = False
 

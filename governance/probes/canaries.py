@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field, model_validator
+
 from finetrail.errors import InputError
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from finetrail.governance.io import (
@@ -31,7 +33,6 @@ from finetrail.governance.io import (
 )
 from finetrail.governance.probes.formats import CanaryFormat, format_by_name
 from finetrail.governance.workspace import Workspace
-from pydantic import Field, model_validator
 
 CANARIES_ARTIFACT = "artifacts/canaries.json"
 COMMIT_EVENT = "canaries.committed"

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from pydantic import Field, ValidationError
+
 from finetrail.errors import InputError
 from finetrail.governance.evidence.base import Frozen, validation_error_to_input_error
 from finetrail.governance.evidence.probes import ProbeSubject
@@ -18,7 +20,6 @@ from finetrail.governance.io import read_text_strict
 from finetrail.governance.probes.canaries import Canary, CanarySet
 from finetrail.governance.probes.models import ProbeModels
 from finetrail.governance.probes.pii import PiiScanner
-from pydantic import Field, ValidationError
 
 
 class ExposureConfig(Frozen):
@@ -35,6 +36,11 @@ class ExposureConfig(Frozen):
 class ExtractionConfig(Frozen):
     max_prompts: int = Field(default=200, ge=1)
     samples_per_prompt: int = Field(default=4, ge=0)
+    min_beams: int = Field(default=4, ge=1, description="beams per prompt (1: no beam search)")
+    max_beams: int = Field(default=64, ge=1)
+    beams_per_target: int = Field(
+        default=2, ge=1, description="beams per identifier after a prompt"
+    )
     generic_samples: int = Field(default=32, ge=0)
     max_new_tokens: int = Field(default=24, ge=1)
     prompt_tokens: int = Field(default=64, ge=1, description="prompt context kept (last tokens)")

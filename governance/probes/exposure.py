@@ -49,6 +49,7 @@ def exact_ranks(
 ) -> tuple[dict[str, int], int, bool]:
     """Exact ranks of as many canaries as the budget allows: (ranks by id, leaves scored, pruned)."""
     import numpy as np
+
     from finetrail.governance.probes.scoring import TreeBudgetExceeded, tree_leaf_scores
 
     cfg = ctx.config.exposure

@@ -1,5 +1,6 @@
 """Extraction: prompt with the text before each identifier in the training records (and with
-generic prompts), decode greedily and by sampling, and scan the generations for identifiers.
+generic prompts), decode greedily, by beam search and by sampling, and scan the generations for
+identifiers.
 
 A training identifier the fine-tuned model emits is a *memorised identifier*; it is attributed to
 the fine-tune only if the base model, given the same prompt and the same decoding (same random
@@ -26,14 +27,25 @@ from finetrail.governance.probes.pii import (
     masked_tail,
 )
 
+Decoding = Literal["greedy", "beam", "sampled"]
+
 
 @dataclass
 class Prompt:
     text: str
     ids: list[int]
     kind: Literal["training_context", "generic"]
+    beams: int
     samples: int
     targets: set[str] = field(default_factory=set)
+
+    def runs(self) -> list[tuple[Decoding, int]]:
+        out: list[tuple[Decoding, int]] = [("greedy", 1)]
+        if self.beams > 1:
+            out.append(("beam", self.beams))
+        if self.samples > 0:
+            out.append(("sampled", self.samples))
+        return out
 
 
 def generate(
@@ -41,15 +53,17 @@ def generate(
     tok: TokenizerAdapter,
     prompts: Sequence[list[int]],
     *,
-    sample: bool,
+    mode: Decoding,
     n: int,
     max_new_tokens: int,
     temperature: float,
     top_k: int,
     seed: int,
 ) -> list[list[str]]:
-    """``n`` continuations per prompt (left-padded batches; the same seed for every model)."""
+    """``n`` continuations per prompt: greedy (n = 1), the n best beams, or n samples.
+    Left-padded batches; the same seed for every model."""
     import torch
+
     from finetrail.governance.probes.scoring import model_device, token_budget
 
     device = model_device(model)
@@ -70,12 +84,14 @@ def generate(
                 mask_[row, width - len(p) :] = 1
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max_new_tokens,
-                "do_sample": sample,
+                "do_sample": mode == "sampled",
                 "num_return_sequences": n,
                 "pad_token_id": tok.pad_id,
             }
-            if sample:
+            if mode == "sampled":
                 kwargs.update(temperature=temperature, top_k=top_k or None)
+            elif mode == "beam":
+                kwargs.update(num_beams=n)
             gen = model.generate(
                 input_ids=ids.to(device), attention_mask=mask_.to(device), **kwargs
             )
@@ -104,14 +120,19 @@ def build_prompts(ctx: ProbeContext, scanner: PiiScanner) -> tuple[list[Prompt],
             store = canary_prompts if text in canary_texts else by_text
             if head not in store:
                 ids = tok.prefix_ids(text, m.start)[-cfg.prompt_tokens :]
-                samples = cfg.generic_samples if text in canary_texts else cfg.samples_per_prompt
-                store[head] = Prompt(head, ids, "training_context", samples)
+                store[head] = Prompt(head, ids, "training_context", 0, cfg.samples_per_prompt)
             store[head].targets.add(m.value)
+    for p in list(by_text.values()) + list(canary_prompts.values()):
+        # a prompt many identifiers follow (a canary's) gets more beams and samples: greedy
+        # decoding alone returns a blend of them, not any one
+        p.beams = min(cfg.max_beams, max(cfg.min_beams, cfg.beams_per_target * len(p.targets)))
+        if len(p.targets) > 1:
+            p.samples = max(p.samples, cfg.generic_samples)
     records = list(by_text.values())
     if len(records) > cfg.max_prompts:
         records = random.Random(cfg.seed).sample(records, cfg.max_prompts)
     generic = [
-        Prompt(p, tok.encode(p, special=True), "generic", cfg.generic_samples)
+        Prompt(p, tok.encode(p, special=True), "generic", cfg.min_beams, cfg.generic_samples)
         for p in cfg.generic_prompts
         if p not in by_text and p not in canary_prompts
     ]
@@ -120,40 +141,30 @@ def build_prompts(ctx: ProbeContext, scanner: PiiScanner) -> tuple[list[Prompt],
 
 def run_decoding(
     ctx: ProbeContext, model: Any, prompts: list[Prompt]
-) -> list[list[tuple[str, str]]]:
-    """(decoding, continuation) per prompt: one greedy, then ``prompt.samples`` sampled."""
+) -> list[list[tuple[Decoding, str]]]:
+    """(decoding, continuation) per prompt: greedy, the best beams, then samples; prompts that
+    share a decoding and a count are batched together."""
     cfg = ctx.config.extraction
     tok = ctx.models.tok
-    outs: list[list[tuple[str, str]]] = [[] for _ in prompts]
-    greedy = generate(
-        model,
-        tok,
-        [p.ids for p in prompts],
-        sample=False,
-        n=1,
-        max_new_tokens=cfg.max_new_tokens,
-        temperature=1.0,
-        top_k=0,
-        seed=cfg.seed,
-    )
-    for i, g in enumerate(greedy):
-        outs[i] += [("greedy", t) for t in g]
-    ctx.progress.advance(len(prompts))
-    for n in sorted({p.samples for p in prompts if p.samples > 0}):
-        idx = [i for i, p in enumerate(prompts) if p.samples == n]
-        sampled = generate(
+    outs: list[list[tuple[Decoding, str]]] = [[] for _ in prompts]
+    groups: dict[tuple[Decoding, int], list[int]] = {}
+    for i, p in enumerate(prompts):
+        for run in p.runs():
+            groups.setdefault(run, []).append(i)
+    for (mode, n), idx in sorted(groups.items()):
+        texts = generate(
             model,
             tok,
             [prompts[i].ids for i in idx],
-            sample=True,
+            mode=mode,
             n=n,
             max_new_tokens=cfg.max_new_tokens,
             temperature=cfg.temperature,
             top_k=cfg.top_k,
             seed=cfg.seed + n,
         )
-        for i, g in zip(idx, sampled, strict=True):
-            outs[i] += [("sampled", t) for t in g]
+        for i, g in zip(idx, texts, strict=True):
+            outs[i] += [(mode, t) for t in g]
         ctx.progress.advance(len(idx) * n)
     return outs
 
@@ -174,22 +185,22 @@ class ExtractionProbe:
         cfg = ctx.config.extraction
         scanner = self.scanner(ctx)
         prompts, values = build_prompts(ctx, scanner)
-        work = sum(1 + p.samples for p in prompts)
+        work = sum(n for p in prompts for _, n in p.runs())
         ctx.progress.start("extraction", work * (2 if ctx.models.has_base else 1))
         ft_out = run_decoding(ctx, ctx.models.model, prompts)
-        base_out: list[list[tuple[str, str]]] = [[] for _ in prompts]
+        base_out: list[list[tuple[Decoding, str]]] = [[] for _ in prompts]
         with ctx.models.base() as base_model:
             if base_model is not None:
                 base_out = run_decoding(ctx, base_model, prompts)
 
-        def emitted(gens: list[tuple[str, str]]) -> dict[str, str]:
-            found: dict[str, str] = {}
+        def emitted(gens: list[tuple[Decoding, str]]) -> dict[str, Decoding]:
+            found: dict[str, Decoding] = {}
             for decoding, text in gens:
                 for m in scanner.find(text):
                     found.setdefault(m.value, decoding)
             return found
 
-        attributed: dict[str, tuple[Prompt, str]] = {}
+        attributed: dict[str, tuple[Prompt, Decoding]] = {}
         base_hits: set[str] = set()
         any_ft: set[str] = set()
         targeted = 0
@@ -248,6 +259,8 @@ class ExtractionProbe:
             parameters={
                 "max_new_tokens": cfg.max_new_tokens,
                 "samples_per_prompt": cfg.samples_per_prompt,
+                "min_beams": cfg.min_beams,
+                "max_beams": cfg.max_beams,
                 "generic_samples": cfg.generic_samples,
                 "temperature": cfg.temperature,
                 "top_k": cfg.top_k,

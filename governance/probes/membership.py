@@ -67,7 +67,7 @@ def roc_metrics(members: Any, nonmembers: Any) -> tuple[float, float, float, Any
 
     y = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
     s = np.concatenate([members, nonmembers])
-    fpr, tpr, _ = roc_curve(y, s)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
     auc = float(roc_auc_score(y, s))
     return auc, tpr_at_fpr(fpr, tpr, 0.01), tpr_at_fpr(fpr, tpr, 0.001), fpr, tpr
 
@@ -158,6 +158,7 @@ class MembershipProbe:
 
     def run(self, ctx: ProbeContext) -> MembershipEvidence:
         import numpy as np
+
         from finetrail.governance.probes.scoring import token_logprobs
 
         cfg = ctx.config.membership

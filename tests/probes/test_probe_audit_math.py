@@ -38,7 +38,9 @@ GRID = [
 
 @pytest.mark.parametrize(("m", "r", "v", "eps"), GRID)
 @pytest.mark.parametrize("delta", [0.0, 1e-5, 1e-2])
-def test_p_value_matches_direct_binomial_sums(m: int, r: int, v: int, eps: float, delta: float) -> None:
+def test_p_value_matches_direct_binomial_sums(
+    m: int, r: int, v: int, eps: float, delta: float
+) -> None:
     assert p_value(m=m, r=r, v=v, epsilon=eps, delta=delta) == pytest.approx(
         direct_p_value(m, r, v, eps, delta), rel=1e-9, abs=1e-12
     )
@@ -78,7 +80,9 @@ def test_chance_level_guessing_gives_no_bound() -> None:
     delta=st.sampled_from([0.0, 1e-6, 1e-5, 1e-3]),
     level=st.sampled_from([0.05, 0.01, 0.05 / 15]),
 )
-def test_bound_never_exceeds_theoretical_ceiling(m: int, data: st.DataObject, delta: float, level: float) -> None:
+def test_bound_never_exceeds_theoretical_ceiling(
+    m: int, data: st.DataObject, delta: float, level: float
+) -> None:
     r = data.draw(st.integers(min_value=1, max_value=m))
     v = data.draw(st.integers(min_value=0, max_value=r))
     bound = epsilon_lower_bound(m=m, r=r, v=v, delta=delta, level=level)
@@ -121,8 +125,13 @@ def test_audit_of_uninformative_scores_finds_nothing() -> None:
     included = [rng.random() < 0.5 for _ in range(300)]
     scores = [rng.gauss(0, 1) for _ in included]
     for selection in ("bonferroni", "split"):
-        out = one_run_audit(scores=scores, included=included, repetitions=[1, 4, 16] * 100,
-                            delta=1e-5, selection=selection)
+        out = one_run_audit(
+            scores=scores,
+            included=included,
+            repetitions=[1, 4, 16] * 100,
+            delta=1e-5,
+            selection=selection,
+        )
         assert out.bound == 0.0
         assert len(out.groups) == 3
 
@@ -131,8 +140,9 @@ def test_split_selection_tests_each_group_once() -> None:
     rng = random.Random(2)
     included = [rng.random() < 0.5 for _ in range(120)]
     scores = [5.0 + rng.random() if inc else rng.random() for inc in included]
-    out = one_run_audit(scores=scores, included=included, repetitions=[1] * 120, delta=1e-5,
-                        selection="split")
+    out = one_run_audit(
+        scores=scores, included=included, repetitions=[1] * 120, delta=1e-5, selection="split"
+    )
     assert out.tests == 1
     assert out.best is not None and out.best.canaries == 60  # the held-out half
     assert out.bound > 0.5

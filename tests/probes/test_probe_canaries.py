@@ -28,9 +28,7 @@ from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import Workspace
 
 
-@pytest.mark.parametrize(
-    ("fmt", "space"), [(PIN6, 10**6), (SSN, 10**9), (EMAIL, 26**12)]
-)
+@pytest.mark.parametrize(("fmt", "space"), [(PIN6, 10**6), (SSN, 10**9), (EMAIL, 26**12)])
 def test_format_space_and_index_round_trip(fmt, space) -> None:  # type: ignore[no-untyped-def]
     assert fmt.space_size == space
     assert fmt.space_bits == pytest.approx(math.log2(space))
@@ -102,8 +100,10 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture()
 def dataset(tmp_path: Path) -> Path:
     path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps({"text": f"ticket {i} about a refund"}) + "\n"
-                            for i in range(40)), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"text": f"ticket {i} about a refund"}) + "\n" for i in range(40)),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -127,7 +127,9 @@ def test_plant_commits_before_training(workspace: Path, dataset: Path, tmp_path:
     assert verify_workspace(workspace).ok
 
 
-def test_plant_refuses_after_training_and_twice(workspace: Path, dataset: Path, tmp_path: Path) -> None:
+def test_plant_refuses_after_training_and_twice(
+    workspace: Path, dataset: Path, tmp_path: Path
+) -> None:
     plant_file(workspace, data=dataset, out=tmp_path / "a.jsonl", m=4, seed=1, actor="a")
     with pytest.raises(InputError, match="already holds a committed canary set"):
         plant_file(workspace, data=dataset, out=tmp_path / "b.jsonl", m=4, seed=1, actor="a")
@@ -156,11 +158,29 @@ def test_bad_datasets_name_file_and_line(tmp_path: Path, content: str, message: 
     assert info.value.path == str(path)
 
 
-def test_cli_plant_and_show(workspace: Path, dataset: Path, tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plant_and_show(
+    workspace: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "aug.jsonl"
-    rc = main(["canaries", "plant", str(workspace), "--data", str(dataset), "--out", str(out),
-               "--m", "9", "--formats", "pin6,ssn", "--repetitions", "1,4", "--seed", "5"])
+    rc = main(
+        [
+            "canaries",
+            "plant",
+            str(workspace),
+            "--data",
+            str(dataset),
+            "--out",
+            str(out),
+            "--m",
+            "9",
+            "--formats",
+            "pin6,ssn",
+            "--repetitions",
+            "1,4",
+            "--seed",
+            "5",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "committed artifacts/canaries.json" in printed
@@ -173,14 +193,35 @@ def test_cli_plant_and_show(workspace: Path, dataset: Path, tmp_path: Path,
     assert not any(c.secret in printed + shown for c in cs.canaries)  # secrets never printed
 
 
-def test_cli_plant_bad_input_exits_2(workspace: Path, dataset: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["canaries", "plant", str(workspace), "--data", str(dataset), "--out",
-               str(tmp_path / "x.jsonl"), "--repetitions", "1,x"])
+def test_cli_plant_bad_input_exits_2(
+    workspace: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "canaries",
+            "plant",
+            str(workspace),
+            "--data",
+            str(dataset),
+            "--out",
+            str(tmp_path / "x.jsonl"),
+            "--repetitions",
+            "1,x",
+        ]
+    )
     assert rc == 2
     assert "field '--repetitions'" in capsys.readouterr().err
-    rc = main(["canaries", "plant", str(workspace), "--data", str(tmp_path / "missing.jsonl"),
-               "--out", str(tmp_path / "x.jsonl")])
+    rc = main(
+        [
+            "canaries",
+            "plant",
+            str(workspace),
+            "--data",
+            str(tmp_path / "missing.jsonl"),
+            "--out",
+            str(tmp_path / "x.jsonl"),
+        ]
+    )
     assert rc == 2
     assert "file not found" in capsys.readouterr().err
     rc = main(["canaries", "show", str(workspace)])

@@ -48,7 +48,9 @@ def test_tree_equals_plain_scoring_with_literal_slots(random_lm: Any, tiny_token
     np.testing.assert_allclose(leaves.scores, plain, atol=1e-4)
 
 
-def test_pruning_keeps_exactly_the_leaves_above_threshold(tiny_tokenizer: Any, helpers: Any) -> None:
+def test_pruning_keeps_exactly_the_leaves_above_threshold(
+    tiny_tokenizer: Any, helpers: Any
+) -> None:
     # large random weights give peaked next-token distributions, as a trained model has
     peaked = helpers.build_model(len(tiny_tokenizer), hidden=32, seed=5, init_range=0.5).eval()
     prefix = TokenizerAdapter(tiny_tokenizer).encode("pin ", special=True)
@@ -57,7 +59,11 @@ def test_pruning_keeps_exactly_the_leaves_above_threshold(tiny_tokenizer: Any, h
     threshold = float(np.quantile(full.scores, 0.999))
     pruned = tree_leaf_scores(peaked, prefix_ids=prefix, slots=slots, threshold=threshold)
     expected = set(full.indices[full.scores >= threshold + 1e-6].tolist())
-    assert expected <= set(pruned.indices.tolist()) <= set(full.indices[full.scores >= threshold - 1e-6].tolist())
+    assert (
+        expected
+        <= set(pruned.indices.tolist())
+        <= set(full.indices[full.scores >= threshold - 1e-6].tolist())
+    )
     assert pruned.scored < full.scored / 2  # much of the tree was never expanded
     with pytest.raises(TreeBudgetExceeded):
         tree_leaf_scores(peaked, prefix_ids=prefix, slots=slots, max_leaves=500)
@@ -77,7 +83,9 @@ def test_padding_never_changes_a_score(random_lm: Any, tiny_tokenizer: Any) -> N
         assert (mu <= 0).all() and (sd >= 0).all()
 
 
-def test_plan_uses_the_tree_only_when_tokenization_allows(tiny_tokenizer: Any, helpers: Any) -> None:
+def test_plan_uses_the_tree_only_when_tokenization_allows(
+    tiny_tokenizer: Any, helpers: Any
+) -> None:
     tok = TokenizerAdapter(tiny_tokenizer)
     assert plan_for(tok, PIN6, ["123456"]).tree
     assert plan_for(tok, SSN, ["123-45-6789"]).tree
@@ -87,8 +95,12 @@ def test_plan_uses_the_tree_only_when_tokenization_allows(tiny_tokenizer: Any, h
 
 
 def _context(model: Any, tokenizer: Any, canaries: Any, **exposure: Any) -> ProbeContext:
-    return ProbeContext(models=ProbeModels(model=model, tokenizer=tokenizer), subject=SUBJECT,
-                        canaries=canaries, config=ProbeConfig(exposure=ExposureConfig(**exposure)))
+    return ProbeContext(
+        models=ProbeModels(model=model, tokenizer=tokenizer),
+        subject=SUBJECT,
+        canaries=canaries,
+        config=ProbeConfig(exposure=ExposureConfig(**exposure)),
+    )
 
 
 def test_exposure_exact_ranks_agree_between_full_and_pruned_tree(
@@ -104,8 +116,10 @@ def test_exposure_exact_ranks_agree_between_full_and_pruned_tree(
     assert full.formats[0].method == "exact_tree"
     assert full.formats[0].candidates_scored >= 10**6
     # a budget below the space forces a pruned tree for the well-ranked canaries
-    pruned = run_probes(_context(model, tiny_tokenizer, cs, max_exact_candidates=300_000,
-                                 samples=500), only="exposure").records["exposure"]
+    pruned = run_probes(
+        _context(model, tiny_tokenizer, cs, max_exact_candidates=300_000, samples=500),
+        only="exposure",
+    ).records["exposure"]
     assert pruned.formats[0].method == "mixed"
     by_id = {c.id: c for c in full.canaries}
     exact = [c for c in pruned.canaries if c.method == "exact"]
@@ -124,7 +138,9 @@ def test_exposure_skew_normal_when_no_tree(random_lm: Any, helpers: Any) -> None
     tokenizer = helpers.build_tokenizer(helpers.corpus(300, 5), split_digits=False)
     model = helpers.build_model(len(tokenizer), hidden=32, seed=4).eval()
     cs = build_canary_set(draw_canaries(formats=[PIN6, EMAIL], m=6, seed=2), repetitions=(1,))
-    rec = run_probes(_context(model, tokenizer, cs, samples=300), only="exposure").records["exposure"]
+    rec = run_probes(_context(model, tokenizer, cs, samples=300), only="exposure").records[
+        "exposure"
+    ]
     assert {f.method for f in rec.formats} == {"skew_normal"}
     for c in rec.canaries:
         assert c.method == "skew_normal" and c.rank is None
