@@ -2,8 +2,8 @@
 
 :class:`RegexPiiScanner` recognises the canary formats and a few structured identifiers
 (e-mail, US SSN, phone number, credit card number, IPv4). It is what the probe always runs; a
-richer scanner (the provenance layer's Presidio analyzer) can be combined with it through the
-:class:`PiiScanner` protocol. Only masked values ever leave this module in evidence.
+richer scanner (the provenance layer's Presidio analyzer, through :class:`PresidioScanner`) can
+be combined with it through the :class:`PiiScanner` protocol. Only masked values ever leave this module in evidence.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from finetrail.governance.probes.formats import CanaryFormat
 
@@ -86,6 +86,40 @@ class CombinedScanner:
                     continue
                 taken.append((m.start, m.end))
                 out.append(m)
+        return sorted(out, key=lambda m: m.start)
+
+
+class PresidioScanner:
+    """Adapts a Presidio ``AnalyzerEngine`` (as the provenance layer configures it) to the
+    :class:`PiiScanner` protocol. Presidio is never imported here: the caller passes the engine."""
+
+    name = "presidio"
+
+    def __init__(
+        self,
+        analyzer: Any,
+        *,
+        language: str = "en",
+        score_threshold: float = 0.5,
+        entities: Sequence[str] | None = None,
+    ) -> None:
+        self.analyzer = analyzer
+        self.language = language
+        self.score_threshold = score_threshold
+        self.entities = list(entities) if entities is not None else None
+
+    def find(self, text: str) -> list[PiiMatch]:
+        results = self.analyzer.analyze(
+            text=text,
+            language=self.language,
+            entities=self.entities,
+            score_threshold=self.score_threshold,
+        )
+        out = [
+            PiiMatch(r.entity_type, text[r.start : r.end].strip(), r.start, r.end)
+            for r in results
+            if r.score >= self.score_threshold and r.end > r.start
+        ]
         return sorted(out, key=lambda m: m.start)
 
 

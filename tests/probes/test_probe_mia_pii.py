@@ -20,6 +20,7 @@ from finetrail.governance.probes.membership import (
 from finetrail.governance.probes.pii import (
     CombinedScanner,
     PiiMatch,
+    PresidioScanner,
     RegexPiiScanner,
     mask,
     mask_text,
@@ -116,6 +117,28 @@ def test_combined_scanner_reports_overlaps_once() -> None:
         ("EMAIL_ADDRESS", "jane@doe.com"),
     ]
     assert scanner.name == "regex+names"
+
+
+def test_presidio_adapter_maps_results_to_matches() -> None:
+    calls = []
+
+    class Analyzer:  # stands in for presidio_analyzer.AnalyzerEngine.analyze
+        def analyze(
+            self, *, text: str, language: str, entities: Any, score_threshold: float
+        ) -> list[Any]:
+            calls.append((language, entities, score_threshold))
+            i = text.find("Jane")
+            return [
+                SimpleNamespace(entity_type="PERSON", start=i, end=i + 4, score=0.85),
+                SimpleNamespace(entity_type="LOCATION", start=0, end=3, score=0.3),
+            ]
+
+    scanner = PresidioScanner(Analyzer(), score_threshold=0.5, entities=["PERSON", "LOCATION"])
+    found = scanner.find("to Jane, hello")
+    assert [(m.entity, m.value, m.start) for m in found] == [("PERSON", "Jane", 3)]
+    assert calls == [("en", ["PERSON", "LOCATION"], 0.5)]
+    combined = CombinedScanner([RegexPiiScanner(), scanner])
+    assert combined.name == "regex+presidio"
 
 
 def test_masking_keeps_no_letters_or_digits_of_identifiers() -> None:
