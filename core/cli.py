@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.governance.bias.cli",
     "finetrail.training.train_cli",
     "finetrail.governance.data_cli",
+    "finetrail.governance.probe_cli",
 )
 
 
