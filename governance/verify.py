@@ -33,13 +33,10 @@ ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
 
 # Further checks contributed by other modules ("module:function"), run after the core checks.
 EXTRA_CHECKS: tuple[str, ...] = (
-<<<<<<< HEAD
     "finetrail.governance.gate_integrity:check_manifest_sizes",
     "finetrail.governance.attest:check_attestations",
     "finetrail.governance.review:check_reviews",
-=======
     "finetrail.governance.provenance.lineage:check_datasets",
->>>>>>> refs/heads/provenance
 )
 
 
