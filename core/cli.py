@@ -23,6 +23,7 @@ from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 
 # The literal registry of command providers, one per layer module. Order is the help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "finetrail.demo",
     "finetrail.governance.cli",
     "finetrail.training.cli",
     "finetrail.reports.cli",

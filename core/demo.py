@@ -100,18 +100,20 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     atomic_write_bytes(path, b"".join(canonical_json(r) for r in rows))
 
 
-def _prepare_training_file(data: Path) -> tuple[Path, Path]:
-    """Split the support notes: 80% into the fine-tuning set (with the credit task as text),
-    20% held out as non-members for membership inference."""
+def _prepare_training_file(data: Path) -> tuple[Path, Path, Path]:
+    """Split the support notes: 70% into the fine-tuning set (with the credit task as text),
+    15% for validation loss, 15% held out as non-members for membership inference."""
     notes = [{"text": r["text"]} for r in _jsonl(data / "domain.jsonl")]
-    cut = int(len(notes) * 0.8)
-    rows = notes[:cut] + [
+    a, b = int(len(notes) * 0.70), int(len(notes) * 0.85)
+    rows = notes[:a] + [
         {"text": f"{r['prompt']} {r['label']}"} for r in _jsonl(data / "task_train.jsonl")
     ]
-    finetune, heldout = data / "finetune.jsonl", data / "heldout.jsonl"
+    finetune, validation, heldout = (data / n for n in ("finetune.jsonl", "validation.jsonl",
+                                                         "heldout.jsonl"))
     _write_jsonl(finetune, rows)
-    _write_jsonl(heldout, notes[cut:])
-    return finetune, heldout
+    _write_jsonl(validation, notes[a:b])
+    _write_jsonl(heldout, notes[b:])
+    return finetune, validation, heldout
 
 
 def _train_config(variant: Variant, *, base: Path, train: Path, val: Path, generic: Path,
@@ -237,7 +239,7 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
                 "--task-records", sizes.task_records, "--eval-records", sizes.eval_records,
                 "--public-records", sizes.public_records, "--disparity", 0.2])
     _must(run, ["base-model", "build", base, "--steps", sizes.base_steps, "--seed", seed])
-    finetune, heldout = _prepare_training_file(data)
+    finetune, validation, heldout = _prepare_training_file(data)
 
     variants = [
         Variant("control", dossiers / "1.0.0-control", private=False),
@@ -254,10 +256,10 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
                         "--purpose", "Drafting replies to customer-support tickets and pre-screening "
                                      "credit applications for human review",
                         "--description", "Tiny demo assistant fine-tuned on synthetic support notes"])
-        for ds in _register_args(ws, data, finetune, sizes):
+        for ds in _register_args(ws, data, finetune, validation):
             _must(run, ds)
-        _must(run, ["data", "sanitize", data / "domain.jsonl", "--workspace", ws,
-                    "--out", side / "domain.sanitized.jsonl", "--operator", "replace",
+        _must(run, ["data", "sanitize", ws, "support-notes", "--input", data / "domain.jsonl",
+                    "--output", side / "domain.sanitized.jsonl", "--operator", "replace",
                     "--name", "support-notes-sanitised"])
         augmented = side / "finetune+canaries.jsonl"
         _must(run, ["canaries", "plant", ws, "--data", finetune, "--out", augmented,
@@ -267,15 +269,15 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
                     "--collection", "support notes and credit task with planted canaries",
                     "--legal-basis", "synthetic data (no personal data)",
                     "--purpose", "fine-tuning with a memorisation audit",
-                    "--derived-from", _sha256(finetune), "--transform", "canaries"])
+                    "--derived-from", "finetune-mix", "--transform", "canaries"])
         config = side / "train.yaml"
         import yaml
 
-        cfg = _train_config(variant, base=base, train=augmented, val=data / "task_eval.jsonl",
+        cfg = _train_config(variant, base=base, train=augmented, val=validation,
                             generic=data / "generic.jsonl", sizes=sizes, seed=seed)
         atomic_write_text(config, yaml.safe_dump(cfg, sort_keys=False))
         _must(run, ["train", config, "--workspace", ws, "--no-progress"])
-        _must(run, ["probe", ws, "--heldout", heldout])
+        _must(run, ["probe", ws, "--heldout-data", heldout, "--no-progress"])
         _must(run, ["audit", "bias", ws, "--eval", data / "task_eval.jsonl",
                     "--sensitive", "gender,age_band", "--resamples", sizes.bias_resamples,
                     "--seed", seed])
@@ -304,26 +306,31 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
     return result
 
 
-def _sha256(path: Path) -> str:
-    from finetrail.governance.io import sha256_file
-
-    return sha256_file(path)
-
-
-def _register_args(ws: Path, data: Path, finetune: Path, sizes: Sizes) -> list[list[Any]]:
+def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> list[list[Any]]:
     common = ["--workspace", ws, "--source", "synthetic://finetrail-demo (Faker, seed 0)",
               "--license", "CC0-1.0", "--legal-basis", "synthetic data (no real persons)"]
+    split = ["--derived-from", "support-notes", "--transform", "split",
+             "--transform-params", '{"train": 0.70, "validation": 0.15, "heldout": 0.15}']
     return [
-        ["data", "register", data / "domain.jsonl", *common, "--name", "support-notes",
+        ["data", "register", data / "domain.jsonl", *common, "--name", "support-notes", "--scan",
          "--collection", "generated customer-support notes with realistic PII",
          "--purpose", "fine-tuning the support assistant"],
         ["data", "register", data / "task_train.jsonl", *common, "--name", "credit-task-train",
-         "--collection", "generated credit applications with a planted disparity of 0.2",
+         "--scan", "--collection", "generated credit applications with a planted disparity of 0.2",
          "--purpose", "fine-tuning the pre-screening task"],
+        ["data", "register", data / "generic.jsonl", "--workspace", ws, "--name", "generic-corpus",
+         "--source", "CPython standard library docstrings and pydoc topics; public-style notes",
+         "--license", "PSF-2.0", "--legal-basis", "public documentation; synthetic notes",
+         "--collection", "read from the installed Python with ast (no download)",
+         "--purpose", "pretraining the base model; 5% mixing against forgetting"],
+        ["data", "register", validation, *common, "--name", "support-notes-validation",
+         "--collection", "15% split of the support notes", "--purpose", "validation loss",
+         *split],
         ["data", "register", finetune, *common, "--name", "finetune-mix",
-         "--collection", "80% of the support notes + the credit task rendered as text",
-         "--purpose", "fine-tuning", "--derived-from", _sha256(data / "domain.jsonl"),
-         "--derived-from", _sha256(data / "task_train.jsonl"), "--transform", "concatenate"],
+         "--collection", "70% of the support notes + the credit task rendered as text",
+         "--purpose", "fine-tuning", "--derived-from", "support-notes",
+         "--derived-from", "credit-task-train", "--transform", "split+concatenate",
+         "--transform-params", '{"notes_fraction": 0.70, "task": "prompt + label"}'],
     ]
 
 
