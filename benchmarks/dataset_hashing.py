@@ -102,7 +102,10 @@ def register_rss(path: Path, tmp: Path) -> tuple[float, int, int]:
     """(seconds, peak RSS MiB, records) of `finetrail data register` (no scan) in a subprocess."""
     ws = Path(tempfile.mkdtemp(prefix="ws-", dir=tmp)) / "ws"
     code = textwrap.dedent(f"""
-        import contextlib, io, json, resource, time
+        import contextlib, io, json, time
+        def peak_rss_mb():  # VmHWM: this process image only (ru_maxrss counts the parent's too)
+            with open("/proc/self/status") as fh:
+                return int(fh.read().split("VmHWM:")[1].split()[0]) // 1024
         from finetrail.cli import main
         from finetrail.governance.provenance import list_datasets
         with contextlib.redirect_stdout(io.StringIO()):
@@ -112,7 +115,7 @@ def register_rss(path: Path, tmp: Path) -> tuple[float, int, int]:
                          "--license", "MIT", "--collection", "c", "--legal-basis", "b", "--purpose", "p"]) == 0
             dt = time.perf_counter() - t
         n = list_datasets(workspace={str(ws)!r})[0].records
-        print(json.dumps([dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, n]))
+        print(json.dumps([dt, peak_rss_mb(), n]))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if out.returncode != 0:

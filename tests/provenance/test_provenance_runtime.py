@@ -38,9 +38,19 @@ META = [
 ]
 
 
+# Peak resident memory of the child's own process image. (ru_maxrss would also count the
+# parent's memory, inherited at fork before exec: pytest's, here.)
+PEAK_RSS = """
+def peak_rss_mb():
+    with open("/proc/self/status") as fh:
+        return int(fh.read().split("VmHWM:")[1].split()[0]) // 1024
+"""
+
+
 def run_python(code: str) -> dict[str, object]:
+    source = PEAK_RSS + textwrap.dedent(code)
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", source], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -76,13 +86,13 @@ def test_scanning_keeps_torch_out_and_memory_small(
 ) -> None:
     path = jsonl_dataset(tmp_path / "d.jsonl", 60, pii_share=0.5)
     out = run_python(f"""
-        import contextlib, io, json, resource, sys
+        import contextlib, io, json, sys
         from finetrail.cli import main
         with contextlib.redirect_stdout(io.StringIO()):
             rc = main(["data", "scan", {str(path)!r}, "--workers", "2"])
         print(json.dumps({{"rc": rc, "torch": "torch" in sys.modules, "transformers": "transformers" in sys.modules,
                            "presidio": "presidio_analyzer" in sys.modules,
-                           "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}}))
+                           "rss_mb": peak_rss_mb()}}))
     """)
     assert out["rc"] == 0 and out["presidio"] is True
     assert out["torch"] is False and out["transformers"] is False
@@ -107,12 +117,12 @@ def test_register_memory_is_flat_in_file_size(tmp_path: Path) -> None:
         make(path, mb)
         ws = tmp_path / f"ws{mb}"
         out = run_python(f"""
-            import contextlib, io, json, resource
+            import contextlib, io, json
             from finetrail.cli import main
             with contextlib.redirect_stdout(io.StringIO()):
                 assert main(["init", {str(ws)!r}, "--model", "m", "--version", "1", "--owner", "o"]) == 0
                 rc = main(["data", "register", {str(path)!r}, "-w", {str(ws)!r}, *{META!r}])
-            print(json.dumps({{"rc": rc, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}}))
+            print(json.dumps({{"rc": rc, "rss_mb": peak_rss_mb()}}))
         """)
         assert out["rc"] == 0
         peaks.append(int(out["rss_mb"]))  # type: ignore[call-overload]
