@@ -77,7 +77,10 @@ def _runner(echo: Callable[[str], None]) -> Runner:
 
     def run(args: Sequence[str]) -> int:
         echo("$ finetrail " + " ".join(shlex.quote(str(a)) for a in args))
-        return main([str(a) for a in args])
+        t0 = time.perf_counter()
+        code = main([str(a) for a in args])
+        echo(f"  ({time.perf_counter() - t0:.1f} s, exit {code})")
+        return code
 
     return run
 
@@ -165,7 +168,7 @@ def _collect(variant: Variant, gate_code: int, verify_code: int) -> None:
     top = max(reps, key=lambda k: int(k), default=None) if reps else None
     variant.results = {
         "epsilon": _get(training, "dp.epsilon"),
-        "val_loss": (training.get("val_loss") or [None])[-1],
+        "val_loss": _get((training.get("val_loss") or [{}])[-1], "loss"),
         "steps": _get(training, "dp.steps") or _get(training, "compute.steps"),
         "exposure_top_rep": (top, _get(reps.get(top, {}), "mean_bits")) if top else None,
         "max_exposure": exposure.get("max_bits"),
