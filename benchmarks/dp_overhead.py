@@ -77,6 +77,7 @@ def build_base(folder: Path) -> Path:
             vocab_size=1000,
             special_tokens=["<unk>", "<pad>", "<eos>"],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         ),
     )
     fast = PreTrainedTokenizerFast(

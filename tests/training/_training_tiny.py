@@ -88,6 +88,7 @@ def _tokenizer(folder: Path) -> Any:
         vocab_size=160,
         special_tokens=["<unk>", "<bos>", "<eos>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(make_texts(400, seed=99), trainer=trainer)
     bos, eos = tok.token_to_id("<bos>"), tok.token_to_id("<eos>")
