@@ -17,13 +17,21 @@ import traceback
 from collections.abc import Sequence
 
 import click
+
 from finetrail._version import __version__
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 
 # The literal registry of command providers, one per layer module. Order is the help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "finetrail.demo",
     "finetrail.governance.cli",
+    "finetrail.training.cli",
+    "finetrail.reports.cli",
+    "finetrail.governance.gate_cli",
+    "finetrail.governance.bias.cli",
     "finetrail.training.train_cli",
+    "finetrail.governance.data_cli",
+    "finetrail.governance.probe_cli",
 )
 
 

@@ -10,18 +10,20 @@ report it, and the next append cuts it off before writing (recording that it did
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from finetrail.errors import InputError
 from finetrail.governance import clock
 from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import canonical_json, file_lock, sha256_bytes
-from pydantic import ValidationError
 
 Signer = Callable[[bytes], bytes]
 LEDGER_NAME = "ledger.jsonl"
@@ -195,21 +197,28 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
     for lineno, line in enumerate(complete, start=1):
         loc = f"{name}:{lineno}"
         try:
-            entry = LedgerEntry.model_validate_json(line)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or "(line)"
-            scan.findings.append(
-                Finding("error", "modified", loc, f"unreadable entry ({where}: {first['msg']})")
-            )
+            data = json.loads(line)
+            entry = LedgerEntry.model_validate(data)
+        except (ValueError, ValidationError) as exc:
+            if isinstance(exc, ValidationError):
+                first = exc.errors()[0]
+                where = ".".join(str(x) for x in first["loc"]) or "(line)"
+                detail = f"{where}: {first['msg']}"
+            else:
+                detail = f"not JSON: {exc}"
+            scan.findings.append(Finding("error", "modified", loc, f"unreadable entry ({detail})"))
             prev = "?"  # the chain cannot be followed across an unreadable entry
             expected_seq += 1
             continue
-        if canonical_json(entry.to_json_dict()) != line + b"\n":
+        # One serialisation serves three checks: canonical form, the entry's digest (the canonical
+        # line minus its "digest" member) and, separately, the payload's digest.
+        canonical = canonical_json(data)
+        if canonical != line + b"\n":
             scan.findings.append(
                 Finding("error", "modified", loc, f"entry {entry.seq} is not in canonical form")
             )
-        if entry.compute_digest() != entry.digest:
+        member = b'"digest":"' + entry.digest.encode() + b'",'
+        if sha256_bytes(canonical.replace(member, b"", 1)) != entry.digest:
             scan.findings.append(
                 Finding(
                     "error",

@@ -32,7 +32,12 @@ from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPAC
 ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
 
 # Further checks contributed by other modules ("module:function"), run after the core checks.
-EXTRA_CHECKS: tuple[str, ...] = ()
+EXTRA_CHECKS: tuple[str, ...] = (
+    "finetrail.governance.gate_integrity:check_manifest_sizes",
+    "finetrail.governance.attest:check_attestations",
+    "finetrail.governance.review:check_reviews",
+    "finetrail.governance.provenance.lineage:check_datasets",
+)
 
 
 @dataclass

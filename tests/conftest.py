@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+
 from finetrail.cli import main
 from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.workspace import Workspace

@@ -24,16 +24,19 @@ class EvidenceKind:
     many: bool = False
 
 
+# fmt: off
 EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
-    EvidenceKind(
-        "workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"
-    ),
-    EvidenceKind(
-        "training",
-        "finetrail.governance.evidence.training:TrainingEvidence",
-        "evidence/training.json",
-    ),
+    EvidenceKind("workspace", "finetrail.governance.evidence.workspace:WorkspaceMetadata", "workspace.json"),
+    EvidenceKind("gate", "finetrail.governance.evidence.gate:GateDecision", "evidence/gate/*[0-9].json", many=True),
+    EvidenceKind("bias", "finetrail.governance.evidence.bias:BiasAuditEvidence", "evidence/bias.json"),
+    EvidenceKind("training", "finetrail.governance.evidence.training:TrainingEvidence", "evidence/training.json"),
+    EvidenceKind("datasets", "finetrail.governance.evidence.dataset:DatasetRecord", "evidence/datasets/*.json", many=True),
+    EvidenceKind("probes.exposure", "finetrail.governance.evidence.probes:ExposureEvidence", "evidence/probes/exposure.json"),
+    EvidenceKind("probes.extraction", "finetrail.governance.evidence.probes:ExtractionEvidence", "evidence/probes/extraction.json"),
+    EvidenceKind("probes.membership", "finetrail.governance.evidence.probes:MembershipEvidence", "evidence/probes/membership.json"),
+    EvidenceKind("probes.dp_audit", "finetrail.governance.evidence.probes:DPAuditEvidence", "evidence/probes/dp_audit.json"),
 )
+# fmt: on
 
 
 def record_class(kind: EvidenceKind) -> type[EvidenceRecord]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import pytest
+
 from finetrail import __version__
 from finetrail.cli import cli
 from finetrail.governance.workspace import Workspace

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
 from finetrail.governance.ledger import Ledger, scan_ledger
 

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from finetrail.errors import InputError
 from finetrail.governance.evidence import (
     GENESIS,
@@ -19,8 +22,6 @@ from finetrail.governance.evidence import (
 )
 from finetrail.governance.evidence.registry import EVIDENCE_KINDS, record_class
 from finetrail.governance.io import sha256_bytes
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 

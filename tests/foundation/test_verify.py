@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import Workspace
 

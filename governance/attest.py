@@ -1,0 +1,284 @@
+"""Attestations: in-toto Statement v1 in a DSSE envelope, signed with Ed25519 (``cryptography``).
+
+- Statement (https://in-toto.io/Statement/v1): subjects are the adapter and the dossier manifest
+  (the SHA-256 of the manifest's file map, the digest reviews sign); the predicate is the gate
+  decision itself (policy digest, evidence digests, per-rule outcomes).
+- Envelope (DSSE v1): ``{"payload", "payloadType", "signatures": [{"keyid", "sig"}]}``; the
+  signature is over PAE(payloadType, payload) = ``"DSSEv1" SP LEN(type) SP type SP LEN(body) SP
+  body`` with lengths in ASCII decimal.
+- Keys: Ed25519, PEM files (PKCS#8 private, SubjectPublicKeyInfo public); a key's id is the
+  SHA-256 of its raw 32-byte public key.
+
+:func:`check_attestations` is one of ``verify``'s extra checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from finetrail.errors import InputError
+from finetrail.governance.evidence.base import Frozen
+from finetrail.governance.findings import Finding
+from finetrail.governance.io import canonical_json, read_json_strict, sha256_bytes
+from pydantic import Field, ValidationError
+
+if TYPE_CHECKING:
+    from finetrail.governance.evidence.gate import GateDecision
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+PREDICATE_TYPE = "https://finetrail.dev/attestations/gate-decision/v1"
+MANIFEST_SUBJECT = "manifest.json#files"
+GATE_DIR = "evidence/gate"
+_DECISION = re.compile(r"^evidence/gate/(\d+)\.json$")
+_ENVELOPE = re.compile(r"^evidence/gate/(\d+)\.dsse\.json$")
+
+
+# -- keys ------------------------------------------------------------------------------------------
+def generate_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def public_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def public_raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def keyid_of(key: Ed25519PublicKey) -> str:
+    return sha256_bytes(public_raw(key))
+
+
+def public_b64(key: Ed25519PublicKey) -> str:
+    return base64.b64encode(public_raw(key)).decode("ascii")
+
+
+def public_from_b64(text: str) -> Ed25519PublicKey:
+    raw = base64.b64decode(text, validate=True)
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(
+            "key file not found",
+            path=str(p),
+            fix="create one with `finetrail keys generate --reviewer NAME`",
+        ) from exc
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            "not an unencrypted PEM private key",
+            path=str(p),
+            why=str(exc).split("\n")[0],
+            fix="use the .key file written by `finetrail keys generate`",
+        ) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InputError("not an Ed25519 private key", path=str(p))
+    return key
+
+
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError("public key file not found", path=str(p)) from exc
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise InputError("not a PEM public key", path=str(p)) from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise InputError("not an Ed25519 public key", path=str(p))
+    return key
+
+
+def verify_signature(public_key_b64: str, signature: bytes, message: bytes) -> bool:
+    try:
+        public_from_b64(public_key_b64).verify(signature, message)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+# -- DSSE ------------------------------------------------------------------------------------------
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+class EnvelopeSignature(Frozen):
+    keyid: str = ""
+    sig: str
+
+
+class Envelope(Frozen):
+    payload: str
+    payloadType: str
+    signatures: tuple[EnvelopeSignature, ...] = ()
+
+    def payload_bytes(self) -> bytes:
+        return base64.b64decode(self.payload, validate=True)
+
+
+def sign_envelope(
+    payload: bytes, *, key: Ed25519PrivateKey | None, payload_type: str = PAYLOAD_TYPE
+) -> Envelope:
+    sigs: tuple[EnvelopeSignature, ...] = ()
+    if key is not None:
+        sig = key.sign(pae(payload_type, payload))
+        sigs = (
+            EnvelopeSignature(
+                keyid=keyid_of(key.public_key()), sig=base64.b64encode(sig).decode("ascii")
+            ),
+        )
+    return Envelope(
+        payload=base64.b64encode(payload).decode("ascii"), payloadType=payload_type, signatures=sigs
+    )
+
+
+# -- in-toto Statement v1 ------------------------------------------------------------------------
+class ResourceDescriptor(Frozen):
+    name: str
+    digest: dict[str, str]
+    annotations: dict[str, Any] | None = None
+
+
+class Statement(Frozen):
+    type_: Literal["https://in-toto.io/Statement/v1"] = Field(alias="_type")
+    subject: tuple[ResourceDescriptor, ...] = Field(min_length=1)
+    predicateType: str
+    predicate: dict[str, Any]
+
+
+def build_statement(decision: GateDecision) -> dict[str, Any]:
+    subjects: list[dict[str, Any]] = []
+    if decision.subject.adapter_sha256:
+        subjects.append(
+            {
+                "name": decision.subject.adapter_path or "adapter",
+                "digest": {"sha256": decision.subject.adapter_sha256},
+            }
+        )
+    if decision.subject.manifest_files_sha256:
+        subjects.append(
+            {
+                "name": MANIFEST_SUBJECT,
+                "digest": {"sha256": decision.subject.manifest_files_sha256},
+                "annotations": {
+                    "finetrail.digest": "SHA-256 of the canonical JSON of manifest.json's "
+                    "file map (the digest reviews sign)"
+                },
+            }
+        )
+    if not subjects:  # a workspace without a readable manifest still gets a bound statement
+        subjects.append({"name": "gate-decision", "digest": {"sha256": decision.content_digest()}})
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": decision.to_json_dict(),
+    }
+
+
+def attest(decision: GateDecision, *, key: Ed25519PrivateKey | None) -> bytes:
+    """The DSSE envelope (canonical JSON bytes) for a gate decision."""
+    payload = canonical_json(build_statement(decision))
+    return canonical_json(sign_envelope(payload, key=key).model_dump(mode="json"))
+
+
+# -- the verify check -----------------------------------------------------------------------------
+def check_attestations(root: Path, ctx: Any) -> list[Finding]:
+    """Every gate decision has an envelope whose statement is that decision, correctly signed."""
+    manifest = getattr(ctx, "manifest", None)
+    if manifest is None:
+        return []
+    decisions = {m.group(1): rel for rel in manifest.files if (m := _DECISION.match(rel))}
+    envelopes = {m.group(1): rel for rel in manifest.files if (m := _ENVELOPE.match(rel))}
+    out: list[Finding] = []
+    for n in sorted(set(decisions) - set(envelopes)):
+        out.append(
+            Finding("error", "missing", decisions[n], "gate decision without its attestation")
+        )
+    for n in sorted(set(envelopes) - set(decisions)):
+        out.append(
+            Finding("error", "missing", envelopes[n], "attestation without its gate decision")
+        )
+    for n in sorted(set(decisions) & set(envelopes)):
+        if (root / decisions[n]).is_file() and (root / envelopes[n]).is_file():
+            out.extend(check_pair(root, decisions[n], envelopes[n]))  # absent: the core says so
+    return out
+
+
+def check_pair(root: Path, decision_rel: str, envelope_rel: str) -> list[Finding]:
+    from finetrail.governance.evidence.gate import GateDecision
+
+    def bad(msg: str, code: str = "attestation") -> list[Finding]:
+        return [Finding("error", code, envelope_rel, msg)]
+
+    try:
+        decision_data = read_json_strict(root / decision_rel)
+        decision = GateDecision.model_validate(decision_data)
+    except (InputError, ValidationError) as exc:
+        return [Finding("error", "modified", decision_rel, f"unreadable gate decision: {exc}")]
+    try:
+        env = Envelope.model_validate(read_json_strict(root / envelope_rel))
+        payload = env.payload_bytes()
+        statement = Statement.model_validate(json.loads(payload))
+    except (InputError, ValidationError, ValueError, binascii.Error) as exc:
+        return bad(f"unreadable envelope or statement: {str(exc).splitlines()[0]}")
+    if env.payloadType != PAYLOAD_TYPE:
+        return bad(f"payloadType is {env.payloadType!r}, expected {PAYLOAD_TYPE!r}")
+    if statement.predicateType != PREDICATE_TYPE:
+        return bad(f"predicateType is {statement.predicateType!r}")
+    if statement.predicate != decision.to_json_dict():
+        return bad(f"the attested predicate differs from {decision_rel}")
+    if canonical_json(build_statement(decision)) != payload:
+        return bad("the statement's subjects differ from the decision's subject")
+    if decision.signer is None:
+        if env.signatures:
+            return bad("signed, but the decision names no signer")
+        return [
+            Finding(
+                "warning",
+                "unsigned",
+                envelope_rel,
+                "attestation is not signed (no signing key was configured)",
+            )
+        ]
+    message = pae(env.payloadType, payload)
+    for sig in env.signatures:
+        if sig.keyid != decision.signer.keyid:
+            continue
+        try:
+            raw = base64.b64decode(sig.sig, validate=True)
+        except binascii.Error:
+            return bad("signature is not base64", "forged")
+        if verify_signature(decision.signer.public_key, raw, message):
+            return []
+        return bad("the Ed25519 signature does not verify", "forged")
+    return bad(f"no signature by the decision's signer {decision.signer.keyid[:12]}...", "forged")

@@ -1,0 +1,183 @@
+"""The bias audit of a workspace's model: load it, audit it and its base, write the evidence."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from finetrail.errors import DependencyMissing, InputError
+from finetrail.governance.bias._audit import BiasAuditSettings, audit_bias, scorer_from_path
+from finetrail.governance.bias._scoring import lm_scorer
+from finetrail.governance.evidence.bias import DISPARITY_METRICS, BiasAuditEvidence, BiasSubject
+from finetrail.governance.io import sha256_file
+from finetrail.governance.workspace import Workspace
+
+BIAS_FILE = "evidence/bias.json"
+TRAINING_FILE = "evidence/training.json"
+WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
+
+
+def _training(ws: Workspace) -> dict[str, Any]:
+    """The raw training evidence, when there is one (read as JSON: no training import)."""
+    path = ws.path(TRAINING_FILE)
+    if not path.is_file():
+        return {}
+    data = ws.read_json(TRAINING_FILE)
+    return data if isinstance(data, dict) else {}
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    cur: Any = data
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def weights_digest(path: str | os.PathLike[str]) -> str | None:
+    """SHA-256 of a model folder's adapter (preferred) or full weights file."""
+    for name in WEIGHT_FILES:
+        if (Path(path) / name).is_file():
+            return sha256_file(Path(path) / name)
+    return None
+
+
+def _loaded_models(ws: Workspace, settings: BiasAuditSettings) -> tuple[Any, Any]:
+    """Scorers for the workspace's fine-tuned model and its base, via the training loader."""
+    try:
+        from finetrail.training.loading import load_trained
+    except ImportError as exc:
+        raise DependencyMissing(
+            "the training layer's model loader is not available",
+            why=str(exc),
+            fix="pass --model PATH (and --base-model PATH), or --predictions FILE",
+        ) from exc
+    loaded = load_trained(ws.root)
+    tokenizer = loaded.tokenizer
+    verbs = list(settings.verbaliser_map().values())
+    tuned = lm_scorer(loaded.model, tokenizer, verbs, batch_size=settings.batch_size)
+    base = lm_scorer(loaded.base_model, tokenizer, verbs, batch_size=settings.batch_size)
+    return tuned, base
+
+
+def _check_sources(
+    eval_path: object,
+    predictions: object,
+    base_predictions: object,
+    model: object,
+    base_model: object,
+) -> None:
+    conflicts = []
+    if predictions is not None and (eval_path is not None or model is not None):
+        conflicts.append(
+            "--predictions excludes --eval and --model (the predictions are the model's output)"
+        )
+    if base_predictions is not None and predictions is None:
+        conflicts.append("--base-predictions needs --predictions")
+    if base_model is not None and model is None:
+        conflicts.append("--base-model needs --model")
+    if conflicts:
+        raise InputError("; ".join(conflicts), field="predictions" if predictions else "model")
+
+
+def audit_workspace_bias(
+    *,
+    workspace: str | os.PathLike[str],
+    sensitive: Sequence[str],
+    eval_path: str | os.PathLike[str] | None = None,
+    predictions_path: str | os.PathLike[str] | None = None,
+    base_predictions_path: str | os.PathLike[str] | None = None,
+    model_path: str | os.PathLike[str] | None = None,
+    base_model_path: str | os.PathLike[str] | None = None,
+    counterfactual: bool | str | os.PathLike[str] = True,
+    settings: BiasAuditSettings | None = None,
+    actor: str = "finetrail",
+) -> BiasAuditEvidence:
+    """Audit the workspace's model (or given predictions / model folders) and record it.
+
+    Without ``model_path`` or ``predictions_path`` the fine-tuned model and its base come from
+    ``finetrail.training.loading.load_trained`` (which checks the adapter digest). The record is
+    written to ``evidence/bias.json`` with a ``bias.audited`` ledger event.
+    """
+    settings = settings or BiasAuditSettings()
+    _check_sources(eval_path, predictions_path, base_predictions_path, model_path, base_model_path)
+    ws = Workspace.open(workspace)
+    training = _training(ws)
+    adapter = _get(training, "adapter.sha256")
+    base_weights = _get(training, "base_model.weights_sha256")
+    scorer = base_scorer = None
+    if predictions_path is not None:
+        subject = BiasSubject(
+            model="predictions", adapter_sha256=adapter, base_weights_sha256=base_weights
+        )
+    elif model_path is not None:
+        if eval_path is None:
+            raise InputError("a model needs an evaluation set", field="eval")
+        scorer = scorer_from_path(model_path, settings)
+        if base_model_path is not None:
+            base_scorer = scorer_from_path(base_model_path, settings)
+            base_weights = weights_digest(base_model_path)
+        subject = BiasSubject(
+            model=Path(model_path).name,
+            adapter_sha256=weights_digest(model_path),
+            base_weights_sha256=base_weights,
+        )
+    else:
+        if eval_path is None:
+            raise InputError(
+                "nothing to audit",
+                field="eval",
+                fix="give --eval EVAL.jsonl (or --predictions FILE)",
+            )
+        scorer, base_scorer = _loaded_models(ws, settings)
+        subject = BiasSubject(
+            model="workspace", adapter_sha256=adapter, base_weights_sha256=base_weights
+        )
+    record = audit_bias(
+        sensitive=sensitive,
+        eval_path=eval_path,
+        scorer=scorer,
+        base_scorer=base_scorer,
+        predictions_path=predictions_path,
+        base_predictions_path=base_predictions_path,
+        counterfactual=counterfactual,
+        settings=settings,
+        subject=subject,
+    )
+    ws.write_record(
+        BIAS_FILE,
+        record,
+        event="bias.audited",
+        actor=actor,
+        extra={"adapter_sha256": record.subject.adapter_sha256},
+    )
+    run_id = _get(training, "mlflow.run_id")
+    if isinstance(run_id, str) and run_id:
+        try:
+            log_mlflow_metrics(ws, run_id, record)
+        except Exception as exc:  # the evidence is written; MLflow is a secondary copy
+            logging.getLogger(__name__).warning(
+                "bias metrics not logged to MLflow run %s: %s", run_id, exc
+            )
+    return record
+
+
+def log_mlflow_metrics(ws: Workspace, run_id: str, record: BiasAuditEvidence) -> None:
+    """Add the headline numbers to the training run in MLflow (numbers only, no examples)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(ws.root / 'mlflow.db').resolve()}"
+    client = MlflowClient(tracking_uri=uri)
+    metrics = {f"bias.{m}": record.disparities[m].value for m in DISPARITY_METRICS}
+    metrics["bias.task_accuracy"] = record.task.accuracy
+    if record.finetune_effect:
+        metrics.update(
+            {f"bias.finetune_effect.{m}": e.delta for m, e in record.finetune_effect.items()}
+        )
+    for name, value in metrics.items():
+        if value is not None:
+            client.log_metric(run_id, name, float(value))

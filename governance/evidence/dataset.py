@@ -1,0 +1,176 @@
+"""Dataset evidence: provenance, record-level commitment, lineage and the PII scan summary.
+
+One :class:`DatasetRecord` per registered dataset, at ``evidence/datasets/<sha256>.json``. The
+record commits to the file twice: the byte SHA-256 of the file (its identity) and an RFC 6962
+Merkle root over its records (so one record's membership can be proven without the dataset).
+
+Raw personal data never appears here: PII findings are counts, a coverage map and masked
+examples in which every detected value is replaced by its entity type.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from finetrail.governance.evidence.base import EvidenceRecord, Frozen
+from pydantic import Field, field_validator, model_validator
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+DatasetFormat = Literal["jsonl", "csv", "parquet", "text"]
+JsonType = Literal["string", "integer", "number", "boolean", "null", "object", "array"]
+
+MERKLE_SCHEME = "rfc6962-sha256"
+
+
+class FieldInfo(Frozen):
+    """One top-level field of the records: the JSON types seen and how many records hold it."""
+
+    types: tuple[JsonType, ...]
+    present: int = Field(ge=0)
+
+
+class TokenEstimate(Frozen):
+    """A token count estimate for the text fields (no tokenizer is loaded at registration)."""
+
+    count: int = Field(ge=0)
+    method: str = Field(min_length=1)
+
+
+class MerkleInfo(Frozen):
+    """How the Merkle root was built and where its leaf hashes are kept."""
+
+    scheme: Literal["rfc6962-sha256"] = "rfc6962-sha256"
+    leaf_input: str = Field(min_length=1)
+    leaves_artifact: str = Field(min_length=1)
+    leaves_sha256: str = Field(pattern=SHA256_HEX)
+
+
+class SkippedRecords(Frozen):
+    """Records left out because they were bad and the user asked to skip bad records."""
+
+    count: int = Field(default=0, ge=0)
+    reasons: dict[str, int] = Field(default_factory=dict)
+    first: tuple[str, ...] = ()  # up to 20 locations with the reason, never content
+
+
+class PiiExample(Frozen):
+    """A masked example: every detected value in the snippet is replaced by ``<ENTITY_TYPE>``."""
+
+    entity_type: str = Field(min_length=1)
+    record: int = Field(ge=0)
+    field: str
+    masked: str
+
+
+class PiiEngineInfo(Frozen):
+    """What ran the scan, so a reader knows what the counts can and cannot mean."""
+
+    analyzer: str  # "presidio-analyzer <version>"
+    nlp_engine: Literal["no_op", "spacy"]
+    spacy_model: str | None = None
+    language: str = "en"
+    name_list: dict[str, Any] | None = None  # deny-list recogniser: locales, sizes
+    prefilter: bool = True
+    fields: tuple[str, ...] | None = None  # the text fields scanned; None = every string field
+
+
+class PiiSummary(Frozen):
+    """The PII scan of one dataset (Presidio analyzer).
+
+    ``coverage`` maps each entity type that was looked for to the recogniser that looked for it;
+    ``not_covered`` names entity types a reader might expect that nothing looked for. ``residual``
+    is set on sanitised datasets: what the re-scan still found of the entity types the
+    sanitiser targeted.
+    """
+
+    records_scanned: int = Field(ge=0)
+    texts_scanned: int = Field(ge=0)
+    records_with_pii: int = Field(ge=0)
+    counts: dict[str, int] = Field(default_factory=dict)
+    coverage: dict[str, str] = Field(default_factory=dict)
+    not_covered: tuple[str, ...] = ()
+    score_threshold: float = Field(ge=0.0, le=1.0)
+    masked_examples: tuple[PiiExample, ...] = ()
+    residual: dict[str, int] | None = None
+    engine: PiiEngineInfo
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PiiSummary:
+        if self.records_with_pii > self.records_scanned:
+            raise ValueError("records_with_pii exceeds records_scanned")
+        if any(v < 0 for v in self.counts.values()):
+            raise ValueError("counts must be non-negative")
+        return self
+
+
+class DatasetRecord(EvidenceRecord):
+    """``evidence/datasets/<sha256>.json``: one registered dataset."""
+
+    record_type: Literal["dataset"] = "dataset"
+    name: str = Field(min_length=1, max_length=200)
+    sha256: str = Field(pattern=SHA256_HEX)
+    merkle_root: str = Field(pattern=SHA256_HEX)
+    records: int = Field(ge=1)
+    format: DatasetFormat
+    size_bytes: int = Field(ge=1)
+    filename: str = Field(min_length=1)
+    merkle: MerkleInfo
+    fields: dict[str, FieldInfo] = Field(default_factory=dict)
+    tokens: TokenEstimate
+    license: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    collection: str = Field(min_length=1)
+    legal_basis: str = Field(min_length=1)
+    purpose: str = Field(min_length=1)
+    splits: dict[str, float] = Field(default_factory=dict)
+    limitations: tuple[str, ...] = ()
+    derived_from: tuple[str, ...] = ()
+    transform: str | None = None
+    transform_params: dict[str, Any] = Field(default_factory=dict)
+    skipped: SkippedRecords = SkippedRecords()
+    pii: PiiSummary | None = None
+    registered: datetime
+
+    @field_validator("derived_from")
+    @classmethod
+    def _digests(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for d in v:
+            if not re.fullmatch(SHA256_HEX, d):
+                raise ValueError(f"{d!r} is not a SHA-256 hex digest")
+        if len(set(v)) != len(v):
+            raise ValueError("a parent is listed twice")
+        return v
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, frac in v.items():
+            if not 0.0 < frac <= 1.0:
+                raise ValueError(f"split {name!r}: fraction {frac} is not in (0, 1]")
+        if v and abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions sum to {sum(v.values()):.6g}, not 1")
+        return v
+
+    @model_validator(mode="after")
+    def _lineage(self) -> DatasetRecord:
+        if self.derived_from and not self.transform:
+            raise ValueError("a derived dataset must name its transform")
+        if self.transform and not self.derived_from:
+            raise ValueError("a transform needs the parent dataset(s) it was applied to")
+        if self.sha256 in self.derived_from:
+            raise ValueError("a dataset cannot be derived from itself (cycle)")
+        return self
+
+    @property
+    def rel_path(self) -> str:
+        return dataset_record_path(self.sha256)
+
+
+def dataset_record_path(sha256: str) -> str:
+    return f"evidence/datasets/{sha256}.json"
+
+
+def leaves_artifact_path(sha256: str) -> str:
+    return f"artifacts/datasets/{sha256}.leaves"

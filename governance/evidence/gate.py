@@ -1,0 +1,102 @@
+"""``evidence/gate/<n>.json``: one release-gate decision (its attestation is ``<n>.dsse.json``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from finetrail.governance.evidence.base import EvidenceRecord, Frozen
+from finetrail.governance.evidence.workspace import SHA256_PATTERN
+from pydantic import Field
+
+Outcome = Literal["pass", "fail", "waived", "error"]
+
+
+class MeasuredValue(Frozen):
+    pointer: str  # the concrete path, e.g. datasets[1].pii.residual
+    value: Any
+
+
+class EvidenceDigest(Frozen):
+    path: str  # workspace-relative file ("ledger.jsonl" for computed kinds)
+    sha256: str | None
+
+
+class AppliedWaiver(Frozen):
+    justification: str
+    approver: str
+    expires: str
+    applied: bool
+    note: str
+
+
+class RuleOutcome(Frozen):
+    rule: str
+    title: str
+    severity: Literal["error", "warning"]
+    outcome: Outcome
+    # ok, threshold, null, missing, stale, tampered, unparseable, type, integrity, approvals
+    reason: str
+    message: str
+    path: str | None = None
+    op: str | None = None
+    threshold: Any = None
+    ref: str | None = None
+    reference_values: tuple[Any, ...] = ()
+    measured: tuple[MeasuredValue, ...] = ()
+    evidence: tuple[EvidenceDigest, ...] = ()
+    controls: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    waiver: AppliedWaiver | None = None
+    policy_line: int | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error" and self.outcome in ("fail", "error")
+
+
+class GateSubject(Frozen):
+    adapter_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    adapter_path: str | None = None
+    manifest_files_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+
+class Integrity(Frozen):
+    ok: bool
+    errors: int
+    warnings: int
+    findings: tuple[str, ...] = ()  # the first problems verify reported
+
+
+class ApprovalState(Frozen):
+    required: bool
+    satisfied: bool
+    approvers: tuple[str, ...] = ()  # current, valid, counted approvals ("name (role)")
+    problems: tuple[str, ...] = ()
+
+
+class Signer(Frozen):
+    keyid: str = Field(pattern=SHA256_PATTERN)
+    public_key: str  # base64 of the raw 32-byte Ed25519 public key
+
+
+class GateDecision(EvidenceRecord):
+    record_type: Literal["gate"] = "gate"
+    sequence: int = Field(ge=1)
+    time: datetime
+    policy_id: str
+    policy_version: str
+    policy_title: str
+    policy_sha256: str = Field(pattern=SHA256_PATTERN)
+    policy_file: str
+    written_against: dict[str, str]
+    model: str
+    model_version: str
+    subject: GateSubject
+    integrity: Integrity
+    passed: bool
+    approved: bool
+    approvals: ApprovalState
+    counts: dict[str, int]
+    outcomes: tuple[RuleOutcome, ...]
+    evidence: dict[str, str | None]  # every evidence file read -> sha256
+    signer: Signer | None = None

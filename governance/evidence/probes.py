@@ -1,0 +1,189 @@
+"""Evidence of the memorisation and privacy probes (``evidence/probes/<name>.json``).
+
+Four kinds, one file each: ``probes.exposure`` (canary exposure, Carlini et al. 2019),
+``probes.extraction`` (memorised identifiers attributed to the fine-tune), ``probes.membership``
+(membership-inference attacks) and ``probes.dp_audit`` (one-run empirical epsilon lower bound,
+Steinke, Nasr and Jagielski 2023, against the claimed epsilon).
+
+Every record names the model it ran against in ``subject`` (adapter and base-weights digests, so the
+gate can tell stale evidence) and the canary set it used by digest. No raw PII and no canary
+secret is ever stored here: extraction examples are masked, canaries are referred to by id.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from finetrail.governance.evidence.base import EvidenceRecord, Frozen
+
+SHA256 = r"^[0-9a-f]{64}$"
+
+PROBE_FILES: dict[str, str] = {
+    "exposure": "evidence/probes/exposure.json",
+    "extraction": "evidence/probes/extraction.json",
+    "membership": "evidence/probes/membership.json",
+    "dp_audit": "evidence/probes/dp_audit.json",
+}
+
+
+class ProbeSubject(Frozen):
+    """The model a probe ran against, by digest."""
+
+    adapter_sha256: str = Field(pattern=SHA256)
+    base_weights_sha256: str | None = Field(default=None, pattern=SHA256)
+    training_evidence_sha256: str | None = Field(default=None, pattern=SHA256)
+    canaries_sha256: str | None = Field(default=None, pattern=SHA256)
+
+
+# -- exposure ---------------------------------------------------------------------------------
+class ExposureStats(Frozen):
+    n: int = Field(ge=0)
+    mean_bits: float | None
+    median_bits: float | None
+    max_bits: float | None
+    min_bits: float | None
+
+
+class CanaryExposure(Frozen):
+    id: str
+    format: str
+    repetitions: int = Field(ge=0)
+    included: bool
+    exposure_bits: float = Field(ge=0)
+    space_bits: float = Field(gt=0)
+    method: Literal["exact", "skew_normal"]
+    rank: int | None = Field(default=None, ge=1)
+    log_likelihood: float
+
+
+class FormatExposure(Frozen):
+    format: str
+    space_size: int = Field(ge=1)
+    space_bits: float
+    method: Literal["exact_tree", "pruned_tree", "skew_normal", "mixed"]
+    candidates_scored: int = Field(ge=0)
+    seconds: float = Field(ge=0)
+
+
+class ExposureEvidence(EvidenceRecord):
+    record_type: Literal["probes.exposure"] = "probes.exposure"
+    subject: ProbeSubject
+    score: str = "log-likelihood of the secret given the text before it in the canary"
+    space_bits: float = Field(description="log2 of the largest canary space probed")
+    max_bits: float = Field(ge=0, description="largest exposure of an inserted canary")
+    by_repetition: dict[str, ExposureStats]
+    controls: ExposureStats = Field(
+        description="canaries never inserted (expected about 1.44 bits)"
+    )
+    formats: tuple[FormatExposure, ...]
+    canaries: tuple[CanaryExposure, ...]
+    quantiles: dict[str, float] = Field(default_factory=dict, description="of inserted canaries")
+    parameters: dict[str, float | int | str | bool]
+
+
+# -- extraction -------------------------------------------------------------------------------
+class MaskedExample(Frozen):
+    entity: str
+    masked_value: str
+    prompt_kind: Literal["training_context", "generic"]
+    decoding: Literal["greedy", "beam", "sampled"]
+    masked_prompt_tail: str
+    canary: bool = False
+
+
+class EntityExtraction(Frozen):
+    pii_values_in_training: int = Field(ge=0)
+    memorized: int = Field(ge=0)
+    base_model_matches: int = Field(ge=0)
+
+
+class ExtractionEvidence(EvidenceRecord):
+    record_type: Literal["probes.extraction"] = "probes.extraction"
+    subject: ProbeSubject
+    memorized_identifiers: int = Field(
+        ge=0, description="distinct training PII values the fine-tune emitted and the base did not"
+    )
+    memorized_rate: float = Field(
+        ge=0, le=1, description="memorized_identifiers / pii_values_in_training"
+    )
+    base_model_matches: int = Field(
+        ge=0, description="training PII values the base model also emitted"
+    )
+    pii_values_in_training: int = Field(ge=0)
+    targeted_hits: int = Field(
+        ge=0, description="prompts whose own following PII value was emitted"
+    )
+    canary_secrets_extracted: int = Field(ge=0)
+    control_secrets_emitted: int = Field(ge=0, description="never-inserted canary secrets (chance)")
+    prompts: int = Field(ge=0)
+    prompt_sources: dict[str, int]
+    generations: int = Field(ge=0)
+    by_entity: dict[str, EntityExtraction]
+    scanner: str
+    masked_examples: tuple[MaskedExample, ...]
+    parameters: dict[str, float | int | str | bool]
+
+
+# -- membership inference ---------------------------------------------------------------------
+class Interval(Frozen):
+    low: float
+    high: float
+
+
+class AttackResult(Frozen):
+    auc: float = Field(ge=0, le=1)
+    auc_ci: Interval
+    tpr_at_1pct_fpr: float = Field(ge=0, le=1)
+    tpr_at_1pct_fpr_ci: Interval
+    tpr_at_0_1pct_fpr: float = Field(ge=0, le=1)
+    tpr_at_0_1pct_fpr_ci: Interval
+    roc: tuple[tuple[float, float], ...] = Field(description="(fpr, tpr) points for plots")
+    description: str
+
+
+class MembershipEvidence(EvidenceRecord):
+    record_type: Literal["probes.membership"] = "probes.membership"
+    subject: ProbeSubject
+    members: int = Field(ge=1)
+    nonmembers: int = Field(ge=1)
+    max_auc: float = Field(ge=0, le=1)
+    attacks: dict[str, AttackResult]
+    fpr_resolution: float = Field(gt=0, description="1 / nonmembers: the smallest FPR measurable")
+    confidence: float = Field(gt=0, lt=1)
+    bootstrap_resamples: int = Field(ge=1)
+    parameters: dict[str, float | int | str | bool]
+
+
+# -- one-run DP audit -------------------------------------------------------------------------
+class AuditTest(Frozen):
+    repetitions: int = Field(ge=1, description="copies of each inserted canary in this group")
+    canaries: int = Field(ge=0, description="m: canaries in the group (inserted or not)")
+    guesses_in: int = Field(ge=0)
+    guesses_out: int = Field(ge=0)
+    correct: int = Field(ge=0)
+    epsilon_lower_bound: float = Field(ge=0, description="per example, via group privacy")
+    ceiling: float = Field(ge=0, description="the bound had every guess been right")
+
+
+class DPAuditEvidence(EvidenceRecord):
+    record_type: Literal["probes.dp_audit"] = "probes.dp_audit"
+    subject: ProbeSubject
+    method: str = "one-run audit (Steinke, Nasr, Jagielski 2023), black-box canary scores"
+    score: str
+    claimed_epsilon: float | None = Field(ge=0)
+    claimed_delta: float | None = Field(ge=0, le=1)
+    accountant: str | None
+    delta_used: float = Field(ge=0, le=1)
+    empirical_epsilon_lower_bound: float = Field(ge=0)
+    confidence: float = Field(gt=0, lt=1)
+    threshold_selection: Literal["bonferroni", "split"]
+    tests: int = Field(ge=1, description="hypothesis tests the significance level is divided by")
+    verdict: Literal["consistent", "contradicted", "no_claim"]
+    best: AuditTest | None
+    groups: tuple[AuditTest, ...]
+    ceiling: float = Field(ge=0, description="largest bound this design could report")
+    canaries: int = Field(ge=0)
+    inserted: int = Field(ge=0)
+    parameters: dict[str, float | int | str | bool]

@@ -1,0 +1,124 @@
+"""The gate facade: evaluate, record the decision and its attestation, update the registry.
+
+``run_gate(*, workspace, policy, ...)`` is what ``finetrail gate`` calls. The decision is written
+to ``evidence/gate/<n>.json`` (ledger event ``gate.decided``) and its DSSE envelope to
+``evidence/gate/<n>.dsse.json`` (``gate.attested``), signed with Ed25519 when a signing key is
+given (``--signing-key`` or ``$FINETRAIL_SIGNING_KEY``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetrail.errors import FinetrailError
+from finetrail.governance import attest
+from finetrail.governance.evidence import paths as evpaths
+from finetrail.governance.evidence import registry
+from finetrail.governance.evidence.gate import GateDecision, Signer
+from finetrail.governance.gate_eval import evaluate
+from finetrail.governance.gate_registry import RegistryUpdate, registry_target, update_registry
+from finetrail.governance.policy_load import LoadedPolicy, load_policy, resolve_policy
+
+SIGNING_KEY_ENV = "FINETRAIL_SIGNING_KEY"
+_NUMBERED = re.compile(r"^(\d+)\.json$")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    decision: GateDecision
+    policy: LoadedPolicy
+    decision_path: str | None = None
+    attestation_path: str | None = None
+    not_recorded: str | None = None
+    registry: RegistryUpdate | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.decision.passed
+
+
+def next_sequence(root: Path) -> int:
+    folder = root / attest.GATE_DIR
+    numbers = (
+        [int(m.group(1)) for p in folder.glob("*.json") if (m := _NUMBERED.match(p.name))]
+        if folder.is_dir()
+        else []
+    )
+    return max(numbers, default=0) + 1
+
+
+def run_gate(
+    *,
+    workspace: str | os.PathLike[str],
+    policy: str | os.PathLike[str] | LoadedPolicy,
+    signing_key: str | None = None,
+    keyring_file: str | None = None,
+    require_approvals: bool = False,
+    record: bool = True,
+    registry_update: bool = True,
+    tracking_uri: str | None = None,
+    actor: str = "finetrail-gate",
+) -> GateResult:
+    root = Path(workspace)
+    loaded = (
+        policy if isinstance(policy, LoadedPolicy) else load_policy(resolve_policy(str(policy)))
+    )
+    key_file = signing_key or os.environ.get(SIGNING_KEY_ENV)
+    key = attest.load_private_key(key_file) if key_file else None
+    signer = (
+        Signer(
+            keyid=attest.keyid_of(key.public_key()), public_key=attest.public_b64(key.public_key())
+        )
+        if key
+        else None
+    )
+    target = None  # resolved first, so that a bad registry reference writes nothing
+    if record and registry_update and registry.kind_by_name("training") is not None:
+        recs = evpaths.EvidenceSet(root).records("training")
+        target = registry_target(root, recs[0].data if recs else None, tracking_uri)
+    seq = next_sequence(root)
+    decision = evaluate(
+        workspace=root,
+        policy=loaded,
+        keyring_file=keyring_file,
+        require_approvals=require_approvals,
+        sequence=seq,
+        signer=signer,
+    )
+    result = GateResult(decision, loaded)
+    if not record:
+        return result
+    from finetrail.governance.workspace import Workspace
+
+    try:
+        ws = Workspace.open(root)
+    except FinetrailError as err:
+        return GateResult(
+            decision, loaded, not_recorded=f"the workspace cannot be opened: {err.what}"
+        )
+    rel = f"{attest.GATE_DIR}/{seq:04d}.json"
+    env_rel = f"{attest.GATE_DIR}/{seq:04d}.dsse.json"
+    ws.write_record(
+        rel,
+        decision,
+        event="gate.decided",
+        actor=actor,
+        extra={
+            "passed": decision.passed,
+            "approved": decision.approved,
+            "policy_id": decision.policy_id,
+            "policy_sha256": decision.policy_sha256,
+        },
+    )
+    ws.write_bytes(
+        env_rel,
+        attest.attest(decision, key=key),
+        event="gate.attested",
+        actor=actor,
+        extra={"signed": key is not None, "keyid": signer.keyid if signer else None},
+    )
+    update = update_registry(target, decision, rel) if target is not None else None
+    return GateResult(decision, loaded, rel, env_rel, None, update)

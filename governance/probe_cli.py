@@ -1,0 +1,273 @@
+"""Commands of the probes: ``finetrail probe`` and ``finetrail canaries plant|show``.
+
+Light at import: the probe command imports torch (through the training layer's loader) only when
+it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from finetrail.errors import EXIT_OK, InputError
+
+PROBE_NAMES = "exposure,extraction,mia,dp-audit"
+
+
+class TqdmProgress:
+    """One tqdm bar per probe stage, on stderr."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self._bar = tqdm(
+            total=total, desc=label, unit="it", unit_scale=True, leave=True, dynamic_ncols=True
+        )
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _summary(name: str, record: Any) -> str:
+    if name == "exposure":
+        reps = ", ".join(
+            f"{k}x {v.mean_bits:.2f}"
+            for k, v in record.by_repetition.items()
+            if v.mean_bits is not None
+        )
+        ctrl = record.controls.mean_bits
+        return (
+            f"max {record.max_bits:.2f} of {record.space_bits:.2f} bits; mean by repetition: "
+            f"{reps or '-'}; controls {ctrl:.2f}"
+            if ctrl is not None
+            else f"max {record.max_bits:.2f} of {record.space_bits:.2f} bits; {reps or '-'}"
+        )
+    if name == "extraction":
+        return (
+            f"{record.memorized_identifiers} memorised identifiers attributed to the fine-tune "
+            f"(rate {record.memorized_rate:.4f}); base model also emitted "
+            f"{record.base_model_matches}; {record.prompts} prompts"
+        )
+    if name == "membership":
+        best = max(record.attacks.items(), key=lambda kv: kv[1].auc)
+        return (
+            f"max AUC {record.max_auc:.3f} ({best[0]}); TPR at 1% FPR "
+            f"{best[1].tpr_at_1pct_fpr:.3f}; {record.members} members vs {record.nonmembers}"
+        )
+    if name == "dp_audit":
+        claim = (
+            f"claimed epsilon={record.claimed_epsilon:g}"
+            if record.claimed_epsilon is not None
+            else "no DP claim"
+        )
+        return (
+            f"empirical epsilon >= {record.empirical_epsilon_lower_bound:.3f} at "
+            f"{record.confidence:.0%} ({claim}): {record.verdict}"
+        )
+    return ""
+
+
+@click.command("probe")
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.option("--only", default=None, help=f"Comma-separated probes to run: {PROBE_NAMES}.")
+@click.option(
+    "--train-data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Training JSONL (default: the augmented set recorded with the canaries).",
+)
+@click.option(
+    "--heldout-data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Held-out JSONL never trained on (non-members for membership inference).",
+)
+@click.option("--text-field", default=None, help="JSONL field holding the text (default: text).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Probe settings (YAML or JSON; see ProbeConfig).",
+)
+@click.option("--actor", default=None, help="Who runs the probes (ledger actor).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the records written as JSON.")
+def probe_cmd(
+    workspace: str,
+    only: str | None,
+    train_data: str | None,
+    heldout_data: str | None,
+    text_field: str | None,
+    config_path: str | None,
+    actor: str | None,
+    no_progress: bool,
+    as_json: bool,
+) -> int:
+    """Run memorisation and privacy probes against a trained workspace and write evidence."""
+    from finetrail.governance.probes.context import ProbeConfig
+    from finetrail.governance.probes.registry import select_probes
+    from finetrail.governance.probes.runner import probe_workspace
+
+    if only is not None:
+        select_probes(only)  # reject unknown names before loading anything
+    config = ProbeConfig.load(config_path) if config_path else None
+    progress = None if no_progress else TqdmProgress()
+    try:
+        run = probe_workspace(
+            workspace,
+            only=only,
+            config=config,
+            train_data=train_data,
+            heldout_data=heldout_data,
+            text_field=text_field,
+            actor=actor or os.environ.get("USER") or "finetrail",
+            progress=progress,
+        )
+    finally:
+        if isinstance(progress, TqdmProgress):
+            progress.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {k: r.to_json_dict() for k, r in run.records.items()}, indent=2, sort_keys=True
+            )
+        )
+    else:
+        for name, record in run.records.items():
+            click.echo(f"{name}: {_summary(name, record)}  [{run.seconds[name]:.1f}s]")
+        for name, reason in run.skipped.items():
+            click.echo(f"{name}: skipped ({reason})")
+    for warning in run.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return EXIT_OK
+
+
+@click.group("canaries")
+def canaries_group() -> None:
+    """Plant canaries before training, and inspect the committed set."""
+
+
+def _int_list(value: str, option: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise InputError(
+            f"not a comma-separated list of integers: {value!r}", field=option
+        ) from exc
+    if not out or any(v < 1 for v in out):
+        raise InputError(f"need positive integers: {value!r}", field=option)
+    return out
+
+
+@canaries_group.command("plant")
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training JSONL.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the augmented training JSONL.",
+)
+@click.option(
+    "--m",
+    "m",
+    default=90,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Canaries drawn (each included with probability 1/2).",
+)
+@click.option(
+    "--formats",
+    default="pin6",
+    show_default=True,
+    help="Comma-separated canary formats (pin6, ssn, email).",
+)
+@click.option(
+    "--repetitions",
+    default="1,4,16",
+    show_default=True,
+    help="Copies of an included canary, cycled over the canaries.",
+)
+@click.option("--seed", type=int, default=None, help="Seed (default: the OS's randomness).")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--actor", default=None, help="Who plants (ledger actor).")
+def plant_cmd(
+    workspace: str,
+    data: str,
+    out: str,
+    m: int,
+    formats: str,
+    repetitions: str,
+    seed: int | None,
+    text_field: str,
+    actor: str | None,
+) -> int:
+    """Draw canaries, write the augmented training set and commit the set before training."""
+    from finetrail.governance.probes.canaries import plant_file
+
+    reps = _int_list(repetitions, "--repetitions")
+    names = tuple(f.strip() for f in formats.split(",") if f.strip())
+    cs = plant_file(
+        workspace,
+        data=data,
+        out=out,
+        formats=names,
+        m=m,
+        repetitions=reps,
+        seed=seed,
+        text_field=text_field,
+        actor=actor or os.environ.get("USER") or "finetrail",
+    )
+    added = cs.lineage.examples_added if cs.lineage else 0
+    click.echo(
+        f"planted {len(cs.included)} of {len(cs.canaries)} canaries ({added} examples) into {out}"
+    )
+    click.echo(
+        f"committed artifacts/canaries.json: canaries {cs.canaries_sha256[:16]}..., "
+        f"inclusion {cs.inclusion_sha256[:16]}..."
+    )
+    return EXIT_OK
+
+
+@canaries_group.command("show")
+@click.argument("workspace", type=click.Path(file_okay=False))
+def show_cmd(workspace: str) -> int:
+    """Summarise the committed canary set (counts and digests; never the secrets)."""
+    from collections import Counter
+
+    from finetrail.governance.probes.canaries import load_canaries
+    from finetrail.governance.workspace import Workspace
+
+    cs = load_canaries(Workspace.open(workspace))
+    if cs is None:
+        raise InputError(
+            "no canary set committed",
+            path=workspace,
+            fix="plant canaries with `finetrail canaries plant`",
+        )
+    counts = Counter((c.format, c.repetitions, c.included) for c in cs.canaries)
+    click.echo(f"canaries: {len(cs.canaries)}, included: {len(cs.included)}")
+    for (fmt, reps, inc), n in sorted(counts.items()):
+        click.echo(f"  {fmt} x{reps} {'included' if inc else 'control'}: {n}")
+    click.echo(f"canaries_sha256: {cs.canaries_sha256}")
+    click.echo(f"inclusion_sha256: {cs.inclusion_sha256}")
+    return EXIT_OK
+
+
+def register(group: click.Group) -> None:
+    group.add_command(probe_cmd)
+    group.add_command(canaries_group)

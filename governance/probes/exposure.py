@@ -1,0 +1,228 @@
+"""Canary exposure (Carlini et al. 2019, "The Secret Sharer").
+
+exposure = log2 |space| - log2 rank, where rank is the canary's position (1 = most likely) among
+every secret of its format ordered by the model's log-likelihood of the secret given the canary's
+text before it. A random secret scores about log2(e) = 1.44 bits on average; the maximum is
+log2 |space|.
+
+Exact ranking when the tokenizer allows a tree over the space and the candidates to score fit the
+budget: the tree is pruned below the least likely canary being ranked, so a well-memorised canary
+in a huge space is still ranked exactly. Otherwise the rank is extrapolated from a skew-normal fit
+to the scores of random candidates, capped at log2 |space|.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from finetrail.governance.evidence.probes import (
+    CanaryExposure,
+    ExposureEvidence,
+    ExposureStats,
+    FormatExposure,
+)
+from finetrail.governance.probes.canaries import Canary
+from finetrail.governance.probes.context import ProbeContext
+from finetrail.governance.probes.formats import CanaryFormat, format_by_name
+from finetrail.governance.probes.secret_space import SecretPlan, candidate_logprobs, plan_for
+
+MARGIN = 1e-3  # nats below the lowest canary kept by the pruned tree (float noise)
+
+
+def exposure_stats(values: list[float]) -> ExposureStats:
+    if not values:
+        return ExposureStats(n=0, mean_bits=None, median_bits=None, max_bits=None, min_bits=None)
+    s = sorted(values)
+    mid = len(s) // 2
+    median = s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+    return ExposureStats(
+        n=len(s), mean_bits=sum(s) / len(s), median_bits=median, max_bits=s[-1], min_bits=s[0]
+    )
+
+
+def exact_ranks(
+    ctx: ProbeContext, plan: SecretPlan, canaries: list[Canary], scores: dict[str, float]
+) -> tuple[dict[str, int], int, bool]:
+    """Exact ranks of as many canaries as the budget allows: (ranks by id, leaves scored, pruned)."""
+    import numpy as np
+
+    from finetrail.governance.probes.scoring import TreeBudgetExceeded, tree_leaf_scores
+
+    cfg = ctx.config.exposure
+    assert plan.slot_ids is not None
+    fmt = plan.fmt
+    eligible = sorted(canaries, key=lambda c: scores[c.id], reverse=True)
+    full = fmt.space_size <= cfg.max_exact_candidates
+    scored = 0
+    while eligible:
+        threshold = -math.inf if full else min(scores[c.id] for c in eligible) - MARGIN
+        try:
+            leaves = tree_leaf_scores(
+                ctx.models.model,
+                prefix_ids=plan.prefix_ids,
+                slots=plan.slot_ids,
+                threshold=threshold,
+                max_leaves=cfg.max_exact_candidates,
+                chunk=cfg.chunk,
+                tick=ctx.progress.advance,
+            )
+        except TreeBudgetExceeded:
+            scored += cfg.max_exact_candidates
+            eligible = eligible[: len(eligible) // 2]  # keep the better-memorised half
+            continue
+        scored += leaves.scored
+        ranks = {}
+        for c in eligible:
+            hit = np.nonzero(leaves.indices == fmt.index_of(c.secret))[0]
+            s = float(leaves.scores[hit[0]]) if len(hit) else scores[c.id]
+            ranks[c.id] = 1 + int(np.count_nonzero(leaves.scores > s))
+        return ranks, scored, not full
+    return {}, scored, not full
+
+
+@dataclass(frozen=True)
+class SkewNormalFit:
+    """A skew-normal fitted to the scores of random candidates (Carlini et al. 2019, 4.3)."""
+
+    a: float
+    loc: float
+    scale: float
+    samples: int
+
+    def log2_tail(self, score: float) -> float:
+        """log2 of the estimated fraction of the space scoring above ``score``."""
+        from scipy.stats import skewnorm
+
+        return float(skewnorm.logsf(score, self.a, self.loc, self.scale)) / math.log(2)
+
+
+def fit_skew_normal(ctx: ProbeContext, plan: SecretPlan) -> SkewNormalFit:
+    from scipy.stats import skewnorm
+
+    cfg = ctx.config.exposure
+    rng = random.Random(cfg.seed)
+    sample = [plan.fmt.random_secret(rng) for _ in range(cfg.samples)]
+    values = candidate_logprobs(
+        ctx.models.model, ctx.models.tok, plan, sample, tick=ctx.progress.advance
+    )
+    a, loc, scale = skewnorm.fit(values)
+    return SkewNormalFit(float(a), float(loc), float(scale), len(sample))
+
+
+class ExposureProbe:
+    name = "exposure"
+    cli_name = "exposure"
+
+    def missing(self, ctx: ProbeContext) -> str | None:
+        return None if ctx.canaries is not None else "no canary set committed in the workspace"
+
+    def run(self, ctx: ProbeContext) -> ExposureEvidence:
+        assert ctx.canaries is not None
+        cfg = ctx.config.exposure
+        by_format: dict[str, list[Canary]] = {}
+        for c in ctx.canaries.canaries:
+            by_format.setdefault(c.format, []).append(c)
+        total = sum(min(format_by_name(n).space_size, cfg.max_exact_candidates) for n in by_format)
+        ctx.progress.start("exposure", total)
+        scores = ctx.canary_scores().finetuned
+        rows: list[CanaryExposure] = []
+        formats: list[FormatExposure] = []
+        for name, cans in sorted(by_format.items()):
+            fmt = format_by_name(name)
+            t0 = time.perf_counter()
+            rows_f, info = self._format(ctx, fmt, cans, scores)
+            rows += rows_f
+            formats.append(
+                FormatExposure(
+                    format=name,
+                    space_size=fmt.space_size,
+                    space_bits=fmt.space_bits,
+                    method=info[0],
+                    candidates_scored=info[1],
+                    seconds=round(time.perf_counter() - t0, 3),
+                )
+            )
+        inserted = [r for r in rows if r.included]
+        reps = sorted({r.repetitions for r in inserted})
+        vals = sorted(r.exposure_bits for r in inserted)
+        quant = {}
+        if vals:
+            for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+                quant[f"p{int(q * 100)}"] = vals[min(len(vals) - 1, int(q * len(vals)))]
+        return ExposureEvidence(
+            subject=ctx.subject,
+            space_bits=max(f.space_bits for f in formats),
+            max_bits=max(vals) if vals else 0.0,
+            by_repetition={
+                str(k): exposure_stats([r.exposure_bits for r in inserted if r.repetitions == k])
+                for k in reps
+            },
+            controls=exposure_stats([r.exposure_bits for r in rows if not r.included]),
+            formats=tuple(formats),
+            canaries=tuple(sorted(rows, key=lambda r: r.id)),
+            quantiles=quant,
+            parameters={
+                "max_exact_candidates": cfg.max_exact_candidates,
+                "skew_normal_samples": cfg.samples,
+                "seed": cfg.seed,
+            },
+        )
+
+    def _format(
+        self, ctx: ProbeContext, fmt: CanaryFormat, cans: list[Canary], scores: dict[str, float]
+    ) -> tuple[list[CanaryExposure], tuple[Any, int]]:
+        budget = ctx.config.exposure.max_exact_candidates
+        plan = plan_for(ctx.models.tok, fmt, [c.secret for c in cans])
+        fit = None
+        scored = 0
+        if not plan.tree or fmt.space_size > budget:
+            fit = fit_skew_normal(ctx, plan)
+            scored += fit.samples
+        ranks: dict[str, int] = {}
+        pruned = False
+        if plan.tree:
+            todo = cans
+            if fit is not None:  # rank exactly only canaries whose subtree plausibly fits
+                todo = [
+                    c
+                    for c in cans
+                    if fmt.space_bits + fit.log2_tail(scores[c.id]) + math.log2(100)
+                    <= math.log2(budget)
+                ]
+            ranks, n, pruned = exact_ranks(ctx, plan, todo, scores)
+            scored += n
+        rows = []
+        for c in cans:
+            if c.id in ranks:
+                bits = fmt.space_bits - math.log2(ranks[c.id])
+                method, rank = "exact", ranks[c.id]
+            else:
+                if fit is None:  # pragma: no cover - a full tree ranks every canary
+                    fit = fit_skew_normal(ctx, plan)
+                    scored += fit.samples
+                bits = min(fmt.space_bits, -fit.log2_tail(scores[c.id]))
+                method, rank = "skew_normal", None
+            rows.append(
+                CanaryExposure(
+                    id=c.id,
+                    format=fmt.name,
+                    repetitions=c.repetitions,
+                    included=c.included,
+                    exposure_bits=max(0.0, bits),
+                    space_bits=fmt.space_bits,
+                    method=method,
+                    rank=rank,
+                    log_likelihood=scores[c.id],
+                )
+            )
+        if not ranks:
+            kind = "skew_normal"
+        elif len(ranks) < len(cans):
+            kind = "mixed"
+        else:
+            kind = "pruned_tree" if pruned else "exact_tree"
+        return rows, (kind, scored)

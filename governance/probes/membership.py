@@ -1,0 +1,211 @@
+"""Membership inference: can the model tell its training records from held-out ones?
+
+Attacks (higher score = "member"), each on training members versus held-out non-members:
+
+- ``loss``: mean token log-likelihood (Yeom et al. 2018);
+- ``reference``: the same, minus the base model's (likelihood ratio against the model before
+  fine-tuning; Carlini et al. 2021/2022) — what the fine-tune added;
+- ``zlib``: minus the ratio of the mean negative log-likelihood to the zlib-compressed length
+  (Carlini et al. 2021);
+- ``min_k``: mean of the k% lowest token log-likelihoods (Shi et al. 2024, Min-K% Prob);
+- ``min_k_plus_plus``: the same over tokens standardised by the model's own next-token
+  distribution, (log p(x_t) - mu_t) / sigma_t (Zhang et al. 2024, Min-K%++).
+
+Reported: AUC, TPR at 1% and 0.1% FPR with percentile-bootstrap confidence intervals, and ROC
+points for plots (scikit-learn's ``roc_curve`` / ``roc_auc_score``).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any
+
+from finetrail.governance.evidence.probes import AttackResult, Interval, MembershipEvidence
+from finetrail.governance.probes.context import ProbeContext
+
+ATTACKS: dict[str, str] = {
+    "loss": "mean token log-likelihood",
+    "reference": "log-likelihood minus the base model's (calibrated)",
+    "zlib": "-(mean NLL / zlib-compressed bytes)",
+    "min_k": "mean of the lowest k% token log-likelihoods",
+    "min_k_plus_plus": "mean of the lowest k% standardised token log-likelihoods",
+}
+FPR_GRID = (
+    0.0,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    1.0,
+)
+
+
+def tpr_at_fpr(fpr: Any, tpr: Any, limit: float) -> float:
+    """The largest TPR among ROC points with FPR <= ``limit``."""
+    import numpy as np
+
+    ok = np.asarray(fpr) <= limit + 1e-12
+    return float(np.max(np.asarray(tpr)[ok])) if ok.any() else 0.0
+
+
+def roc_metrics(members: Any, nonmembers: Any) -> tuple[float, float, float, Any, Any]:
+    """(AUC, TPR@1%FPR, TPR@0.1%FPR, fpr, tpr) of scores where members should score higher."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
+    s = np.concatenate([members, nonmembers])
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    auc = float(roc_auc_score(y, s))
+    return auc, tpr_at_fpr(fpr, tpr, 0.01), tpr_at_fpr(fpr, tpr, 0.001), fpr, tpr
+
+
+def bootstrap_metrics(members: Any, nonmembers: Any) -> Any:
+    """AUC, TPR@1%FPR and TPR@0.1%FPR for each row of [B, n] score matrices, vectorised (the
+    same quantities :func:`roc_metrics` takes from scikit-learn; a test checks they agree)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    n1, n0 = members.shape[1], nonmembers.shape[1]
+    ranks = rankdata(np.concatenate([members, nonmembers], axis=1), axis=1)
+    auc = (ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    desc = -np.sort(-nonmembers, axis=1)
+    out = [auc]
+    for limit in (0.01, 0.001):
+        k = int(np.floor(limit * n0 + 1e-9))  # false positives allowed
+        cut = desc[:, k][:, None] if k < n0 else np.full((len(desc), 1), -np.inf)
+        out.append((members > cut).mean(axis=1))
+    return np.stack(out, axis=1)
+
+
+def attack_result(
+    members: Any, nonmembers: Any, *, resamples: int, confidence: float, seed: int, description: str
+) -> AttackResult:
+    import numpy as np
+
+    auc, t1, t01, fpr, tpr = roc_metrics(members, nonmembers)
+    rng = np.random.default_rng(seed)
+    mi = rng.integers(0, len(members), (resamples, len(members)))
+    ni = rng.integers(0, len(nonmembers), (resamples, len(nonmembers)))
+    boot = bootstrap_metrics(members[mi], nonmembers[ni])
+    lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
+    lo, hi = np.quantile(boot, [lo_q, hi_q], axis=0)
+    roc = tuple((f, tpr_at_fpr(fpr, tpr, f)) for f in FPR_GRID)
+    return AttackResult(
+        auc=auc,
+        auc_ci=Interval(low=float(lo[0]), high=float(hi[0])),
+        tpr_at_1pct_fpr=t1,
+        tpr_at_1pct_fpr_ci=Interval(low=float(lo[1]), high=float(hi[1])),
+        tpr_at_0_1pct_fpr=t01,
+        tpr_at_0_1pct_fpr_ci=Interval(low=float(lo[2]), high=float(hi[2])),
+        roc=roc,
+        description=description,
+    )
+
+
+def attack_scores(texts: list[str], ft: Any, base: Any | None, k_fraction: float) -> dict[str, Any]:
+    """Each attack's score per text, from the fine-tuned (and base) token log-probabilities."""
+    import numpy as np
+
+    def lowest_mean(values: Any) -> float:
+        if len(values) == 0:
+            return 0.0
+        n = max(1, int(len(values) * k_fraction))
+        return float(np.mean(np.sort(values)[:n]))
+
+    loss = np.array([float(np.mean(lp)) if len(lp) else 0.0 for lp in ft.logprobs])
+    zlen = np.array([len(zlib.compress(t.encode("utf-8"))) for t in texts], dtype=float)
+    out = {
+        "loss": loss,
+        "zlib": loss / zlen,  # -(NLL / zlib) = mean log-likelihood / zlib bytes
+        "min_k": np.array([lowest_mean(lp) for lp in ft.logprobs]),
+        "min_k_plus_plus": np.array(
+            [
+                lowest_mean((lp - mu) / sd)
+                for lp, mu, sd in zip(ft.logprobs, ft.mu, ft.sigma, strict=True)
+            ]
+        ),
+    }
+    if base is not None:
+        out["reference"] = loss - np.array(
+            [float(np.mean(lp)) if len(lp) else 0.0 for lp in base.logprobs]
+        )
+    return out
+
+
+class MembershipProbe:
+    name = "membership"
+    cli_name = "mia"
+
+    def missing(self, ctx: ProbeContext) -> str | None:
+        if not ctx.member_texts():
+            return "no training data given (members)"
+        if not ctx.heldout_texts:
+            return "no held-out data given (non-members)"
+        return None
+
+    def run(self, ctx: ProbeContext) -> MembershipEvidence:
+        import numpy as np
+
+        from finetrail.governance.probes.scoring import token_logprobs
+
+        cfg = ctx.config.membership
+        members = ctx.member_texts()
+        held = list(dict.fromkeys(t for t in ctx.heldout_texts or [] if t not in set(members)))
+        n = min(len(members), len(held), cfg.max_examples)
+        rng = random.Random(cfg.seed)
+        members = rng.sample(members, n)
+        held = rng.sample(held, n)
+        texts = members + held
+        tok = ctx.models.tok
+        seqs = [tok.encode(t, special=True) for t in texts]
+        with_base = ctx.models.has_base
+        ctx.progress.start("membership", len(seqs) * (2 if with_base else 1))
+        ft = token_logprobs(
+            ctx.models.model, seqs, pad_id=tok.pad_id, moments=True, tick=ctx.progress.advance
+        )
+        base = None
+        with ctx.models.base() as base_model:
+            if base_model is not None:
+                base = token_logprobs(
+                    base_model, seqs, pad_id=tok.pad_id, tick=ctx.progress.advance
+                )
+        scores = attack_scores(texts, ft, base, cfg.k_fraction)
+        attacks = {}
+        for i, (name, s) in enumerate(sorted(scores.items())):
+            s = np.asarray(s, dtype=float)
+            attacks[name] = attack_result(
+                s[:n],
+                s[n:],
+                resamples=cfg.bootstrap,
+                confidence=cfg.confidence,
+                seed=cfg.seed + i,
+                description=ATTACKS[name],
+            )
+        return MembershipEvidence(
+            subject=ctx.subject,
+            members=n,
+            nonmembers=n,
+            max_auc=max(a.auc for a in attacks.values()),
+            attacks=attacks,
+            fpr_resolution=1.0 / n,
+            confidence=cfg.confidence,
+            bootstrap_resamples=cfg.bootstrap,
+            parameters={
+                "k_fraction": cfg.k_fraction,
+                "seed": cfg.seed,
+                "reference_model": "base" if base is not None else "none",
+            },
+        )

@@ -1,0 +1,245 @@
+"""Running probes: on models in memory (:func:`run_probes`) or on a trained workspace
+(:func:`probe_workspace`, which loads the models lazily, writes the evidence and logs MLflow
+metrics when the training run has an MLflow run id)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetrail.errors import DependencyMissing, InputError, IntegrityError
+from finetrail.governance.evidence.base import EvidenceRecord
+from finetrail.governance.evidence.probes import PROBE_FILES, ProbeSubject
+from finetrail.governance.io import read_json_strict, sha256_bytes, sha256_file
+from finetrail.governance.probes.canaries import (
+    CANARIES_ARTIFACT,
+    COMMIT_EVENT,
+    CanarySet,
+    load_canaries,
+    read_jsonl,
+)
+from finetrail.governance.probes.context import DPClaim, ProbeConfig, ProbeContext, Progress
+from finetrail.governance.probes.models import ProbeModels, from_loaded
+from finetrail.governance.probes.pii import PiiScanner
+from finetrail.governance.probes.registry import select_probes
+from finetrail.governance.workspace import Workspace
+
+TRAINING_EVIDENCE = "evidence/training.json"
+
+
+@dataclass
+class ProbeRun:
+    records: dict[str, EvidenceRecord] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_probes(ctx: ProbeContext, *, only: str | Sequence[str] | None = None) -> ProbeRun:
+    """Run the selected probes. A probe named in ``only`` that cannot run is an error; without
+    ``only`` such probes are skipped and listed with the reason."""
+    run = ProbeRun()
+    probes = select_probes(list(only) if only is not None and not isinstance(only, str) else only)
+    for probe in probes:
+        reason = probe.missing(ctx)
+        if reason is not None:
+            if only is not None:
+                raise InputError(f"cannot run probe '{probe.cli_name}': {reason}", field="--only")
+            run.skipped[probe.name] = reason
+            continue
+        t0 = time.perf_counter()
+        run.records[probe.name] = probe.run(ctx)
+        run.seconds[probe.name] = round(time.perf_counter() - t0, 3)
+    return run
+
+
+def write_evidence(ws: Workspace, run: ProbeRun, *, actor: str) -> list[str]:
+    """Write each record to ``evidence/probes/<name>.json`` (ledger event ``probes.<name>``)."""
+    written = []
+    for name, record in run.records.items():
+        subject = getattr(record, "subject", None)
+        ws.write_record(
+            PROBE_FILES[name],
+            record,
+            event=f"probes.{name}",
+            actor=actor,
+            extra={"adapter_sha256": getattr(subject, "adapter_sha256", None)},
+        )
+        written.append(PROBE_FILES[name])
+    return written
+
+
+def _get(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _training(ws: Workspace) -> dict[str, Any]:
+    path = ws.path(TRAINING_EVIDENCE)
+    if not path.exists():
+        raise InputError(
+            "no training evidence in the workspace",
+            path=str(path),
+            fix="train first (`finetrail train`), then probe",
+        )
+    data = read_json_strict(path)
+    if not isinstance(data, dict):
+        raise InputError("training evidence is not a JSON object", path=str(path))
+    if data.get("completed") is False:
+        raise InputError("the training run did not complete", path=str(path), field="completed")
+    return data
+
+
+def _check_commit_order(ws: Workspace) -> None:
+    """Canaries must have been committed before the training evidence was first written."""
+    commit = train = None
+    for e in ws.ledger.entries():
+        if e.kind == COMMIT_EVENT and commit is None:
+            commit = e.seq
+        if e.payload.get("path") == TRAINING_EVIDENCE and train is None:
+            train = e.seq
+    if commit is None or (train is not None and commit > train):
+        raise IntegrityError(
+            "the canary set was not committed to the ledger before training",
+            path=str(ws.path(CANARIES_ARTIFACT)),
+            why="an audit is only valid with canaries fixed before the model saw the data",
+            fix="plant canaries with `finetrail canaries plant` before training",
+        )
+
+
+def _texts(path: str | os.PathLike[str], text_field: str) -> list[str]:
+    return [str(r[text_field]) for r in read_jsonl(path, text_field=text_field)]
+
+
+def _train_path(ws: Workspace, canaries: CanarySet | None, given: str | None) -> Path | None:
+    lineage = canaries.lineage if canaries is not None else None
+    if given is None and lineage is None:
+        return None
+    path = Path(given) if given is not None else Path(lineage.output.path)  # type: ignore[union-attr]
+    if given is None and not path.exists() and not path.is_absolute():
+        path = ws.root / path
+    if lineage is not None and path.exists() and sha256_file(path) != lineage.output.sha256:
+        raise InputError(
+            "the training data differs from the augmented set committed with the canaries",
+            path=str(path),
+            field="lineage.output.sha256",
+            fix="probe with the exact file training used (the output of `finetrail canaries plant`)",
+        )
+    if not path.exists():
+        raise InputError("training data not found", path=str(path), fix="pass --train-data PATH")
+    return path
+
+
+def probe_workspace(
+    root: str | os.PathLike[str],
+    *,
+    only: str | Sequence[str] | None = None,
+    config: ProbeConfig | None = None,
+    train_data: str | None = None,
+    heldout_data: str | None = None,
+    text_field: str | None = None,
+    actor: str = "finetrail",
+    progress: Progress | None = None,
+    scanner: PiiScanner | None = None,
+    loader: Callable[[Path], Any] | None = None,
+) -> ProbeRun:
+    """Probe a trained workspace: load models, run the probes, write evidence, log metrics."""
+    ws = Workspace.open(root)
+    training = _training(ws)
+    adapter = _get(training, "adapter.sha256")
+    if not isinstance(adapter, str):
+        raise InputError(
+            "training evidence names no adapter digest",
+            path=str(ws.path(TRAINING_EVIDENCE)),
+            field="adapter.sha256",
+        )
+    canaries = load_canaries(ws)
+    if canaries is not None:
+        _check_commit_order(ws)
+    field_name = text_field or (
+        canaries.lineage.text_field if canaries and canaries.lineage else "text"
+    )
+    train_path = _train_path(ws, canaries, train_data)
+    subject = ProbeSubject(
+        adapter_sha256=adapter,
+        base_weights_sha256=_get(training, "base_model.weights_sha256"),
+        training_evidence_sha256=sha256_file(ws.path(TRAINING_EVIDENCE)),
+        canaries_sha256=sha256_bytes(ws.path(CANARIES_ARTIFACT).read_bytes()) if canaries else None,
+    )
+    claim = None
+    if _get(training, "dp.enabled"):
+        claim = DPClaim(
+            epsilon=_get(training, "dp.epsilon"),
+            delta=_get(training, "dp.delta"),
+            accountant=_get(training, "dp.accountant"),
+        )
+    if loader is None:
+        loader = _default_loader()
+    models: ProbeModels = from_loaded(loader(ws.root))
+    ctx = ProbeContext(
+        models=models,
+        subject=subject,
+        canaries=canaries,
+        train_texts=_texts(train_path, field_name) if train_path else None,
+        heldout_texts=_texts(heldout_data, field_name) if heldout_data else None,
+        claim=claim,
+        config=config or ProbeConfig(),
+        scanner=scanner,
+    )
+    if progress is not None:
+        ctx.progress = progress
+    run = run_probes(ctx, only=only)
+    write_evidence(ws, run, actor=actor)
+    run_id = _get(training, "mlflow.run_id")
+    if isinstance(run_id, str) and run.records:
+        warning = log_mlflow(ws, run_id, run)
+        if warning:
+            run.warnings.append(warning)
+    return run
+
+
+def _default_loader() -> Callable[[Path], Any]:
+    try:
+        from finetrail.training.loading import load_trained
+    except ImportError as exc:
+        raise DependencyMissing(
+            "cannot load the trained model: finetrail.training.loading is unavailable",
+            why=str(exc),
+            fix="install finetrail with the training extra: pip install 'finetrail[train]'",
+        ) from exc
+    loader: Callable[[Path], Any] = load_trained
+    return loader
+
+
+METRICS: tuple[tuple[str, str], ...] = (
+    ("exposure", "max_bits"),
+    ("extraction", "memorized_identifiers"),
+    ("extraction", "memorized_rate"),
+    ("membership", "max_auc"),
+    ("dp_audit", "empirical_epsilon_lower_bound"),
+)
+
+
+def log_mlflow(ws: Workspace, run_id: str, run: ProbeRun) -> str | None:
+    """Log headline probe metrics to the training run; returns a warning instead of failing."""
+    try:
+        import mlflow
+    except ImportError:
+        return "mlflow is not installed; probe metrics not logged"
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ws.root.resolve() / 'mlflow.db'}"
+    try:
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        for probe, key in METRICS:
+            record = run.records.get(probe)
+            if record is not None and getattr(record, key, None) is not None:
+                client.log_metric(run_id, f"probes.{probe}.{key}", float(getattr(record, key)))
+    except Exception as exc:  # MLflow raises many kinds; the evidence is already written
+        return f"probe metrics not logged to MLflow run {run_id}: {exc}"
+    return None

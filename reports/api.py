@@ -1,0 +1,144 @@
+"""The reports facade: :func:`render_report` and :func:`compare_workspaces`.
+
+``render_report`` writes, under ``out`` (default ``WORKSPACE/dossier/``):
+
+==============  ============================================================================
+format          files
+==============  ============================================================================
+(always)        ``coverage.json``
+``md``          ``annex_iv.md``, ``nist_ai_rmf.md``, ``README.md`` (model card), ``coverage.md``,
+                ``datasheets/<name>-<sha8>.md``, ``diff.md`` (with ``compare``)
+``html``        ``index.html`` (the dossier)
+``pdf``         ``dossier.pdf`` (WeasyPrint)
+``cyclonedx``   ``bom.cdx.json`` (CycloneDX 1.6 ML-BOM)
+``spdx``        ``spdx.json`` (SPDX 3.0.1, AI and Dataset profiles)
+==============  ============================================================================
+
+The same evidence and the same clock (``FINETRAIL_FIXED_TIME`` / ``SOURCE_DATE_EPOCH``) give
+byte-identical files (the PDF aside, whose bytes depend on WeasyPrint's version).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetrail.errors import InputError
+from finetrail.governance.io import atomic_write_bytes, sha256_bytes
+from finetrail.reports import bom, datasheet, dossier, model_card, render, spdx
+from finetrail.reports.diff import Diff, diff
+from finetrail.reports.loader import load_evidence
+from finetrail.reports.model import ReportModel, build_model
+
+FORMATS: tuple[str, ...] = ("html", "md", "pdf", "cyclonedx", "spdx")
+DEFAULT_FORMATS: tuple[str, ...] = ("html", "md", "cyclonedx", "spdx")
+DOSSIER_DIR = "dossier"
+
+
+@dataclass
+class ReportResult:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    model: ReportModel | None = None
+    diff: Diff | None = None
+
+    @property
+    def integrity_ok(self) -> bool:
+        return self.model is not None and self.model.ev.integrity.ok
+
+
+def parse_formats(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    wanted = [x.strip().lower() for x in items if x.strip()]
+    unknown = [x for x in wanted if x not in FORMATS]
+    if unknown or not wanted:
+        raise InputError(
+            f"unknown format(s): {', '.join(unknown) or '(none given)'}",
+            field="--format",
+            fix=f"choose from {', '.join(FORMATS)} (comma-separated)",
+        )
+    return tuple(f for f in FORMATS if f in wanted)
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def compare_workspaces(*, before: str | os.PathLike[str], after: str | os.PathLike[str]) -> Diff:
+    """What changed from the release in ``before`` to the one in ``after``."""
+    return diff(build_model(load_evidence(before)), build_model(load_evidence(after)))
+
+
+def render_report(
+    *,
+    workspace: str | os.PathLike[str],
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    templates: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    compare: str | os.PathLike[str] | None = None,
+) -> ReportResult:
+    """Render the packs and exports of ``workspace``; returns the files written."""
+    formats = parse_formats(list(formats))
+    m = build_model(load_evidence(workspace))
+    change = diff(build_model(load_evidence(compare)), m) if compare is not None else None
+    out_dir = Path(out) if out is not None else Path(workspace) / DOSSIER_DIR
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("the output path is not a folder", path=str(out_dir), field="--out")
+    result = ReportResult(out=out_dir, model=m, diff=change)
+    md_env = render.make_env(html=False, user_dir=templates)
+    html_env = render.make_env(html=True, user_dir=templates)
+    outputs: dict[str, bytes] = {}
+
+    outputs["coverage.json"] = _json_bytes(m.coverage_json())
+    card_sha: str | None = None
+    if "md" in formats:
+        ctx = {"m": m}
+        outputs["annex_iv.md"] = render.render(md_env, "annex_iv.md.j2", **ctx).encode()
+        outputs["nist_ai_rmf.md"] = render.render(md_env, "nist_ai_rmf.md.j2", **ctx).encode()
+        outputs["coverage.md"] = render.render(md_env, "coverage.md.j2", **ctx).encode()
+        readme = render.render(
+            md_env, "model_card.md.j2", m=m, front_matter=model_card.front_matter(m)
+        )
+        outputs["README.md"] = readme.encode()
+        card_sha = sha256_bytes(outputs["README.md"])
+        for sheet in datasheet.datasheets(m):
+            outputs[f"datasheets/{sheet.slug}.md"] = render.render(
+                md_env, "datasheet.md.j2", m=m, sheet=sheet
+            ).encode()
+        if change is not None:
+            outputs["diff.md"] = render.render(md_env, "diff.md.j2", d=change).encode()
+    html: str | None = None
+    if "html" in formats or "pdf" in formats:
+        html = dossier.render_html(html_env, m, diff=change)
+        if "html" in formats:
+            outputs["index.html"] = html.encode()
+    if "cyclonedx" in formats:
+        outputs["bom.cdx.json"] = _json_bytes(bom.build_bom(m, model_card_sha256=card_sha))
+    if "spdx" in formats:
+        outputs["spdx.json"] = _json_bytes(spdx.build_spdx(m))
+    if "pdf" in formats and html is not None:
+        outputs["dossier.pdf"] = dossier.render_pdf(html)
+    for name in render.user_templates(templates):
+        env = html_env if name.endswith(".html.j2") else md_env
+        out_name = name.removesuffix(".j2")
+        if out_name in outputs or out_name.startswith(("/", "..")):
+            raise InputError(
+                f"user template {name} would overwrite {out_name}",
+                path=str(templates),
+                field="--templates",
+                fix="rename it",
+            )
+        outputs[out_name] = render.render(env, name, m=m, diff=change).encode()
+
+    ds_dir = out_dir / "datasheets"
+    if ds_dir.is_dir():  # datasheets of datasets no longer in the workspace are stale
+        for old in sorted(ds_dir.glob("*.md")):
+            if f"datasheets/{old.name}" not in outputs:
+                old.unlink()
+    for rel, data in outputs.items():
+        atomic_write_bytes(out_dir / rel, data)
+        result.files.append(out_dir / rel)
+    return result

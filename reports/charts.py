@@ -1,0 +1,327 @@
+"""SVG charts for the dossier, drawn with matplotlib's SVG backend (no pyplot, no global state).
+
+Deterministic: a fixed ``svg.hashsalt``, no date metadata, text kept as ``<text>`` (escaped by
+matplotlib; ``$`` is escaped so no label is parsed as mathtext), and every id prefixed per chart so
+several inline SVGs never share an id. Each function returns ``None`` when its evidence is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from finetrail.reports.loader import Evidence, get, num
+
+_RC: dict[str, Any] = {
+    "svg.hashsalt": "finetrail",
+    "svg.fonttype": "none",
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+BLUE, ORANGE, GREY, RED, GREEN = "#1f5fa8", "#d9822b", "#8a8f98", "#b3261e", "#2e7d32"
+
+
+def label(text: Any, limit: int = 36) -> str:
+    """A chart label: no mathtext, bounded length."""
+    s = str(text).replace("\\", "/").replace("$", r"\$")
+    s = re.sub(r"\s+", " ", s)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _svg(fig: Any, key: str) -> str:
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": f"finetrail-{key}"}):
+        fig.savefig(
+            buf, format="svg", metadata={"Date": None, "Creator": "finetrail"}, bbox_inches="tight"
+        )
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r'id="([^"]+)"', rf'id="{key}-\1"', text)
+    text = re.sub(r"url\(#([^)]+)\)", rf"url(#{key}-\1)", text)
+    text = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{key}-\1"', text)
+    return text.replace("<svg ", f'<svg role="img" aria-label="{key} chart" ', 1)
+
+
+def _figure(w: float = 6.4, h: float = 3.2) -> Any:
+    import matplotlib
+
+    params: Any = matplotlib.rcParams  # typed by literal key names; ours are checked at run time
+    params.update(_RC)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), dpi=100, layout="constrained")
+
+
+def epsilon_curve(ev: Evidence) -> str | None:
+    """Epsilon over training steps, from ``training.dp.epsilon_curve`` ([{step, epsilon}])."""
+    curve = get(ev.training, "dp.epsilon_curve")
+    if not isinstance(curve, list) or not curve:
+        return None
+    pts = []
+    for p in curve:
+        step = (
+            num(p.get("step"))
+            if isinstance(p, dict)
+            else num(p[0])
+            if isinstance(p, list)
+            else None
+        )
+        eps = (
+            num(p.get("epsilon"))
+            if isinstance(p, dict)
+            else num(p[1])
+            if isinstance(p, list)
+            else None
+        )
+        if step is not None and eps is not None:
+            pts.append((step, eps))
+    if not pts:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot(
+        [p[0] for p in pts],
+        [p[1] for p in pts],
+        color=BLUE,
+        lw=1.8,
+        label=f"epsilon ({label(get(ev.training, 'dp.accountant') or 'accountant n/a')})",
+    )
+    delta = num(get(ev.training, "dp.delta"))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("epsilon" + (f" at delta={delta:.3g}" if delta is not None else ""))
+    ax.set_title("Privacy spent over training")
+    ax.legend(loc="upper left", frameon=False)
+    return _svg(fig, "eps")
+
+
+def exposure(ev: Evidence) -> str | None:
+    """Canary exposure (bits) by number of repetitions in the training data."""
+    rec = ev.probes.get("exposure")
+    by_rep = get(rec, "by_repetition")
+    if not isinstance(by_rep, dict) or not by_rep:
+        return None
+    keys = sorted(by_rep, key=lambda k: (float(k) if re.fullmatch(r"\d+(\.\d+)?", k) else 1e9, k))
+    means = [num(get(by_rep[k], "mean_bits")) or 0.0 for k in keys]
+    maxes = [num(get(by_rep[k], "max_bits")) or 0.0 for k in keys]
+    fig = _figure()
+    ax = fig.add_subplot()
+    xs = list(range(len(keys)))
+    ax.bar([x - 0.2 for x in xs], means, width=0.4, color=BLUE, label="mean exposure")
+    ax.bar([x + 0.2 for x in xs], maxes, width=0.4, color=ORANGE, label="max exposure")
+    space = num(get(rec, "space_bits"))
+    if space is not None:
+        ax.axhline(space, color=RED, ls="--", lw=1, label=f"maximum possible ({space:.3g} bits)")
+    ax.set_xticks(xs, [f"{label(k)}x (n={fmt_n(get(by_rep[k], 'n'))})" for k in keys])
+    ax.set_ylim(0, max([space or 0.0, *maxes, 1.0]) * 1.08)
+    ax.set_xlabel("repetitions of the canary in the training data")
+    ax.set_ylabel("exposure (bits)")
+    ax.set_title("Canary exposure by repetition")
+    fig.legend(loc="outside right upper", frameon=False)
+    return _svg(fig, "exposure")
+
+
+def fmt_n(v: Any) -> str:
+    return str(v) if isinstance(v, int) else "?"
+
+
+def membership_roc(ev: Evidence) -> str | None:
+    """Membership-inference ROC per attack (curve when recorded, else the TPR at 1% FPR point)."""
+    attacks = get(ev.probes.get("membership"), "attacks")
+    if not isinstance(attacks, dict) or not attacks:
+        return None
+    fig = _figure(5.2, 4.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color=GREY, ls="--", lw=1, label="chance (AUC 0.5)")
+    colors = [BLUE, ORANGE, GREEN, RED, GREY]
+    for i, name in enumerate(sorted(attacks)):
+        a = attacks[name] if isinstance(attacks[name], dict) else {}
+        auc = num(a.get("auc"))
+        lab = f"{label(name, 24)} (AUC {auc:.3f})" if auc is not None else label(name, 24)
+        roc = a.get("roc")
+        fpr, tpr = (roc.get("fpr"), roc.get("tpr")) if isinstance(roc, dict) else (None, None)
+        c = colors[i % len(colors)]
+        if isinstance(fpr, list) and isinstance(tpr, list) and len(fpr) == len(tpr) > 1:
+            ax.plot(
+                [num(x) or 0.0 for x in fpr],
+                [num(y) or 0.0 for y in tpr],
+                color=c,
+                lw=1.6,
+                label=lab,
+            )
+        else:
+            t = num(a.get("tpr_at_1pct_fpr"))
+            if t is not None:
+                ax.plot([0.01], [t], "o", color=c, label=lab + " at 1% FPR")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("Membership inference ROC")
+    ax.legend(loc="lower right", frameon=False, fontsize=8)
+    return _svg(fig, "mia")
+
+
+def bias_bars(ev: Evidence) -> str | None:
+    """Disparity metrics and the fine-tune's effect on them, with confidence intervals."""
+    b = ev.bias
+    if b is None:
+        return None
+    panels = []
+    for key, field, title in (
+        ("disparities", "value", "Disparity (fine-tuned model)"),
+        ("finetune_effect", "delta", "Change caused by the fine-tune"),
+    ):
+        d = b.get(key)
+        if isinstance(d, dict) and d:
+            rows = [
+                (m, num(get(v, field)), num(get(v, "ci_low")), num(get(v, "ci_high")))
+                for m, v in sorted(d.items())
+                if isinstance(v, dict)
+            ]
+            rows = [r for r in rows if r[1] is not None]
+            if rows:
+                panels.append((title, rows))
+    groups = b.get("by_group")
+    if isinstance(groups, dict) and groups:
+        rows = []
+        for g, v in sorted(groups.items()):
+            acc = v.get("accuracy") if isinstance(v, dict) else None
+            val = num(acc.get("value")) if isinstance(acc, dict) else num(acc)
+            lo = num(acc.get("ci_low")) if isinstance(acc, dict) else None
+            hi = num(acc.get("ci_high")) if isinstance(acc, dict) else None
+            if val is not None:
+                rows.append((g, val, lo, hi))
+        if rows:
+            panels.insert(0, ("Accuracy per group", rows))
+    if not panels:
+        return None
+    fig = _figure(6.4, 0.9 + 0.36 * sum(len(p[1]) + 1.6 for p in panels))
+    axes = fig.subplots(
+        len(panels),
+        1,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [len(p[1]) + 0.6 for p in panels]},
+    )
+    for ax, (title, rows) in zip([a[0] for a in axes], panels, strict=True):
+        ys = list(range(len(rows)))[::-1]
+        vals = [r[1] or 0.0 for r in rows]
+        err_lo = [max(0.0, (r[1] or 0.0) - r[2]) if r[2] is not None else 0.0 for r in rows]
+        err_hi = [max(0.0, r[3] - (r[1] or 0.0)) if r[3] is not None else 0.0 for r in rows]
+        ax.barh(ys, vals, xerr=[err_lo, err_hi], color=BLUE, ecolor="#222", capsize=3, height=0.6)
+        ax.set_yticks(ys, [label(r[0], 32) for r in rows])
+        ax.axvline(0, color="#444", lw=0.8)
+        ax.set_title(title + " (bars: 95% interval where recorded)", fontsize=9, loc="left")
+    return _svg(fig, "bias")
+
+
+def lineage(ev: Evidence) -> str | None:
+    """The provenance graph: datasets (and what they derive from), base model, run, adapter, gate."""
+    import networkx as nx
+
+    if not ev.datasets and ev.training is None:
+        return None
+    g = nx.DiGraph()
+    names = {}
+    for d in ev.datasets:
+        sha = str(d.get("sha256"))
+        names[sha] = f"dataset\n{label(d.get('name'), 22)}\n{sha[:10]}"
+        g.add_node(sha)
+        for parent in d.get("derived_from") or []:
+            p = str(parent)
+            g.add_edge(p, sha)
+            names.setdefault(p, f"source\n{p[:10]}")
+    t = ev.training
+    if t is not None:
+        bm = str(get(t, "base_model.weights_sha256") or "unknown")
+        names["base"] = f"base model\n{bm[:10]}"
+        names["run"] = f"fine-tune\n{label(t.get('method') or '?', 12)}"
+        g.add_edge("base", "run")
+        for d in ev.datasets:
+            g.add_edge(str(d.get("sha256")), "run")
+        for d in get(t, "datasets") or []:
+            if isinstance(d, dict) and d.get("sha256"):
+                sha = str(d["sha256"])
+                names.setdefault(sha, f"dataset\n{sha[:10]}")
+                g.add_edge(sha, "run")
+        ad = str(get(t, "adapter.sha256") or "unknown")
+        names["adapter"] = f"adapter\n{ad[:10]}"
+        g.add_edge("run", "adapter")
+        if ev.gates:
+            names["gate"] = f"gate\n{'passed' if ev.gates[-1].get('passed') is True else 'failed'}"
+            g.add_edge("adapter", "gate")
+    if not nx.is_directed_acyclic_graph(g):
+        return None
+    # Place every node as late as possible (one column before its earliest successor), so the
+    # base model and the datasets line up in the column before the run instead of crossing boxes.
+    depth: dict[str, int] = {}
+    for node in reversed(list(nx.topological_sort(g))):
+        succ = [depth[s] for s in g.successors(node)]
+        depth[node] = min(succ) - 1 if succ else 0
+    low = min(depth.values())
+    rank = {"base model": 0, "source": 1, "dataset": 2}
+    layers: list[list[str]] = [[] for _ in range(max(depth.values()) - low + 1)]
+    for node in sorted(
+        g.nodes(), key=lambda n: (rank.get(names.get(n, "").split("\n")[0], 3), names.get(n, n))
+    ):
+        layers[depth[node] - low].append(node)
+    pos: dict[str, tuple[float, float]] = {}
+    tallest = max(len(layer) for layer in layers)
+    for x, layer in enumerate(layers):
+        for i, node in enumerate(layer):
+            pos[node] = (float(x), (len(layer) - 1) / 2 - i)
+    fig = _figure(max(6.4, 1.7 * len(layers)), max(2.4, 1.0 * tallest + 0.8))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    for a, b in sorted(g.edges()):
+        ax.annotate(
+            "",
+            xy=pos[b],
+            xytext=pos[a],
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": GREY,
+                "lw": 1.2,
+                "shrinkA": 34,
+                "shrinkB": 34,
+            },
+        )
+    for node in sorted(g.nodes()):
+        kind = names.get(node, node).split("\n")[0]
+        color = {
+            "dataset": "#e3edf8",
+            "source": "#eef0f3",
+            "base model": "#fdf0e2",
+            "fine-tune": "#f3e8f8",
+            "adapter": "#e6f4ea",
+            "gate": "#fff7d6",
+        }.get(kind, "#fff")
+        ax.text(
+            *pos[node],
+            names.get(node, node),
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            bbox={"boxstyle": "round,pad=0.45", "fc": color, "ec": "#667"},
+        )
+    ax.set_xlim(-0.6, len(layers) - 0.4)
+    ys = [p[1] for p in pos.values()]
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
+    ax.set_title("Lineage: data and models to the release decision", loc="left")
+    return _svg(fig, "lineage")
+
+
+def all_charts(ev: Evidence) -> dict[str, str | None]:
+    return {
+        "epsilon": epsilon_curve(ev),
+        "exposure": exposure(ev),
+        "membership": membership_roc(ev),
+        "bias": bias_bars(ev),
+        "lineage": lineage(ev),
+    }

@@ -1,0 +1,100 @@
+"""Commands of the reports layer: ``report`` and ``diff``.
+
+Light: importing this module loads click only; the commands import jinja2, matplotlib and the
+exporters when they run (never torch, transformers, mlflow or presidio; WeasyPrint only for PDF).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
+
+
+@click.command("report")
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.option(
+    "--format",
+    "formats",
+    default="html,md,cyclonedx,spdx",
+    show_default=True,
+    help="Comma-separated: html, md, pdf, cyclonedx, spdx.",
+)
+@click.option(
+    "--templates",
+    type=click.Path(),
+    default=None,
+    help="A folder of your own *.md.j2 / *.html.j2 templates (rendered sandboxed); "
+    "same-named templates override the shipped ones.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder (default: WORKSPACE/dossier/).",
+)
+@click.option(
+    "--compare",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="An earlier release's workspace: adds a 'changes' section and diff.md.",
+)
+def report_cmd(
+    workspace: str, formats: str, templates: str | None, out: str | None, compare: str | None
+) -> int:
+    """Render the documentation packs, exports and the analyst dossier from evidence.
+
+    Exit 1 when the workspace fails its integrity check (the dossier is still written and says
+    so), 2 on bad input.
+    """
+    from finetrail.reports.api import parse_formats, render_report
+
+    result = render_report(
+        workspace=workspace,
+        formats=parse_formats(formats),
+        templates=templates,
+        out=out,
+        compare=compare,
+    )
+    m = result.model
+    assert m is not None
+    for f in result.files:
+        click.echo(f"wrote {f}")
+    click.echo(
+        f"verdict: {m.verdict.status}; "
+        + "; ".join(
+            f"{c.key} {c.totals.get('evidence', 0)}/{c.totals['total']} with evidence"
+            for c in m.coverages
+        )
+    )
+    if not result.integrity_ok:
+        click.echo(
+            "error: the workspace failed `finetrail verify`; the dossier says so. Run "
+            "`finetrail verify WORKSPACE` for the findings.",
+            err=True,
+        )
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+@click.command("diff")
+@click.argument("workspace_a", type=click.Path(file_okay=False))
+@click.argument("workspace_b", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+def diff_cmd(workspace_a: str, workspace_b: str, as_json: bool) -> int:
+    """What changed from release WORKSPACE_A to WORKSPACE_B: datasets, DP guarantee, probe and
+    audit figures, gate outcomes and coverage."""
+    from finetrail.reports.api import compare_workspaces
+
+    d = compare_workspaces(before=workspace_a, after=workspace_b)
+    if as_json:
+        click.echo(json.dumps(d.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        click.echo(d.render_text())
+    return EXIT_OK
+
+
+def register(group: click.Group) -> None:
+    group.add_command(report_cmd)
+    group.add_command(diff_cmd)

@@ -1,0 +1,285 @@
+"""The report model: what every pack renders, derived from :class:`~finetrail.reports.loader.Evidence`.
+
+Statements are measured facts with their method ("epsilon=1.0 (PRV accountant), delta=1e-05"),
+never promises: no template calls a model private or fair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from finetrail.governance import clock
+from finetrail.reports import annex_iv, nist
+from finetrail.reports.coverage import Coverage, coverage_json, evaluate
+from finetrail.reports.loader import Evidence, get, num
+
+APPROVE_WORDS = ("approve", "approved", "approval", "accept", "accepted")
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number as text with ``digits`` significant digits; None as "n/a"."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def dp_statement(training: dict[str, Any] | None, dp_audit: dict[str, Any] | None) -> str:
+    """The DP guarantee as measured facts (the one sentence every pack uses)."""
+    if training is None:
+        return (
+            "Needs input: no training evidence, so no differential-privacy statement can be made."
+        )
+    dp = get(training, "dp") or {}
+    if not dp.get("enabled"):
+        text = "Trained without differential privacy: no (epsilon, delta) guarantee is claimed."
+    else:
+        text = (
+            f"Trained with DP-SGD: epsilon={fmt(num(dp.get('epsilon')))} "
+            f"({dp.get('accountant') or 'accountant not recorded'} accountant), "
+            f"delta={fmt(num(dp.get('delta')))}"
+        )
+        if num(dp.get("epsilon_rdp")) is not None:
+            text += f"; RDP epsilon={fmt(num(dp.get('epsilon_rdp')))}"
+        text += (
+            f"; noise multiplier {fmt(num(dp.get('noise_multiplier')))}, sampling rate "
+            f"{fmt(num(dp.get('sample_rate')))}, {fmt(dp.get('steps'))} steps, clipping norm "
+            f"{fmt(num(dp.get('max_grad_norm')))}"
+            + (f" ({dp.get('clipping_mode')} clipping)" if dp.get("clipping_mode") else "")
+            + "."
+        )
+    if dp_audit is not None:
+        lb = num(dp_audit.get("empirical_epsilon_lower_bound"))
+        conf = num(dp_audit.get("confidence"))
+        text += (
+            f" Empirical audit (one-run lower bound): epsilon >= {fmt(lb)}"
+            + (f" at {fmt(conf)} confidence" if conf is not None else "")
+            + f"; verdict: {dp_audit.get('verdict', 'n/a')}."
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "passed", "blocked", "not gated", "integrity failed"
+    headline: str
+    css: str
+
+
+def verdict(ev: Evidence) -> Verdict:
+    if not ev.integrity.ok:
+        n = sum(1 for f in ev.integrity.findings if f["severity"] == "error")
+        return Verdict(
+            "integrity failed",
+            f"Integrity check failed ({n} problem{'s' * (n != 1)}): the evidence below "
+            "cannot be relied on until verify passes.",
+            "bad",
+        )
+    if not ev.gates:
+        return Verdict(
+            "not gated",
+            "Needs input: no gate decision has been recorded (run `finetrail gate`).",
+            "warn",
+        )
+    last = ev.gates[-1]
+    policy = f"policy {last.get('policy_id', 'n/a')}"
+    if last.get("passed") is True:
+        return Verdict("passed", f"The release gate passed ({policy}).", "ok")
+    failed = [str(r["id"]) for r in gate_rules(last) if r["passed"] is not True]
+    why = f"; failed rules: {', '.join(failed)}" if failed else ""
+    return Verdict("blocked", f"The release gate failed ({policy}{why}): release blocked.", "bad")
+
+
+def gate_rules(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rule results of a gate decision, whatever the list is called (tolerant of the schema)."""
+    for key in ("results", "rules", "checks", "findings"):
+        items = gate.get(key)
+        if isinstance(items, list):
+            out = []
+            for it in items:
+                if not isinstance(it, dict):
+                    continue
+                passed = it.get("passed", it.get("ok"))
+                out.append(
+                    {
+                        "id": it.get("id") or it.get("rule") or it.get("name") or "",
+                        "passed": passed if isinstance(passed, bool) else None,
+                        "path": it.get("path", ""),
+                        "value": it.get("value", it.get("actual")),
+                        "message": it.get("message") or it.get("why") or it.get("reason") or "",
+                    }
+                )
+            return out
+    return []
+
+
+def review_view(r: dict[str, Any]) -> dict[str, Any]:
+    p = r.get("payload") or {}
+    decision = str(p.get("decision") or p.get("verdict") or r["kind"].split(".", 1)[1])
+    return {
+        "time": r["time"],
+        "kind": r["kind"],
+        "reviewer": p.get("reviewer") or r["actor"],
+        "role": p.get("role", ""),
+        "decision": decision,
+        "note": p.get("comment") or p.get("note") or p.get("reason") or "",
+        "signed": r["signed"],
+        "signer": r.get("signer") or "",
+        "binds": p.get("manifest_digest") or p.get("manifest") or "",
+        "approval": decision.lower() in APPROVE_WORDS,
+    }
+
+
+def summaries(ev: Evidence) -> dict[str, str]:
+    """One line per evidence kind (and some fields) saying what the evidence states."""
+    out: dict[str, str] = {
+        "workspace": f"{ev.workspace.get('model')} {ev.workspace.get('version')}"
+    }
+    out["ledger"] = f"{ev.integrity.entries} ledger events, hash-chained"
+    for d in ev.datasets:
+        out[f"datasets:{d.get('sha256')}"] = (
+            f"{d.get('name')} ({fmt(d.get('records'))} records, "
+            f"licence {d.get('license') or 'n/a'})"
+        )
+    t = ev.training
+    if t is not None:
+        out["training"] = (
+            f"method {t.get('method')}, {fmt(t.get('trainable_parameters'))} trainable "
+            f"parameters, completed={fmt(t.get('completed'))}"
+        )
+        out["training.dp"] = dp_statement(t, ev.probes.get("dp_audit"))
+        out["training.compute"] = (
+            f"{fmt(num(get(t, 'compute.flops')))} FLOP, "
+            f"{fmt(num(get(t, 'compute.wall_seconds')))} s on "
+            f"{get(t, 'compute.device') or 'n/a'}"
+        )
+        for key in ("compute.flops", "compute.device", "compute.wall_seconds"):
+            out["training." + key] = out["training.compute"]
+        bm = get(t, "base_model.weights_sha256")
+        out["training.base_model"] = f"base model weights sha256 {str(bm)[:16]}..." if bm else ""
+        out["training.base_model.weights_sha256"] = out["training.base_model"]
+        out["training.method"] = out["training"]
+        vl = get(t, "val_loss")
+        if isinstance(vl, list) and vl:
+            out["training.val_loss"] = f"validation loss {fmt(num(vl[0]))} -> {fmt(num(vl[-1]))}"
+        ea = annex_iv.compute_test(ev)
+        out["training.eu_ai_act.modification_threshold_flops"] = ea.statement
+    exp = ev.probes.get("exposure")
+    if exp is not None:
+        out["probes.exposure"] = (
+            f"canary exposure max {fmt(num(exp.get('max_bits')))} of "
+            f"{fmt(num(exp.get('space_bits')))} bits"
+        )
+    ext = ev.probes.get("extraction")
+    if ext is not None:
+        mem = ext.get("memorized_identifiers")
+        n = len(mem) if isinstance(mem, list) else mem
+        out["probes.extraction"] = (
+            f"{fmt(n)} identifiers extracted (attributed to the fine-tune), "
+            f"rate {fmt(num(ext.get('memorized_rate')))}"
+        )
+    mia = ev.probes.get("membership")
+    if mia is not None:
+        out["probes.membership"] = f"membership inference max AUC {fmt(num(mia.get('max_auc')))}"
+    aud = ev.probes.get("dp_audit")
+    if aud is not None:
+        out["probes.dp_audit"] = (
+            f"empirical epsilon lower bound "
+            f"{fmt(num(aud.get('empirical_epsilon_lower_bound')))}, verdict "
+            f"{aud.get('verdict')}"
+        )
+    b = ev.bias
+    if b is not None:
+        out["bias"] = (
+            f"task accuracy {fmt(num(get(b, 'task.accuracy')))}; demographic parity "
+            f"difference {fmt(num(get(b, 'disparities.demographic_parity_difference.value')))}"
+        )
+    if ev.gates:
+        g = ev.gates[-1]
+        out["gate"] = (
+            f"gate {'passed' if g.get('passed') is True else 'failed'} ({g.get('policy_id')})"
+        )
+    if ev.reviews:
+        views = [review_view(r) for r in ev.reviews]
+        out["reviews"] = (
+            f"{len(views)} review event(s), {sum(v['approval'] for v in views)} approval(s)"
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    ev: Evidence
+    generated: str
+    verdict: Verdict
+    dp_statement: str
+    compute_test: annex_iv.ComputeTest
+    content_summary: dict[str, Any]
+    coverages: tuple[Coverage, ...]
+    reviews: tuple[dict[str, Any], ...]
+    approvals: int
+    gates: tuple[dict[str, Any], ...]
+    dataset_roles: dict[str, str]
+    text_version_note: str
+    regulation: str
+    amendment: str
+
+    def coverage(self, key: str) -> Coverage:
+        for c in self.coverages:
+            if c.key == key:
+                return c
+        raise KeyError(key)
+
+    def coverage_json(self) -> dict[str, Any]:
+        return coverage_json(
+            list(self.coverages),
+            generated=self.generated,
+            manifest_digest=self.ev.manifest_digest,
+            workspace=self.ev.workspace,
+        )
+
+    def dataset_name(self, sha: str) -> str:
+        for d in self.ev.datasets:
+            if d.get("sha256") == sha:
+                return str(d.get("name"))
+        return sha[:12] + "..."
+
+
+def build_model(ev: Evidence) -> ReportModel:
+    sums = summaries(ev)
+    sets = [
+        annex_iv.annex_iv_set(),
+        annex_iv.ARTICLE_10,
+        annex_iv.GPAI,
+        nist.rmf_set(),
+        nist.gai_set(),
+    ]
+    reviews = tuple(review_view(r) for r in ev.reviews)
+    gates = tuple({**g, "rules": gate_rules(g)} for g in ev.gates)
+    roles = {
+        str(d.get("sha256")): str(d.get("role", ""))
+        for d in (get(ev.training, "datasets") or [])
+        if isinstance(d, dict)
+    }
+    return ReportModel(
+        ev=ev,
+        generated=clock.now().isoformat(),
+        verdict=verdict(ev),
+        dp_statement=dp_statement(ev.training, ev.probes.get("dp_audit")),
+        compute_test=annex_iv.compute_test(ev),
+        content_summary=annex_iv.training_content_summary(ev),
+        coverages=tuple(evaluate(ev, rs, sums) for rs in sets),
+        reviews=reviews,
+        approvals=sum(1 for r in reviews if r["approval"]),
+        gates=gates,
+        dataset_roles=roles,
+        text_version_note=annex_iv.TEXT_VERSION_NOTE,
+        regulation=annex_iv.REGULATION,
+        amendment=annex_iv.AMENDMENT,
+    )
