@@ -130,9 +130,10 @@ class Setup:
 
     def __init__(self, base: Path, *, kind: str, mode: str, batch: int) -> None:
         import torch
+        from torch.utils.data import TensorDataset
+
         from finetrail.training.engine import build_engine, plan_run
         from finetrail.training.model import build_model
-        from torch.utils.data import TensorDataset
 
         dp = kind != "nodp"
         config = _config(base, dp=dp, mode=mode, batch=batch)
