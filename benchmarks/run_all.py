@@ -41,9 +41,8 @@ def machine() -> str:
             versions.append(f"{mod} {getattr(m, '__version__', '?')}")
         except ImportError:
             pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}; "
-        + ", ".join(versions)
+    return f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}; " + ", ".join(
+        versions
     )
 
 
@@ -68,16 +67,30 @@ def main() -> int:
     ]
     failed = 0
     for script in scripts:
-        cmd = [sys.executable, str(script.relative_to(HERE.parent))] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, str(script.relative_to(HERE.parent))] + (
+            ["--quick"] if args.quick else []
+        )
         print(f"== {' '.join(cmd)}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, check=False)
         took = time.perf_counter() - t0
         print(proc.stdout[-4000:], proc.stderr[-2000:] if proc.returncode else "", flush=True)
-        parts += [f"## {script.stem}", "", f"Command: `python {' '.join(cmd[1:])}` ({took:.0f} s)", ""]
+        parts += [
+            f"## {script.stem}",
+            "",
+            f"Command: `python {' '.join(cmd[1:])}` ({took:.0f} s)",
+            "",
+        ]
         if proc.returncode:
             failed += 1
-            parts += [f"FAILED (exit {proc.returncode}):", "", "```", proc.stderr[-2000:], "```", ""]
+            parts += [
+                f"FAILED (exit {proc.returncode}):",
+                "",
+                "```",
+                proc.stderr[-2000:],
+                "```",
+                "",
+            ]
         else:
             parts += [proc.stdout.strip(), ""]
     Path(args.out).write_text("\n".join(parts) + "\n", encoding="utf-8")

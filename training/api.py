@@ -180,6 +180,7 @@ class _Run:
 
     def run(self) -> TrainingEvidence:
         import torch
+
         from finetrail.training.model import build_model, resolve_device
 
         rank, world, local_rank = _dist()
@@ -259,11 +260,12 @@ class _Run:
     def _train(
         self, built: Any, plan: Any, train_ids: Any, train_mask: Any, device: Any, dp: bool
     ) -> TrainingEvidence:
+        from torch.utils.data import TensorDataset
+
         from finetrail.training.accounting import epsilon_rdp_curve
         from finetrail.training.data import tokenize
         from finetrail.training.engine import build_engine
         from finetrail.training.loop import run_loop
-        from torch.utils.data import TensorDataset
 
         cfg, facts = self.cfg, self.facts
         ewc = None

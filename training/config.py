@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from finetrail.errors import ConfigError
-from finetrail.governance.io import read_text_strict, sha256_bytes
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -33,6 +31,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from finetrail.errors import ConfigError
+from finetrail.governance.io import read_text_strict, sha256_bytes
 
 __all__ = [
     "DataConfig",

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
+
 from finetrail.governance.evidence.training import DPCheck
 from finetrail.training.config import PrivacyConfig, TrainConfig
 from finetrail.training.data import tokenize
@@ -29,7 +31,6 @@ from finetrail.training.dp_guards import (
     sequence_loss,
 )
 from finetrail.training.model import build_model
-from torch.utils.data import DataLoader, TensorDataset
 
 __all__ = ["TOLERANCE", "DPCheckReport", "check_per_sample_gradients"]
 

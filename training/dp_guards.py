@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from finetrail.errors import DPGuardError
 from torch import nn
+
+from finetrail.errors import DPGuardError
 
 __all__ = [
     "MovedCheck",

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
+
 from finetrail.errors import ConfigError
 from finetrail.training.config import PrivacyConfig, TrainConfig
 from finetrail.training.dp_guards import (
@@ -23,7 +25,6 @@ from finetrail.training.dp_guards import (
     check_optimizer_params,
     choose_clipping_mode,
 )
-from torch.utils.data import DataLoader, TensorDataset
 
 __all__ = ["Engine", "Plan", "build_engine", "plan_run"]
 

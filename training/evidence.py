@@ -20,7 +20,6 @@ from finetrail.governance.evidence.training import (
     EarlyStoppingRecord,
     EUAIActRecord,
     EWCRecord,
-    LossPoint,
     MlflowRecord,
     RunStatus,
     ThresholdBasis,
@@ -72,12 +71,15 @@ def eu_ai_act_record(*, flops: float, base: BaseModelFingerprint) -> EUAIActReco
     )
 
 
-def _thin(points: list[tuple[int, float]], limit: int = MAX_LOSS_POINTS) -> tuple[LossPoint, ...]:
+def _thin(
+    points: list[tuple[int, float]], limit: int = MAX_LOSS_POINTS
+) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """(values, steps): the finite points, every k-th one when there are more than ``limit``."""
     finite = [(s, v) for s, v in points if math.isfinite(v)]
     if len(finite) > limit:
         stride = math.ceil(len(finite) / limit)
         finite = finite[::stride] + ([finite[-1]] if (len(finite) - 1) % stride else [])
-    return tuple(LossPoint(step=s, loss=v) for s, v in finite)
+    return tuple(v for _, v in finite), tuple(s for s, _ in finite)
 
 
 @dataclass
@@ -179,6 +181,8 @@ def build_evidence(facts: RunFacts) -> TrainingEvidence:
     price = config.cost.price_per_device_hour
     es = config.optim.early_stopping
     ewc = config.optim.ewc
+    val_loss, val_steps = _thin(state.val_loss)
+    train_loss, train_steps = _thin(state.train_loss)
     return TrainingEvidence(
         completed=facts.status == "completed",
         status=facts.status,
@@ -212,8 +216,10 @@ def build_evidence(facts: RunFacts) -> TrainingEvidence:
             best_val_loss=state.best_val,
             restored_best=state.restored_best,
         ),
-        val_loss=_thin(state.val_loss),
-        train_loss=_thin(state.train_loss),
+        val_loss=val_loss,
+        val_loss_steps=val_steps,
+        train_loss=train_loss,
+        train_loss_steps=train_steps,
         ewc=EWCRecord(
             enabled=ewc is not None,
             strength=ewc.strength if ewc else None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from finetrail.training.dp_guards import model_inputs, sequence_loss
 
 __all__ = ["EWC"]

@@ -88,8 +88,9 @@ def load_trained(
     assert evidence.adapter is not None
 
     import torch
-    from finetrail.training.model import load_tokenizer, quiet_loading, resolve_device
     from transformers import AutoModelForCausalLM
+
+    from finetrail.training.model import load_tokenizer, quiet_loading, resolve_device
 
     dev = resolve_device(device)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[

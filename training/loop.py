@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from finetrail.errors import CheckFailed
 from finetrail.training.config import EarlyStoppingConfig
 from finetrail.training.dp_guards import MovedCheck, model_inputs, sequence_loss

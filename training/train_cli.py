@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import click
+
 from finetrail.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
 
 

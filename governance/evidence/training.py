@@ -15,9 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field, model_validator
+
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from finetrail.governance.evidence.workspace import SHA256_PATTERN
-from pydantic import Field, model_validator
 
 Method = Literal["lora", "prefix", "ia3", "full"]
 ClippingMode = Literal["hooks", "ghost"]
@@ -177,11 +178,6 @@ class EarlyStoppingRecord(Frozen):
     restored_best: bool = False
 
 
-class LossPoint(Frozen):
-    step: int = Field(ge=0)
-    loss: float
-
-
 class EWCRecord(Frozen):
     enabled: bool
     strength: float | None = None
@@ -225,8 +221,10 @@ class TrainingEvidence(EvidenceRecord):
     compute: ComputeRecord
     eu_ai_act: EUAIActRecord
     early_stopping: EarlyStoppingRecord
-    val_loss: tuple[LossPoint, ...] = ()
-    train_loss: tuple[LossPoint, ...] = ()
+    val_loss: tuple[float, ...] = ()  # mean per-record validation loss at each evaluation
+    val_loss_steps: tuple[int, ...] = ()  # the step of each val_loss value
+    train_loss: tuple[float, ...] = ()  # batch loss, thinned to at most 200 values
+    train_loss_steps: tuple[int, ...] = ()
     ewc: EWCRecord
     mlflow: MlflowRecord
     cost: CostRecord
@@ -239,6 +237,10 @@ class TrainingEvidence(EvidenceRecord):
 
     @model_validator(mode="after")
     def _completed_has_adapter(self) -> TrainingEvidence:
+        if len(self.val_loss) != len(self.val_loss_steps):
+            raise ValueError("val_loss and val_loss_steps differ in length")
+        if len(self.train_loss) != len(self.train_loss_steps):
+            raise ValueError("train_loss and train_loss_steps differ in length")
         if self.completed and (self.adapter is None or self.status != "completed"):
             raise ValueError("a completed run must name its adapter and have status 'completed'")
         if not self.completed and self.status == "completed":

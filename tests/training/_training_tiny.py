@@ -88,6 +88,7 @@ def _tokenizer(folder: Path) -> Any:
         vocab_size=160,
         special_tokens=["<unk>", "<bos>", "<eos>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(make_texts(400, seed=99), trainer=trainer)
     bos, eos = tok.token_to_id("<bos>"), tok.token_to_id("<eos>")
@@ -199,10 +200,11 @@ def tiny_engine(
 ) -> tuple[Any, Any, Any]:
     """(built model, plan, engine) for ``config`` on the CPU, over its training data."""
     import torch
+    from torch.utils.data import TensorDataset
+
     from finetrail.training.data import read_jsonl_texts, tokenize
     from finetrail.training.engine import build_engine, plan_run
     from finetrail.training.model import build_model
-    from torch.utils.data import TensorDataset
 
     built = build_model(config, device=torch.device("cpu"), dp=dp)
     _, texts = read_jsonl_texts(Path(config.data.train), "text")

@@ -8,6 +8,9 @@ import dp_accounting
 import pytest
 from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from finetrail.errors import ConfigError
 from finetrail.training.accounting import (
     RDP_ORDERS,
@@ -18,8 +21,6 @@ from finetrail.training.accounting import (
     epsilon_rdp,
     epsilon_rdp_curve,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 GRID = [
     # (sample rate, noise multiplier, steps, delta)

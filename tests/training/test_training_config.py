@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from _training_tiny import make_texts, write_jsonl
+
 from finetrail.errors import ConfigError
 from finetrail.governance.io import sha256_file
 from finetrail.governance.workspace import Workspace

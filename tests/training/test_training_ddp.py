@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from _training_tiny import base_config, tiny_model, write_config
+
 from finetrail.governance.evidence.training import TrainingEvidence
 from finetrail.governance.io import sha256_file
 from finetrail.governance.verify import verify_workspace

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from _training_tiny import make_texts, tiny_config, tiny_model
+
 from finetrail.training import dp_guards
 from finetrail.training.dp_check import TOLERANCE, check_per_sample_gradients
 

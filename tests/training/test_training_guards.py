@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from _training_tiny import first_batch, tiny_config, tiny_engine, tiny_model
+
 from finetrail.errors import DPGuardError
 from finetrail.training.dp_guards import (
     MovedCheck,
@@ -273,8 +274,9 @@ def test_ewc_gradient_is_added_after_privatisation(tiny_llama: Path, tmp_path: P
         ewc.add_gradient()
         seen["added"] = [p.grad - b for (_, p), b in zip(params, before, strict=True)]
 
-    from finetrail.training.engine import build_engine, plan_run
     from torch.utils.data import TensorDataset
+
+    from finetrail.training.engine import build_engine, plan_run
 
     ids = torch.randint(3, 100, (16, 12))
     plan = plan_run(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _training_tiny import base_config, tiny_model, write_config
+
 from finetrail.governance.workspace import Workspace
 from finetrail.training import train
 
