@@ -168,7 +168,7 @@ def _collect(variant: Variant, gate_code: int, verify_code: int) -> None:
     top = max(reps, key=lambda k: int(k), default=None) if reps else None
     variant.results = {
         "epsilon": _get(training, "dp.epsilon"),
-        "val_loss": _get((training.get("val_loss") or [{}])[-1], "loss"),
+        "val_loss": (training.get("val_loss") or [None])[-1],
         "steps": _get(training, "dp.steps") or _get(training, "compute.steps"),
         "exposure_top_rep": (top, _get(reps.get(top, {}), "mean_bits")) if top else None,
         "max_exposure": exposure.get("max_bits"),

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# Two pytest-xdist workers share two cores: one intra-op thread each, set before torch loads
+# (oversubscribed OpenMP threads made tiny matmuls 100x slower on a busy 2-core machine).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
