@@ -241,7 +241,8 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
     _must(run, ["synth", data, "--seed", seed, "--records", sizes.records,
                 "--task-records", sizes.task_records, "--eval-records", sizes.eval_records,
                 "--public-records", sizes.public_records, "--disparity", 0.2])
-    _must(run, ["base-model", "build", base, "--steps", sizes.base_steps, "--seed", seed])
+    _must(run, ["base-model", "build", base, "--seed", seed,
+                *(["--quick"] if quick else ["--steps", sizes.base_steps])])
     finetune, validation, heldout = _prepare_training_file(data)
 
     variants = [
