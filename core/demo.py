@@ -53,6 +53,12 @@ QUICK = Sizes(records=200, task_records=120, eval_records=200, public_records=30
               canaries=20, control_steps=40, dp_epochs=1.0, dp_batch=32, bias_resamples=100)
 
 
+QUICK_PROBES: dict[str, Any] = {
+    "extraction": {"max_prompts": 40, "samples_per_prompt": 2, "max_beams": 8, "generic_samples": 8},
+    "membership": {"max_examples": 100, "bootstrap": 100},
+}
+
+
 @dataclass
 class Variant:
     name: str  # "control" or "dp"
@@ -281,7 +287,12 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
                             generic=data / "generic.jsonl", sizes=sizes, seed=seed)
         atomic_write_text(config, yaml.safe_dump(cfg, sort_keys=False))
         _must(run, ["train", config, "--workspace", ws, "--no-progress"])
-        _must(run, ["probe", ws, "--heldout-data", heldout, "--no-progress"])
+        probe_args: list[Any] = ["probe", ws, "--heldout-data", heldout, "--no-progress"]
+        if quick:  # fewer prompts, beams and bootstrap resamples: same probes, smaller sample
+            probe_cfg = side / "probes.yaml"
+            atomic_write_text(probe_cfg, yaml.safe_dump(QUICK_PROBES, sort_keys=False))
+            probe_args += ["--config", probe_cfg]
+        _must(run, probe_args)
         _must(run, ["audit", "bias", ws, "--eval", data / "task_eval.jsonl",
                     "--sensitive", "gender,age_band", "--resamples", sizes.bias_resamples,
                     "--seed", seed])
