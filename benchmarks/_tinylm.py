@@ -19,7 +19,7 @@ def corpus(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        k = rng.randrange(5)
+        k = rng.randrange(4)
         if k == 0:
             out.append(
                 f"Customer {fake.name()} wrote: {fake.sentence(nb_words=10)} "
@@ -35,8 +35,6 @@ def corpus(n: int, seed: int) -> list[str]:
                 f"Note: {fake.sentence(nb_words=8)} Reference {rng.randrange(10**6):06d}, "
                 f"code {rng.randrange(10**4):04d}."
             )
-        elif k == 3:
-            out.append(f"{fake.name()} asked: {fake.paragraph(nb_sentences=2)}")
         else:
             out.append(f"{fake.address()} {fake.sentence(nb_words=6)}".replace("\n", ", "))
     return out

@@ -4,8 +4,10 @@ inference, one-run DP audit). Writes the table into docs/memorisation.md between
 
 Setup (shared/notes/tiny-model-memorisation.md, scaled to fit a shared 2-core machine): Llama
 hidden 128, 2 layers, vocabulary 3,000, digits split; pretrained on public-style support records;
-fine-tuned with LoRA r16 on all linear layers on 1,000 private records plus six-digit pin canaries
-(m canaries, each included with probability 1/2, included ones repeated 1, 4 or 16 times).
+fine-tuned on 1,000 private records plus six-digit pin canaries (m canaries, each included with
+probability 1/2, included ones repeated 1, 4 or 16 times): non-private full fine-tuning (lr 3e-3,
+900 steps of 16) and LoRA (r16, all linear layers, lr 1e-2, 400 steps of 16), and DP LoRA (Opacus,
+hooks, Poisson sampling, expected batch 64, clip 1.0, lr 3e-3, 3 epochs, PRV accountant).
 
 Run: ``python benchmarks/memorisation_vs_epsilon.py [--quick] [--threads 1]``.
 """
@@ -13,6 +15,7 @@ Run: ``python benchmarks/memorisation_vs_epsilon.py [--quick] [--threads 1]``.
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import sys
 import time
@@ -64,7 +67,7 @@ def main() -> None:
     q = args.quick
     hidden = 64 if q else 128
     n_public, n_private, n_held, m_canaries = (3000, 400, 200, 60) if q else (6000, 1000, 300, 90)
-    pre_steps, ft_steps, dp_epochs = (250, 200, 3) if q else (600, 400, 3)
+    pre_steps, full_steps, lora_steps, dp_epochs = (250, 300, 200, 3) if q else (600, 900, 400, 3)
     t_start = time.perf_counter()
 
     public = _tinylm.corpus(n_public, seed=1)
@@ -100,14 +103,20 @@ def main() -> None:
         return run_probes(ctx).records
 
     rows = []
-    runs: list[tuple[str, float | None]] = [("non-private", None)]
+    runs: list[tuple[str, float | None]] = [("full", None), ("lora", None)]
     runs += [("DP", float(e)) for e in args.epsilons.split(",")]
     for name, eps in runs:
         t = time.perf_counter()
-        if eps is None:
+        spent: float | None = None
+        claim: DPClaim | None = None
+        if name == "full":
+            net = copy.deepcopy(base)
+            _tinylm.train_plain(net, x, m, steps=full_steps, batch=16, lr=3e-3, seed=1)
+            steps = full_steps
+        elif name == "lora":
             net = _tinylm.lora(base)
-            _tinylm.train_plain(net, x, m, steps=ft_steps, batch=16, lr=1e-2, seed=1)
-            spent, steps, claim = None, ft_steps, None
+            _tinylm.train_plain(net, x, m, steps=lora_steps, batch=16, lr=1e-2, seed=1)
+            steps = lora_steps
         else:
             net, spent, steps = _tinylm.train_dp(
                 base, x, m, epsilon=eps, delta=1e-5, epochs=dp_epochs, batch=64, lr=3e-3, seed=2
@@ -119,7 +128,13 @@ def main() -> None:
         probe_s = time.perf_counter() - t
         e, x_, mi, a = (rec["exposure"], rec["extraction"], rec["membership"], rec["dp_audit"])
         row = {
-            "setting": name if eps is None else f"DP, target epsilon {eps:g}",
+            "setting": (
+                "non-private, full fine-tune"
+                if name == "full"
+                else "non-private, LoRA"
+                if name == "lora"
+                else f"DP LoRA, target epsilon {eps:g}"
+            ),
             "epsilon": spent,
             "steps": steps,
             "val_loss": val_loss(net, xh, mh),

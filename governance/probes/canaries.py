@@ -135,13 +135,14 @@ def draw_canaries(
         raise InputError("repetitions must be positive integers", field="repetitions")
     rng: random.Random = random.Random(seed) if seed is not None else random.SystemRandom()
     seen: set[str] = set()
+    haystack = "\n".join(avoid)
     out = []
     for i in range(m):
         fmt = formats[i % len(formats)]
         reps = repetitions[(i // len(formats)) % len(repetitions)]
         for _ in range(1000):
             secret = fmt.random_secret(rng)
-            if secret not in seen and not any(secret in t for t in avoid):
+            if secret not in seen and secret not in haystack:
                 break
         else:  # pragma: no cover - needs a space nearly exhausted by the data
             raise InputError(f"could not draw a fresh {fmt.name} secret", field="m")

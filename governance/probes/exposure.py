@@ -17,7 +17,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from finetrail.governance.evidence.probes import (
     CanaryExposure,
@@ -197,6 +197,7 @@ class ExposureProbe:
             scored += n
         rows = []
         for c in cans:
+            method: Literal["exact", "skew_normal"]
             if c.id in ranks:
                 bits = fmt.space_bits - math.log2(ranks[c.id])
                 method, rank = "exact", ranks[c.id]

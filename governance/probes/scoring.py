@@ -49,28 +49,33 @@ def forward(
     input_ids: Any,
     *,
     attention_mask: Any = None,
+    position_ids: Any = None,
     cache: Any = None,
     use_cache: bool = False,
-    last_only: bool = False,
+    keep_last: int = 0,
 ) -> tuple[Any, Any]:
-    """One forward pass; returns (logits, cache). Bridges the ``cache``/``past_key_values`` and
-    ``logits_to_keep`` names across transformers versions."""
+    """One forward pass; returns (logits, cache). ``keep_last`` > 0 returns the logits of the last
+    positions only (computed only there when the model supports ``logits_to_keep``). Bridges the
+    ``cache``/``past_key_values`` and ``logits_to_keep`` names across transformers versions."""
     params = _forward_params(model)
     kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": use_cache}
     if attention_mask is not None:
         kwargs["attention_mask"] = attention_mask
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
     if cache is not None:
         kwargs["cache" if "cache" in params else "past_key_values"] = cache
-    if last_only:
+    if keep_last:
         if "logits_to_keep" in params:
-            kwargs["logits_to_keep"] = 1
+            kwargs["logits_to_keep"] = keep_last
         elif "num_logits_to_keep" in params:
-            kwargs["num_logits_to_keep"] = 1
+            kwargs["num_logits_to_keep"] = keep_last
     out = model(**kwargs)
     new_cache = getattr(out, "cache", None)
     if new_cache is None:
         new_cache = getattr(out, "past_key_values", None)
-    return out.logits, new_cache
+    logits = out.logits[:, -keep_last:] if keep_last else out.logits
+    return logits, new_cache
 
 
 def token_budget(model: Any) -> int:
@@ -142,13 +147,55 @@ def continuation_logprobs(
     pad_id: int = 0,
     tick: Tick | None = None,
 ) -> list[float]:
-    """log p(continuation | prefix) for each (prefix ids, continuation ids) pair."""
+    """log p(continuation | prefix) for each (prefix ids, continuation ids) pair.
+
+    Sequences are left-padded (with matching position ids) so that every continuation ends at the
+    last position; the vocabulary projection and the softmax then run only over the last
+    ``max continuation + 1`` positions instead of all of them."""
+    import torch
+
+    device = model_device(model)
     seqs = [list(p) + list(c) for p, c in pairs]
-    scores = token_logprobs(model, seqs, pad_id=pad_id, tick=tick)
-    return [
-        float(lp[len(lp) - len(c) :].sum()) if len(c) else 0.0
-        for lp, (_, c) in zip(scores.logprobs, pairs, strict=True)
-    ]
+    conts = [len(c) for _, c in pairs]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    budget = token_budget(model)
+    out = [0.0] * len(seqs)
+    start = 0
+    with torch.no_grad():
+        while start < len(order):
+            end, width, keep = start, 0, 1
+            while end < len(order):
+                i = order[end]
+                w, k = max(width, len(seqs[i])), max(keep, conts[i] + 1)
+                if end > start and (
+                    (end - start + 1) * k > budget or (end - start + 1) * w > 8 * budget
+                ):
+                    break
+                width, keep, end = w, k, end + 1
+            idx = order[start:end]
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, width - len(seqs[i]) :] = torch.tensor(seqs[i], dtype=torch.long)
+                mask[row, width - len(seqs[i]) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            keep = min(keep, width)
+            logits, _ = forward(
+                model,
+                ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                keep_last=keep,
+            )
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            target = ids[:, width - keep + 1 :].to(device)
+            tok = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).double().cpu()
+            for row, i in enumerate(idx):
+                out[i] = float(tok[row, tok.shape[1] - conts[i] :].sum()) if conts[i] else 0.0
+            if tick is not None:
+                tick(end - start)
+            start = end
+    return out
 
 
 # -- tree expansion ---------------------------------------------------------------------------

@@ -83,6 +83,20 @@ def test_padding_never_changes_a_score(random_lm: Any, tiny_tokenizer: Any) -> N
         assert (mu <= 0).all() and (sd >= 0).all()
 
 
+def test_left_padded_continuations_match_one_at_a_time(random_lm: Any, tiny_tokenizer: Any) -> None:
+    tok = TokenizerAdapter(tiny_tokenizer)
+    pairs = [
+        (tok.encode(p, special=True), tok.encode(c, special=False))
+        for p, c in [("a", " b"), ("my account pin is", " 123456"), ("x" * 30, " short"),
+                     ("Customer note: write to", " me at abcdef@ghijkl.com please"), ("q", "")]
+    ]
+    together = continuation_logprobs(random_lm, pairs)
+    for (p, c), value in zip(pairs, together, strict=True):
+        alone = token_logprobs(random_lm, [p + c]).logprobs[0]
+        expected = float(alone[len(alone) - len(c) :].sum()) if c else 0.0
+        assert value == pytest.approx(expected, abs=1e-4)
+
+
 def test_plan_uses_the_tree_only_when_tokenization_allows(
     tiny_tokenizer: Any, helpers: Any
 ) -> None:
