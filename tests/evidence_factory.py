@@ -22,6 +22,7 @@ import copy
 import hashlib
 import io
 import json
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -653,9 +654,10 @@ def bias_audit_evidence(
     to (delta, ci_low, ci_high), ``groups`` are (feature, group, count, accuracy, ci_low, ci_high)."""
     disp = {**DEFAULT_DISPARITIES, **(disparities or {})}
     effect = dict(finetune_effect or {"demographic_parity_difference": (0.01, -0.02, 0.04)})
+    small = {(f, g) for f, g, _ in too_small_groups}
     features = list(dict.fromkeys(g[0] for g in groups))
-    first = [g[1] for g in groups if g[0] == features[0]]
-    pair = (first[0], first[-1])
+    judged = [g[1] for g in groups if g[0] == features[0] and (g[0], g[1]) not in small]
+    pair = (judged[0], judged[-1])
 
     def disparity(
         metric: str, v: tuple[float | None, float | None, float | None]
@@ -689,7 +691,6 @@ def bias_audit_evidence(
         "auc": 0.88,
         "selection_rate": 0.41,
     }
-    small = {(f, g) for f, g, _ in too_small_groups}
     group_rows = [
         {
             "feature": feature,
@@ -863,6 +864,46 @@ def standard_records(
     }
 
 
+def fixed_key(name: str) -> Any:
+    """A deterministic Ed25519 key for ``name`` (Ed25519 signatures are deterministic, so a
+    review signed with it gives the same ledger bytes on every run)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(sha(f"finetrail test key {name}").encode()[:32])
+
+
+def add_review(
+    root: Path,
+    *,
+    reviewer: str,
+    role: str,
+    note: str,
+    decision: str = "approve",
+    actor: str = "alice",
+) -> None:
+    """Trust ``reviewer``'s :func:`fixed_key` in the workspace keyring (role ``role``) and record
+    a signed review with ``finetrail review``'s API (the workspace must pass verify)."""
+    from finetrail.governance import attest
+    from finetrail.governance.review import record_review, trust_in_workspace
+
+    key = fixed_key(reviewer)
+    with tempfile.TemporaryDirectory(prefix="finetrail-keys-") as tmp:
+        private, public = Path(tmp) / f"{reviewer}.key", Path(tmp) / f"{reviewer}.pub"
+        private.write_bytes(attest.private_pem(key))
+        public.write_bytes(attest.public_pem(key.public_key()))
+        trust_in_workspace(
+            root, name=reviewer, public_key_file=str(public), roles=(role,), actor=actor
+        )
+        record_review(
+            root,
+            decision=decision,  # type: ignore[arg-type]
+            reviewer=reviewer,
+            role=role,
+            key_file=private,
+            note=note,
+        )
+
+
 def kind_of(record: EvidenceRecord) -> str:
     """The policy kind of a record (``datasets``, ``training``, ``probes.exposure``...)."""
     return EVENTS[record.record_type][0]
@@ -885,6 +926,16 @@ def write_records(
             )
         ws.write_record(rel, record, event=EVENTS[record.record_type][1], actor=actor)
         written[rel] = kind_of(record)
+        if isinstance(record, GateDecision):  # as the gate does: its (unsigned) attestation
+            from finetrail.governance import attest
+
+            ws.write_bytes(
+                rel.removesuffix(".json") + ".dsse.json",
+                attest.attest(record, key=None),
+                event="gate.attested",
+                actor=actor,
+                extra={"signed": False, "keyid": None},
+            )
     return written
 
 
