@@ -60,8 +60,8 @@ def _figure(w: float = 6.4, h: float = 3.2) -> Any:
 
 
 def epsilon_curve(ev: Evidence) -> str | None:
-    """Epsilon over training steps, from ``training.dp.epsilon_curve`` ([{step, epsilon}])."""
-    curve = get(ev.training, "dp.epsilon_curve")
+    """Epsilon over training steps, from ``training.dp.epsilon_per_step`` ([{step, epsilon}])."""
+    curve = get(ev.training, "dp.epsilon_per_step")
     if not isinstance(curve, list) or not curve:
         return None
     pts = []
@@ -144,8 +144,11 @@ def membership_roc(ev: Evidence) -> str | None:
         a = attacks[name] if isinstance(attacks[name], dict) else {}
         auc = num(a.get("auc"))
         lab = f"{label(name, 24)} (AUC {auc:.3f})" if auc is not None else label(name, 24)
-        roc = a.get("roc")
-        fpr, tpr = (roc.get("fpr"), roc.get("tpr")) if isinstance(roc, dict) else (None, None)
+        roc = a.get("roc")  # [(fpr, tpr), ...] as MembershipEvidence records it
+        pairs = (
+            [p for p in roc if isinstance(p, list) and len(p) == 2] if isinstance(roc, list) else []
+        )
+        fpr, tpr = [p[0] for p in pairs], [p[1] for p in pairs]
         c = colors[i % len(colors)]
         if isinstance(fpr, list) and isinstance(tpr, list) and len(fpr) == len(tpr) > 1:
             ax.plot(
@@ -188,16 +191,20 @@ def bias_bars(ev: Evidence) -> str | None:
             rows = [r for r in rows if r[1] is not None]
             if rows:
                 panels.append((title, rows))
-    groups = b.get("by_group")
-    if isinstance(groups, dict) and groups:
+    groups = b.get("groups")  # GroupMetrics of each audited feature (and their intersection)
+    if isinstance(groups, list) and groups:
         rows = []
-        for g, v in sorted(groups.items()):
-            acc = v.get("accuracy") if isinstance(v, dict) else None
-            val = num(acc.get("value")) if isinstance(acc, dict) else num(acc)
-            lo = num(acc.get("ci_low")) if isinstance(acc, dict) else None
-            hi = num(acc.get("ci_high")) if isinstance(acc, dict) else None
+        for v in groups:
+            if not isinstance(v, dict) or "&" in str(v.get("feature")):
+                continue  # one feature at a time; the intersection is in the tables
+            acc = v.get("accuracy")
+            if not isinstance(acc, dict):
+                continue
+            val = num(acc.get("value"))
             if val is not None:
-                rows.append((g, val, lo, hi))
+                small = " (too small)" if v.get("too_small") else ""
+                name = f"{v.get('feature')}: {v.get('group')}{small}"
+                rows.append((name, val, num(acc.get("ci_low")), num(acc.get("ci_high"))))
         if rows:
             panels.insert(0, ("Accuracy per group", rows))
     if not panels:

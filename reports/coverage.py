@@ -138,7 +138,7 @@ def _refs_for(ev: Evidence, fact: str, summaries: dict[str, str]) -> list[tuple[
                     if isinstance(value, dict)
                     else value
                 )
-                text = f"{d.get('name')}: {rest} {shown}"
+                text = summaries.get(f"datasets:{sha}.{rest}") or f"{d.get('name')}: {rest} {shown}"
             out.append((f"evidence/datasets/{sha}.json", text))
         return out
     if kind == "probes":

@@ -59,9 +59,11 @@ def datasheet(m: ReportModel, d: dict[str, Any]) -> Datasheet:
     pii_counts = get(d, "pii.counts")
     pii_text = None
     if isinstance(get(d, "pii"), dict):
+        # a sanitised dataset's scan is the re-scan after masking (its residual is set)
+        when = "after masking" if get(d, "pii.residual") is not None else "when registered"
         pii_text = (
             f"{fmt(get(d, 'pii.records_with_pii'))} of {fmt(d.get('records'))} records held PII "
-            f"before masking; detections by entity: {_text(pii_counts) or 'none'}; score "
+            f"{when}; detections by entity: {_text(pii_counts) or 'none'}; score "
             f"threshold {fmt(get(d, 'pii.score_threshold'))}; residual after masking: "
             f"{_text(get(d, 'pii.residual')) or 'none recorded'}"
         )

@@ -97,7 +97,29 @@ def verdict(ev: Evidence) -> Verdict:
 
 
 def gate_rules(gate: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rule results of a gate decision, whatever the list is called (tolerant of the schema)."""
+    """Rule results of a gate decision, whatever the list is called (tolerant of the schema).
+
+    A ``GateDecision`` lists ``outcomes`` (``rule``, ``outcome``, ``measured``...): a rule passed
+    when its outcome is ``pass`` or ``waived``; its value is the one measured value (or the list).
+    """
+    outcomes = gate.get("outcomes")
+    if isinstance(outcomes, list):
+        out = []
+        for o in outcomes:
+            if not isinstance(o, dict):
+                continue
+            measured = [m.get("value") for m in o.get("measured") or [] if isinstance(m, dict)]
+            outcome = o.get("outcome")
+            out.append(
+                {
+                    "id": o.get("rule") or "",
+                    "passed": outcome in ("pass", "waived") if isinstance(outcome, str) else None,
+                    "path": o.get("path") or "",
+                    "value": measured[0] if len(measured) == 1 else (measured or None),
+                    "message": o.get("message") or "",
+                }
+            )
+        return out
     for key in ("results", "rules", "checks", "findings"):
         items = gate.get(key)
         if isinstance(items, list):
@@ -131,9 +153,30 @@ def review_view(r: dict[str, Any]) -> dict[str, Any]:
         "note": p.get("comment") or p.get("note") or p.get("reason") or "",
         "signed": r["signed"],
         "signer": r.get("signer") or "",
-        "binds": p.get("manifest_digest") or p.get("manifest") or "",
+        "binds": p.get("manifest_sha256") or p.get("manifest_digest") or p.get("manifest") or "",
         "approval": decision.lower() in APPROVE_WORDS,
     }
+
+
+def losses(points: Any) -> list[float | None]:
+    """Loss values of ``training.val_loss``: ``[{step, loss}]`` points (or bare numbers)."""
+    if not isinstance(points, list):
+        return []
+    return [num(p.get("loss")) if isinstance(p, dict) else num(p) for p in points]
+
+
+def dataset_roles(ev: Evidence) -> dict[str, str]:
+    """sha256 -> role: the roles the training run gave its datasets, and ``eval`` for the set
+    the bias audit evaluated (``bias.subject.eval_sha256``) when it is a registered dataset."""
+    roles = {
+        str(d.get("sha256")): str(d.get("role", ""))
+        for d in (get(ev.training, "datasets") or [])
+        if isinstance(d, dict)
+    }
+    eval_sha = get(ev.bias, "subject.eval_sha256")
+    if isinstance(eval_sha, str) and any(d.get("sha256") == eval_sha for d in ev.datasets):
+        roles.setdefault(eval_sha, "eval")
+    return roles
 
 
 def summaries(ev: Evidence) -> dict[str, str]:
@@ -147,6 +190,24 @@ def summaries(ev: Evidence) -> dict[str, str]:
             f"{d.get('name')} ({fmt(d.get('records'))} records, "
             f"licence {d.get('license') or 'n/a'})"
         )
+        pii = d.get("pii")
+        if isinstance(pii, dict):  # the scan in one line (not its engine and examples)
+            counts = pii.get("counts") or {}
+            residual = pii.get("residual")
+            out[f"datasets:{d.get('sha256')}.pii"] = (
+                f"{d.get('name')}: PII in {fmt(pii.get('records_with_pii'))} of "
+                f"{fmt(pii.get('records_scanned'))} records scanned"
+                + (
+                    "; " + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(counts.items()))
+                    if isinstance(counts, dict) and counts
+                    else ""
+                )
+                + (
+                    "; residual " + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(residual.items()))
+                    if isinstance(residual, dict)
+                    else ""
+                )
+            )
     t = ev.training
     if t is not None:
         out["training"] = (
@@ -165,9 +226,9 @@ def summaries(ev: Evidence) -> dict[str, str]:
         out["training.base_model"] = f"base model weights sha256 {str(bm)[:16]}..." if bm else ""
         out["training.base_model.weights_sha256"] = out["training.base_model"]
         out["training.method"] = out["training"]
-        vl = get(t, "val_loss")
-        if isinstance(vl, list) and vl:
-            out["training.val_loss"] = f"validation loss {fmt(num(vl[0]))} -> {fmt(num(vl[-1]))}"
+        vl = losses(get(t, "val_loss"))
+        if vl:
+            out["training.val_loss"] = f"validation loss {fmt(vl[0])} -> {fmt(vl[-1])}"
         ea = annex_iv.compute_test(ev)
         out["training.eu_ai_act.modification_threshold_flops"] = ea.statement
     exp = ev.probes.get("exposure")
@@ -262,11 +323,7 @@ def build_model(ev: Evidence) -> ReportModel:
     ]
     reviews = tuple(review_view(r) for r in ev.reviews)
     gates = tuple({**g, "rules": gate_rules(g)} for g in ev.gates)
-    roles = {
-        str(d.get("sha256")): str(d.get("role", ""))
-        for d in (get(ev.training, "datasets") or [])
-        if isinstance(d, dict)
-    }
+    roles = dataset_roles(ev)
     return ReportModel(
         ev=ev,
         generated=clock.now().isoformat(),

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from finetrail.reports.loader import get, num
-from finetrail.reports.model import ReportModel
 from markupsafe import Markup
+
+from finetrail.reports.loader import get, num
+from finetrail.reports.model import ReportModel, losses
 
 TAGS: tuple[str, ...] = ("finetrail", "peft", "differential-privacy", "dp-sgd", "audited")
 
@@ -69,9 +70,9 @@ def _eval_results(m: ReportModel) -> list[Any]:
             num(get(ev.bias, f"disparities.{metric}.value")),
             metric.replace("_", " ").capitalize(),
         )
-    vl = get(ev.training, "val_loss")
-    if isinstance(vl, list) and vl:
-        add(train_name, "validation_loss", num(vl[-1]), "Validation loss (final)")
+    vl = losses(get(ev.training, "val_loss"))
+    if vl:
+        add(train_name, "validation_loss", vl[-1], "Validation loss (final)")
     add(
         train_name,
         "canary_exposure_max_bits",

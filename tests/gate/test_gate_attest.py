@@ -10,14 +10,15 @@ from pathlib import Path
 
 import nacl.signing
 import pytest
-from finetrail.cli import main
-from finetrail.governance import attest
-from finetrail.governance.io import canonical_json
-from finetrail.governance.verify import verify_workspace
 from gate_contract import build_workspace, make_key, use_contract_kinds_fixture  # noqa: F401 (fixture)
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
+
+from finetrail.cli import main
+from finetrail.governance import attest
+from finetrail.governance.io import canonical_json
+from finetrail.governance.verify import verify_workspace
 
 
 def spec_pae(payload_type: str, payload: bytes) -> bytes:

@@ -7,12 +7,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
+
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.gate import GateDecision, RuleOutcome
 from finetrail.governance.gate_eval import evaluate
 from finetrail.governance.io import canonical_json
 from finetrail.governance.policy_load import load_policy, shipped_policies
-from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
+from finetrail.governance.workspace import Workspace
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 
@@ -52,7 +54,7 @@ def test_complete_workspace_passes(tmp_path: Path, use_contract_kinds: object) -
             "training.dp.epsilon = 12; required <= 8",
         ),
         (
-            {"training": {"dp.epsilon": None, "dp.enabled": False}},
+            {"training": {"dp.epsilon": None, "dp.epsilon_rdp": None, "dp.enabled": False}},
             "dp-epsilon-max",
             "null",
             "training.dp.epsilon = null; required <= 8",
@@ -81,12 +83,12 @@ def test_complete_workspace_passes(tmp_path: Path, use_contract_kinds: object) -
             "threshold",
             "ci_high = 0.31; required <= 0.2",
         ),
-        ({"datasets": {"license": ""}}, "dataset-licence", "threshold", "(2 of 2 values fail)"),
         (
-            {"training": {"dp.accountant": "gdp"}},
-            "dp-accountant-stated",
+            {"datasets": {"pii.residual": {"EMAIL_ADDRESS": 1, "US_SSN": 2}}},
+            "pii-residual-zero",
             "threshold",
-            'training.dp.accountant = "gdp"; required not_in ["gdp", "GDP", ""]',
+            "datasets[0].pii.residual.EMAIL_ADDRESS = 1, datasets[0].pii.residual.US_SSN = 2; "
+            "required == 0 (2 of 2 values fail)",
         ),
     ],
 )
@@ -112,10 +114,13 @@ def test_where_filters_records(tmp_path: Path, use_contract_kinds: object) -> No
     b = build_workspace(tmp_path / "ok")
     o = outcome(gate(b.root), "pii-residual-zero")
     assert o.outcome == "pass" and len(o.measured) == 1
-    b = build_workspace(tmp_path / "bad", override={"datasets": {"pii.residual": 3}})
+    assert o.measured[0].pointer == "datasets[0].pii.residual.US_SSN"
+    b = build_workspace(tmp_path / "bad", override={"datasets": {"pii.residual": {"US_SSN": 3}}})
     o = outcome(gate(b.root), "pii-residual-zero")
     assert o.outcome == "fail" and o.measured[0].value == 3
-    b = build_workspace(tmp_path / "none", override={"datasets": {"derived_from": []}})
+    b = build_workspace(
+        tmp_path / "none", override={"datasets": {"derived_from": [], "transform": None}}
+    )
     o = outcome(gate(b.root), "pii-residual-zero")
     assert (o.outcome, o.reason) == ("fail", "missing")
     assert "satisfies the rule's 'where' condition" in o.message
@@ -214,9 +219,68 @@ def test_type_mismatch_is_an_error(tmp_path: Path, use_contract_kinds: object) -
     assert not d.passed
 
 
+@pytest.mark.parametrize(
+    ("kind", "change", "rule", "field"),
+    [
+        ("datasets", {"license": ""}, "dataset-licence", "license"),
+        ("training", {"dp": {"accountant": "gdp"}}, "dp-accountant-stated", "dp.accountant"),
+        ("datasets", {"records": 0}, "dp-delta-below-one-over-n", "records"),
+    ],
+)
+def test_evidence_its_class_rejects_is_an_error(
+    tmp_path: Path,
+    use_contract_kinds: object,
+    kind: str,
+    change: dict[str, object],
+    rule: str,
+    field: str,
+) -> None:
+    """A recorded file the record class rejects (empty licence, GDP accountant, no records)
+    fails its rules as unparseable, naming the field: the gate never reads unvalidated values."""
+    b = build_workspace(tmp_path / "ws")
+    ws = Workspace.open(b.root)
+    for rel, k in b.files.items():
+        if k == kind:
+            data = json.loads((b.root / rel).read_text())
+            for key, value in change.items():
+                data[key] = {**data[key], **value} if isinstance(value, dict) else value
+            ws.write_bytes(rel, canonical_json(data), event="edited", actor="alice")
+    d = gate(b.root)
+    integrity = outcome(d, "workspace-integrity")
+    if kind == "datasets":  # verify validates dataset records too
+        assert integrity.outcome == "fail" and "invalid" in integrity.message
+    else:  # recorded properly, and still invalid
+        assert integrity.outcome == "pass"
+    o = outcome(d, rule)
+    assert (o.outcome, o.reason) == ("error", "unparseable"), o.message
+    assert f"field '{field}'" in o.message or f"{field}:" in o.message, o.message
+    assert outcome(d, f"evidence.{kind}").outcome == "error"
+    assert not d.passed
+
+
 def test_reciprocal_of_zero_is_an_error(tmp_path: Path, use_contract_kinds: object) -> None:
-    b = build_workspace(tmp_path / "ws", override={"datasets": {"records": 0}})
-    o = outcome(gate(b.root), "dp-delta-below-one-over-n")
+    # no extracted identifier: a count that is validly 0, used as a reciprocal reference
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        textwrap.dedent("""\
+        id: reciprocal
+        version: "1"
+        title: reciprocal of zero
+        written_against: {eu_ai_act: "2024/1689"}
+        rules:
+          - id: delta-below-one-over-memorized
+            title: delta against a count that is zero
+            path: training.dp.delta
+            op: "<"
+            ref: probes.extraction.memorized_identifiers
+            ref_transform: reciprocal
+            severity: error
+            controls: {eu_ai_act: ["Art. 10(5)(b)"]}
+            rationale: a reference count of zero has no reciprocal
+    """)
+    )
+    b = build_workspace(tmp_path / "ws")
+    o = outcome(gate(b.root, policy), "delta-below-one-over-memorized")
     assert (o.outcome, o.reason) == ("error", "type")
     assert "= 0 has no reciprocal" in o.message
 

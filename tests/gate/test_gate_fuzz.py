@@ -13,11 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from finetrail.governance.gate_eval import evaluate
-from finetrail.governance.gate_run import run_gate
-from finetrail.governance.policy_load import load_policy, shipped_policies
-from finetrail.governance.review import record_review
-from finetrail.governance.verify import verify_workspace
 from gate_contract import (  # noqa: F401
     add_reviewers,
     approve,
@@ -25,6 +20,12 @@ from gate_contract import (  # noqa: F401
     make_key,
     use_contract_kinds_fixture,
 )
+
+from finetrail.governance.gate_eval import evaluate
+from finetrail.governance.gate_run import run_gate
+from finetrail.governance.policy_load import load_policy, shipped_policies
+from finetrail.governance.review import record_review
+from finetrail.governance.verify import verify_workspace
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 PER_TARGET = {"evidence": 250, "ledger": 200, "manifest": 150, "attestation": 175, "reviews": 225}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gate_contract import HERE, add_reviewers, build_workspace, make_key, use_contract_kinds_fixture  # noqa: F401
+from gate_contract import add_reviewers, build_workspace, make_key, use_contract_kinds_fixture  # noqa: F401
 
 HEAVY = (
     "torch",
@@ -22,10 +22,6 @@ HEAVY = (
 
 SCRIPT = """
 import json, sys
-sys.path.insert(0, {here!r})
-from finetrail.governance.evidence import registry
-import gate_contract
-registry.EVIDENCE_KINDS = gate_contract.contract_kinds()
 from finetrail.cli import main
 heavy = {heavy!r}
 report = []
@@ -85,7 +81,7 @@ def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None
         ["verify", str(root)],
     ]
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(here=str(HERE), heavy=HEAVY), json.dumps(commands)],
+        [sys.executable, "-c", SCRIPT.format(heavy=HEAVY), json.dumps(commands)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -120,7 +116,7 @@ def test_registry_step_imports_mlflow_only_when_asked(
         [
             sys.executable,
             "-c",
-            SCRIPT.format(here=str(HERE), heavy=HEAVY),
+            SCRIPT.format(heavy=HEAVY),
             json.dumps([["gate", str(root), "--policy", "development"]]),
         ],
         capture_output=True,

@@ -8,11 +8,12 @@ from pathlib import Path
 import jsonschema
 import junitparser
 import pytest
+from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
+
 from finetrail.cli import main
 from finetrail.governance.ledger import scan_ledger
 from finetrail.governance.policy_load import shipped_policies
 from finetrail.governance.verify import verify_workspace
-from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")

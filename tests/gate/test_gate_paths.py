@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
+
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.io import canonical_json
-from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F401 (fixture)
 
 CHECKS = [
     # (path, problem fragment or None, terminal kinds)
@@ -51,7 +52,12 @@ def test_check_path(
         assert check.problem is not None and problem in check.problem
 
 
-def test_unknown_kind_without_contract_registration() -> None:
+def test_unknown_kind_without_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from finetrail.governance.evidence import registry
+
+    assert evpaths.check_path("training.dp.epsilon").problem is None
+    kinds = tuple(k for k in registry.EVIDENCE_KINDS if k.name != "training")
+    monkeypatch.setattr(registry, "EVIDENCE_KINDS", kinds)
     check = evpaths.check_path("training.dp.epsilon")
     assert check.problem is not None and "unknown evidence kind" in check.problem
 
@@ -104,14 +110,17 @@ def test_resolve_reports_what_is_missing(ws: evpaths.EvidenceSet) -> None:
 
 def test_resolve_null_and_where(ws: evpaths.EvidenceSet) -> None:
     res = evpaths.resolve(evpaths.parse_path("datasets[*].pii.residual"), ws)
-    assert sorted(map(repr, (m.value for m in res.matches))) == ["0", "None"]
+    assert sorted(map(repr, (m.value for m in res.matches))) == ["None", "{'US_SSN': 0}"]
     tokens = evpaths.parse_tokens("derived_from")
     res = evpaths.resolve(
         evpaths.parse_path("datasets[*].pii.residual"),
         ws,
         keep=lambda d, at: bool(evpaths.values_at(d, tokens).matches[0].value),
     )
-    assert [m.value for m in res.matches] == [0]
+    assert [m.value for m in res.matches] == [{"US_SSN": 0}]
+    res = evpaths.resolve(evpaths.parse_path("datasets[*].pii.residual[*]"), ws)
+    assert [(m.pointer, m.value) for m in res.matches] == [("datasets[0].pii.residual.US_SSN", 0)]
+    assert res.missing == ["datasets[1].pii.residual is null"]
 
 
 def test_unparseable_record_is_an_error(ws: evpaths.EvidenceSet) -> None:

@@ -7,10 +7,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from gate_contract import use_contract_kinds_fixture  # noqa: F401 (fixture)
+
 from finetrail.cli import main
 from finetrail.errors import ConfigError
 from finetrail.governance.policy_load import load_policy, shipped_policies
-from gate_contract import use_contract_kinds_fixture  # noqa: F401 (fixture)
 
 GOOD_RULE = """
   - id: {id}

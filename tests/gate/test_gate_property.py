@@ -8,13 +8,11 @@ deleting workspace.json; ``reviews`` by writing no reviews).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-from finetrail.governance.evidence import paths as evpaths
-from finetrail.governance.gate_eval import evaluate
-from finetrail.governance.policy_load import load_policy, shipped_policies
 from gate_contract import (  # noqa: F401
     CONTRACT_NAMES,
     add_reviewers,
@@ -22,6 +20,10 @@ from gate_contract import (  # noqa: F401
     build_workspace,
     use_contract_kinds_fixture,
 )
+
+from finetrail.governance.evidence import paths as evpaths
+from finetrail.governance.gate_eval import evaluate
+from finetrail.governance.policy_load import load_policy, shipped_policies
 
 POLICIES = {p.stem: p for p in shipped_policies()}
 CASES = [
@@ -48,10 +50,11 @@ def _workspace(store: dict[str, Path], omit: str | None) -> Path:
     key = omit or "full"
     if key in store:
         return store[key]
-    root = store["base"] / key.replace(".", "_")
+    # a fresh folder per attempt: a build that failed once must not leave a half workspace behind
+    root = Path(tempfile.mkdtemp(prefix=key.replace(".", "_") + "-", dir=store["base"])) / "ws"
     built = build_workspace(root, omit={omit} if omit in CONTRACT_NAMES else set())
     if omit != "reviews":
-        keys = add_reviewers(root, store["base"] / f"keys-{key}")
+        keys = add_reviewers(root, root.parent / "keys")
         approve(root, keys)
     if omit == "workspace":
         (built.root / "workspace.json").unlink()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gate_contract import add_reviewers, approve, build_workspace, use_contract_kinds_fixture  # noqa: F401
+
 from finetrail.governance.gate_run import run_gate
 from finetrail.governance.policy_load import shipped_policies
-from gate_contract import add_reviewers, approve, build_workspace, use_contract_kinds_fixture  # noqa: F401
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 

@@ -7,6 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from gate_contract import (  # noqa: F401
+    add_reviewers,
+    approve,
+    build_workspace,
+    make_key,
+    use_contract_kinds_fixture,
+)
+
 from finetrail.cli import main
 from finetrail.errors import CheckFailed, InputError
 from finetrail.governance.evidence.workspace import LedgerEntry
@@ -15,13 +23,6 @@ from finetrail.governance.io import canonical_json
 from finetrail.governance.policy_load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
 from finetrail.governance.verify import verify_workspace
-from gate_contract import (  # noqa: F401
-    add_reviewers,
-    approve,
-    build_workspace,
-    make_key,
-    use_contract_kinds_fixture,
-)
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 

@@ -1,23 +1,39 @@
-"""Builds a sample workspace for the report tests: evidence JSON per docs/evidence-contract.md.
+"""Builds a sample workspace for the report tests with the real record classes.
 
-The record classes of the other layers (datasets, training, probes, bias, gate) are written as raw
-JSON dicts through ``Workspace.write_bytes``; once those classes are merged this is the one place
-to switch to ``Workspace.write_record(rel, Record.parse(...), ...)``.
-
-``variant="b"`` is a later release for the diff tests (another dataset, a smaller epsilon, other
-probe figures, a failed gate). ``hostile`` puts markup and template syntax into names and notes;
-``pii`` puts raw PII values (as the data layer must never do) into masked-example fields, names
-and notes, so the tests can check the report re-masks them.
+Every record comes from the shared factory (tests/evidence_factory.py), validated by its class and
+written with ``Workspace.write_record``. ``variant="b"`` is a later release for the diff tests
+(another dataset, a smaller epsilon, other probe figures, a failed gate). ``hostile`` puts markup
+and template syntax into names and notes; ``pii`` puts raw PII values (as the data layer must
+never do) into masked-example fields, names and notes, so the tests can check the report re-masks
+them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evidence_factory import (
+    BIAS_FILE,
+    PROBE_FILES,
+    TRAINING_FILE,
+    add_review,
+    bias_audit_evidence,
+    dataset_record,
+    dp_audit_evidence,
+    exposure_evidence,
+    extraction_evidence,
+    gate_decision,
+    membership_evidence,
+    pii_summary,
+    sanitised_params,
+    training_evidence,
+    write_records,
+)
+
+from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.workspace import Workspace
 
 HOSTILE = (
@@ -41,12 +57,6 @@ class Sample:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _write(ws: Workspace, rel: str, data: dict[str, Any], event: str) -> None:
-    ws.write_bytes(
-        rel, (json.dumps(data, sort_keys=True, indent=1) + "\n").encode(), event=event, actor=ACTOR
-    )
 
 
 def fake_pii(seed: int = 7, n: int = 6) -> list[str]:
@@ -103,256 +113,217 @@ def build(
         _sha("eval"),
         _sha("extra"),
     )
+    tickets = {
+        "license": "LicenseRef-ExampleOrg-Proprietary",
+        "legal_basis": "GDPR Art. 6(1)(f)",
+        "purpose": "fine-tuning a reply-drafting assistant",
+    }
+    coverage = {
+        "EMAIL_ADDRESS": "EmailRecognizer (Presidio pattern)",
+        "PHONE_NUMBER": "PhoneRecognizer (Presidio, python-phonenumbers; regions US, GB, DE)",
+        "US_SSN": "UsSsnRecognizer (Presidio pattern)",
+        "PERSON": "NameListRecognizer (finetrail deny-list of first and last names)",
+    }
     datasets = [
-        {
-            "name": tainted("support-tickets-masked", 0),
-            "sha256": masked_sha,
-            "merkle_root": _sha("m1"),
-            "records": 1000,
-            "license": "proprietary (Example Org)",
-            "source": tainted("ticket export", 1),
-            "collection": "2025-01 to 2025-06, support desk",
-            "legal_basis": "GDPR Art. 6(1)(f)",
-            "purpose": "fine-tuning a reply-drafting assistant",
-            "derived_from": [raw_sha],
-            "transform": "presidio replace, score threshold 0.5",
-            "pii": {
-                "records_with_pii": 912,
-                "counts": {"EMAIL_ADDRESS": 850, "PHONE_NUMBER": 400, "US_SSN": 12, "PERSON": 990},
-                "coverage": {
-                    "EMAIL_ADDRESS": "EmailRecognizer",
-                    "PHONE_NUMBER": "PhoneRecognizer",
-                    "US_SSN": "UsSsnRecognizer",
-                    "PERSON": "SpacyRecognizer",
-                },
-                "score_threshold": 0.5,
-                "residual": {"EMAIL_ADDRESS": 0},
-                "examples": [
-                    tainted("Hi <PERSON>, reach me at <EMAIL_ADDRESS>", 2),
-                    tainted("My number is <PHONE_NUMBER>", 3),
+        dataset_record(
+            name="support-tickets",
+            sha256=raw_sha,
+            records=1000,
+            source="ticket export",
+            collection="2025-01 to 2025-06, support desk",
+            **tickets,
+            pii=pii_summary(
+                records_scanned=1000,
+                records_with_pii=912,
+                counts={"EMAIL_ADDRESS": 850, "PHONE_NUMBER": 400, "US_SSN": 12, "PERSON": 990},
+                coverage=coverage,
+                score_threshold=0.5,
+                masked_examples=[
+                    ("EMAIL_ADDRESS", tainted("Hi <PERSON>, reach me at <EMAIL_ADDRESS>", 2)),
+                    ("PHONE_NUMBER", tainted("My number is <PHONE_NUMBER>", 3)),
                 ],
-            },
-        },
-        {
-            "name": tainted("fairness-eval", 4),
-            "sha256": eval_sha,
-            "merkle_root": _sha("m2"),
-            "records": 600,
-            "license": "CC-BY-4.0",
-            "source": "synthetic (Faker, seed 11)",
-            "collection": "generated 2025-07",
-            "legal_basis": "not personal data (synthetic)",
-            "purpose": "bias audit",
-            "derived_from": [],
-            "transform": "none",
-            "pii": {
-                "records_with_pii": 0,
-                "counts": {},
-                "coverage": {},
-                "score_threshold": 0.5,
-                "residual": {},
-            },
-        },
+            ),
+        ),
+        dataset_record(
+            name=tainted("support-tickets-masked", 0),
+            sha256=masked_sha,
+            records=1000,
+            source=tainted("ticket export", 1),
+            collection="2025-01 to 2025-06, support desk",
+            **tickets,
+            derived_from=[raw_sha],
+            transform="pii-sanitize",
+            transform_params=sanitised_params(coverage),
+            pii=pii_summary(
+                records_scanned=1000,
+                coverage=coverage,
+                score_threshold=0.5,
+                residual=dict.fromkeys(coverage, 0),
+            ),
+        ),
+        dataset_record(
+            name=tainted("fairness-eval", 4),
+            sha256=eval_sha,
+            records=600,
+            license="CC-BY-4.0",
+            source="synthetic (Faker, seed 11)",
+            collection="generated 2025-07",
+            legal_basis="not personal data (synthetic)",
+            purpose="bias audit",
+            pii=pii_summary(records_scanned=600, coverage=coverage, score_threshold=0.5),
+        ),
     ]
     if variant == "b":
         datasets.append(
-            {
-                "name": "support-tickets-2025h2",
-                "sha256": extra_sha,
-                "merkle_root": _sha("m3"),
-                "records": 400,
-                "license": "proprietary (Example Org)",
-                "source": "ticket export",
-                "collection": "2025-07 to 2025-12",
-                "legal_basis": "GDPR Art. 6(1)(f)",
-                "purpose": "fine-tuning",
-                "derived_from": [],
-                "transform": "presidio replace",
-                "pii": {
-                    "records_with_pii": 300,
-                    "counts": {"EMAIL_ADDRESS": 280},
-                    "coverage": {"EMAIL_ADDRESS": "EmailRecognizer"},
-                    "score_threshold": 0.5,
-                    "residual": {},
-                },
-            }
-        )
-    if "datasets" in kinds:
-        for d in datasets:
-            _write(
-                ws,
-                f"evidence/datasets/{d['sha256']}.json",
-                {"record_type": "dataset", **d},
-                "dataset.registered",
+            dataset_record(
+                name="support-tickets-2025h2",
+                sha256=extra_sha,
+                records=400,
+                source="ticket export",
+                collection="2025-07 to 2025-12",
+                **tickets,
+                pii=pii_summary(
+                    records_scanned=400,
+                    records_with_pii=300,
+                    counts={"EMAIL_ADDRESS": 280},
+                    coverage={"EMAIL_ADDRESS": coverage["EMAIL_ADDRESS"]},
+                    score_threshold=0.5,
+                ),
             )
-            sample.dataset_shas.append(str(d["sha256"]))
+        )
+    records: dict[str, EvidenceRecord] = {}
+    if "datasets" in kinds:
+        records.update({d.rel_path: d for d in datasets})
+        sample.dataset_shas += [d.sha256 for d in datasets]
 
     eps = 8.0 if variant == "a" else 3.0
     adapter = _sha("adapter-" + variant)
-    training = {
-        "record_type": "training",
-        "completed": True,
-        "method": "lora",
-        "trainable_parameters": 73728,
-        "base_model": {
-            "config_sha256": _sha("cfg"),
-            "weights_sha256": _sha("weights"),
-            "tokenizer_sha256": _sha("tok"),
-            "name": tainted("tiny-llama", 5),
-        },
-        "adapter": {"sha256": adapter, "path": "artifacts/adapter"},
-        "datasets": [{"sha256": masked_sha, "role": "train"}, {"sha256": eval_sha, "role": "eval"}]
-        + ([{"sha256": extra_sha, "role": "train"}] if variant == "b" else []),
-        "dp": {
-            "enabled": True,
-            "epsilon": eps,
-            "epsilon_rdp": eps * 1.08,
-            "delta": 1e-5,
-            "accountant": "prv",
-            "noise_multiplier": 0.6689 if variant == "a" else 1.1,
-            "sample_rate": 0.0625,
-            "steps": 51,
-            "max_grad_norm": 1.0,
-            "clipping_mode": "flat",
-            "epsilon_curve": [
-                {"step": s, "epsilon": round(eps * (s / 51) ** 0.5, 4)} for s in range(0, 52, 5)
-            ],
-        },
-        "compute": {"wall_seconds": 71.2, "tokens": 3264000, "flops": 1.9e12, "device": "cpu"},
-        "eu_ai_act": {"modification_threshold_flops": 3.3e22, "substantial_modification": False},
-        "early_stopping": {"stopped_early": False},
-        "val_loss": [1.67, 1.66, 1.655],
-        "mlflow": {"run_id": "0123456789abcdef"},
-    }
     if "training" in kinds:
-        _write(ws, "evidence/training.json", training, "training.completed")
-
-    subject = {"adapter_sha256": adapter}
-    probes = {
-        "exposure": {
-            "record_type": "probes.exposure",
-            "subject": subject,
-            "max_bits": 2.04 if variant == "a" else 1.6,
-            "space_bits": 19.93,
-            "by_repetition": {
-                "1": {"mean_bits": 1.9, "max_bits": 2.04, "n": 7},
-                "4": {"mean_bits": 0.5, "max_bits": 1.1, "n": 7},
-                "16": {"mean_bits": 1.82, "max_bits": 1.95, "n": 6},
+        records[TRAINING_FILE] = training_evidence(
+            adapter_sha256=adapter,
+            datasets=[(masked_sha, "train", 1000)]
+            + ([(extra_sha, "train", 400)] if variant == "b" else []),
+            epsilon=eps,
+            epsilon_rdp=eps * 1.08,
+            delta=1e-5,
+            noise_multiplier=0.6689 if variant == "a" else 1.1,
+            sample_rate=0.0625,
+            steps=51,
+            wall_seconds=71.2,
+            tokens=3264000,
+            flops=1.9e12,
+            threshold_flops=3.3e22,
+            val_loss=(1.67, 1.66, 1.655),
+            changes={
+                "dp.clipping_mode": "hooks",
+                "dp.clipping_mode_reason": tainted("hooks: the model has a tied embedding", 5),
             },
-        },
-        "extraction": {
-            "record_type": "probes.extraction",
-            "subject": subject,
-            "memorized_identifiers": [],
-            "memorized_rate": 0.0,
-            "base_model_matches": 0,
-            "prompts": 200,
-            "examples": [
+        )
+
+    exposure = (
+        {"1": (1.9, 2.04, 7), "4": (0.5, 1.1, 7), "16": (1.82, 1.95, 6)}
+        if variant == "a"
+        else {"1": (1.2, 1.6, 7), "4": (0.5, 1.1, 7), "16": (1.3, 1.5, 6)}
+    )
+    mia = 0.52 if variant == "a" else 0.55
+    if "probes" in kinds:
+        records[PROBE_FILES["exposure"]] = exposure_evidence(
+            adapter_sha256=adapter, space_bits=19.93, by_repetition=exposure
+        )
+        records[PROBE_FILES["extraction"]] = extraction_evidence(
+            adapter_sha256=adapter,
+            prompts=200,
+            masked_examples=[
                 {
-                    "prompt": tainted("Customer note: my account pin is", 6),
-                    "completion": "<NUMBER> (not a canary)",
+                    "entity": "ACCOUNT_PIN",
+                    "masked_prompt_tail": tainted("…Customer note: my account pin is", 6),
+                    "canary": True,
                 }
             ],
-        },
-        "membership": {
-            "record_type": "probes.membership",
-            "subject": subject,
-            "max_auc": 0.52 if variant == "a" else 0.55,
-            "attacks": {
-                "loss": {
-                    "auc": 0.52,
-                    "tpr_at_1pct_fpr": 0.012,
-                    "roc": {"fpr": [0, 0.01, 0.1, 0.5, 1], "tpr": [0, 0.012, 0.11, 0.52, 1]},
-                },
-                "zlib": {"auc": 0.51, "tpr_at_1pct_fpr": 0.01},
-            },
-        },
-        "dp_audit": {
-            "record_type": "probes.dp_audit",
-            "subject": subject,
-            "claimed_epsilon": eps,
-            "empirical_epsilon_lower_bound": 0.21,
-            "confidence": 0.95,
-            "verdict": "consistent",
-        },
-    }
-    if "probes" in kinds:
-        for name, rec in probes.items():
-            _write(ws, f"evidence/probes/{name}.json", rec, f"probe.{name}")
+            changes={"canary_secrets_extracted": 1},
+        )
+        records[PROBE_FILES["membership"]] = membership_evidence(
+            adapter_sha256=adapter, attacks={"loss": (mia, 0.012), "zlib": (0.51, 0.01)}
+        )
+        records[PROBE_FILES["dp_audit"]] = dp_audit_evidence(
+            adapter_sha256=adapter, claimed_epsilon=eps, claimed_delta=1e-5, lower_bound=0.21
+        )
 
-    bias = {
-        "record_type": "bias",
-        "subject": subject,
-        "task": {"accuracy": 0.81, "f1": 0.79},
-        "disparities": {
-            "demographic_parity_difference": {"value": 0.04, "ci_low": 0.01, "ci_high": 0.08},
-            "equalized_odds_difference": {
-                "value": 0.06 if variant == "a" else 0.11,
-                "ci_low": 0.02,
-                "ci_high": 0.1 if variant == "a" else 0.17,
-            },
-            "accuracy_difference": {"value": 0.03, "ci_low": 0.0, "ci_high": 0.07},
-        },
-        "finetune_effect": {
-            "demographic_parity_difference": {"delta": 0.01, "ci_low": -0.02, "ci_high": 0.04}
-        },
-        "too_small_groups": [tainted("age 80+", 7)],
-        "by_group": {
-            "female": {"accuracy": {"value": 0.80, "ci_low": 0.76, "ci_high": 0.84}, "n": 300},
-            "male": {"accuracy": {"value": 0.83, "ci_low": 0.79, "ci_high": 0.87}, "n": 280},
-            tainted("nonbinary", 8): {
-                "accuracy": {"value": 0.78, "ci_low": 0.6, "ci_high": 0.9},
-                "n": 20,
-            },
-        },
-    }
+    eod = (0.06, 0.02, 0.1) if variant == "a" else (0.11, 0.02, 0.17)
+    nonbinary = tainted("nonbinary", 7)
     if "bias" in kinds:
-        _write(ws, "evidence/bias.json", bias, "bias.audited")
+        records[BIAS_FILE] = bias_audit_evidence(
+            adapter_sha256=adapter,
+            accuracy=0.81,
+            f1=0.79,
+            disparities={
+                "demographic_parity_difference": (0.04, 0.01, 0.08),
+                "equalized_odds_difference": eod,
+                "accuracy_difference": (0.03, 0.0, 0.07),
+            },
+            finetune_effect={"demographic_parity_difference": (0.01, -0.02, 0.04)},
+            groups=[
+                ("gender", "female", 300, 0.80, 0.76, 0.84),
+                ("gender", "male", 280, 0.83, 0.79, 0.87),
+                ("gender", nonbinary, 20, 0.78, 0.6, 0.9),
+                ("age_band", tainted("18-29", 8), 250, 0.82, 0.77, 0.86),
+                ("age_band", "50+", 350, 0.80, 0.76, 0.84),
+            ],
+            too_small_groups=[("gender", nonbinary, 20)],
+            eval_sha256=eval_sha,
+        )
 
     passed = variant == "a"
-    gate = {
-        "record_type": "gate",
-        "passed": passed,
-        "policy_id": "eu-high-risk-default@1",
-        "policy_sha256": _sha("policy"),
-        "results": [
-            {
-                "id": "dp-epsilon-max",
-                "passed": True,
-                "path": "training.dp.epsilon",
-                "value": eps,
-                "message": "epsilon <= 8",
-            },
-            {
-                "id": "mia-auc-max",
-                "passed": True,
-                "path": "probes.membership.max_auc",
-                "value": probes["membership"]["max_auc"],
-                "message": "max AUC <= 0.6",
-            },
-            {
-                "id": "bias-eod-max",
-                "passed": passed,
-                "path": "bias.disparities.equalized_odds_difference.value",
-                "value": bias["disparities"]["equalized_odds_difference"]["value"],  # type: ignore[index]
-                "message": tainted("equalized odds difference <= 0.1", 9),
-            },
-        ],
-    }
     if "gate" in kinds:
-        _write(ws, "evidence/gate/1.json", gate, "gate.decided")
+        records["evidence/gate/0001.json"] = gate_decision(
+            adapter_sha256=adapter,
+            policy_id="example-release",
+            model_version="1.0.0" if variant == "a" else "1.1.0",
+            outcomes=[
+                {
+                    "rule": "dp-epsilon-max",
+                    "outcome": "pass",
+                    "path": "training.dp.epsilon",
+                    "op": "<=",
+                    "threshold": 8.0,
+                    "value": eps,
+                    "message": f"training.dp.epsilon = {eps:g}; required <= 8",
+                },
+                {
+                    "rule": "mia-auc-max",
+                    "outcome": "pass",
+                    "path": "probes.membership.max_auc",
+                    "op": "<=",
+                    "threshold": 0.6,
+                    "value": mia,
+                    "message": f"probes.membership.max_auc = {mia:g}; required <= 0.6",
+                    "file": PROBE_FILES["membership"],
+                },
+                {
+                    "rule": "bias-eod-max",
+                    "outcome": "pass" if passed else "fail",
+                    "path": "bias.disparities.equalized_odds_difference.value",
+                    "op": "<=",
+                    "threshold": 0.1,
+                    "value": eod[0],
+                    "message": tainted(
+                        f"bias.disparities.equalized_odds_difference.value = {eod[0]:g}; "
+                        "required <= 0.1",
+                        9,
+                    ),
+                    "file": BIAS_FILE,
+                },
+            ],
+        )
+    write_records(ws, records, actor=ACTOR)
 
     if "reviews" in kinds:
-        ws.append_event(
-            "review.approved",
-            actor="dpo@example.org",
-            payload={
-                "reviewer": "Data protection officer",
-                "role": "dpo",
-                "decision": "approve",
-                "comment": tainted("DP statement and PII scan checked", 10),
-                "manifest_digest": ws.manifest_digest(),
-            },
+        add_review(
+            root,
+            reviewer="dpo",
+            role="privacy",
+            note=tainted("DP statement and PII scan checked", 10),
+            actor=ACTOR,
         )
     return sample
 

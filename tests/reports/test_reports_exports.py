@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sample import build_fixed, report
+
 from finetrail.errors import CheckFailed
 
 SPDX_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "spdx-3.0.1-schema.json"
@@ -34,7 +35,14 @@ def test_bom_passes_the_strict_cyclonedx_16_validator(dossier: Path) -> None:
     bom = json.loads(text)
     assert bom["specVersion"] == "1.6"
     types = sorted(c["type"] for c in bom["components"])
-    assert types == ["data", "data", "file", "machine-learning-model", "machine-learning-model"]
+    assert types == [
+        "data",
+        "data",
+        "data",
+        "file",
+        "machine-learning-model",
+        "machine-learning-model",
+    ]  # raw tickets, their sanitised derivative, the fairness evaluation set
     for c in bom["components"]:
         assert [h["alg"] for h in c["hashes"]] == ["SHA-256"], c["name"]
     card = bom["metadata"]["component"]["modelCard"]
@@ -63,7 +71,7 @@ def test_every_bom_ref_is_unique_and_resolves(dossier: Path) -> None:
     }
     assert used <= set(refs)
     adapter = next(d for d in bom["dependencies"] if d["ref"] == "model-adapter")
-    assert "model-base" in adapter["dependsOn"] and len(adapter["dependsOn"]) == 3
+    assert "model-base" in adapter["dependsOn"] and len(adapter["dependsOn"]) == 4
 
 
 def test_bom_validation_rejects_a_broken_bom(dossier: Path) -> None:
@@ -82,8 +90,9 @@ def test_bom_validation_rejects_a_broken_bom(dossier: Path) -> None:
 
 
 def test_spdx_document_reads_back_with_the_spdx_3_0_1_model(dossier: Path) -> None:
-    from finetrail.reports.spdx import check_spdx
     from spdx_python_model import v3_0_1 as s
+
+    from finetrail.reports.spdx import check_spdx
 
     data = json.loads((dossier / "spdx.json").read_text())
     check_spdx(data)
@@ -94,7 +103,7 @@ def test_spdx_document_reads_back_with_the_spdx_3_0_1_model(dossier: Path) -> No
     s.JSONLDDeserializer().read(io.BytesIO(json.dumps(data).encode()), objset)
     ai = [o for o in objset.objects if isinstance(o, s.ai_AIPackage)]
     ds = [o for o in objset.objects if isinstance(o, s.dataset_DatasetPackage)]
-    assert len(ai) == 2 and len(ds) == 2
+    assert len(ai) == 2 and len(ds) == 3
     assert all(o.verifiedUsing[0].algorithm == s.HashAlgorithm.sha256 for o in ai + ds)
     doc = next(o for o in objset.objects if isinstance(o, s.SpdxDocument))
     assert set(doc.profileConformance) >= {

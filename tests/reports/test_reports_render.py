@@ -38,7 +38,7 @@ def test_report_writes_every_pack_and_export(full: Path) -> None:
     for name in PACK_FILES:
         assert (dossier / name).is_file(), name
     sheets = sorted((dossier / "datasheets").glob("*.md"))
-    assert len(sheets) == 2
+    assert len(sheets) == 3  # raw tickets, sanitised tickets, fairness evaluation set
     html = (dossier / "index.html").read_text()
     order = [
         html.index(f'id="{s}"')
