@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
+import sys
 import warnings
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -325,3 +326,13 @@ def make_study(tinylm: SimpleNamespace, steps: int = 200, lr: float = 3e-3) -> S
 def study(tinylm: SimpleNamespace) -> SimpleNamespace:
     with one_thread():
         return make_study(tinylm)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Every probe test runs torch on one intra-op thread (see :func:`one_thread`)."""
+    if "torch" not in sys.modules:  # tests that never touch torch stay free of it
+        yield
+        return
+    with one_thread():
+        yield

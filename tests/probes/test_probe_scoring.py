@@ -87,8 +87,13 @@ def test_left_padded_continuations_match_one_at_a_time(random_lm: Any, tiny_toke
     tok = TokenizerAdapter(tiny_tokenizer)
     pairs = [
         (tok.encode(p, special=True), tok.encode(c, special=False))
-        for p, c in [("a", " b"), ("my account pin is", " 123456"), ("x" * 30, " short"),
-                     ("Customer note: write to", " me at abcdef@ghijkl.com please"), ("q", "")]
+        for p, c in [
+            ("a", " b"),
+            ("my account pin is", " 123456"),
+            ("x" * 30, " short"),
+            ("Customer note: write to", " me at abcdef@ghijkl.com please"),
+            ("q", ""),
+        ]
     ]
     together = continuation_logprobs(random_lm, pairs)
     for (p, c), value in zip(pairs, together, strict=True):
