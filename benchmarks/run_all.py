@@ -52,7 +52,9 @@ def main() -> int:
     ap.add_argument("--out", default=str(HERE.parent / "docs" / "benchmarks.md"))
     ap.add_argument("--only", default="", help="comma-separated script names to run")
     args = ap.parse_args()
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    scripts = sorted(
+        p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_")
+    )
     if args.only:
         keep = set(args.only.split(","))
         scripts = [p for p in scripts if p.stem in keep or p.name in keep]
