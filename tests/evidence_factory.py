@@ -98,13 +98,6 @@ ENGINE = {
     "prefilter": True,
     "fields": None,
 }
-DISPARITY_METRICS = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "accuracy_difference",
-)
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -14,22 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evidence_factory import (
-    CLEAN_SHA,
-    RAW_SHA,
-    add_adapter,
-    evolve,
-    kind_of,
-    standard_records,
-    write_records,
-)
+from evidence_factory import add_adapter, evolve, kind_of, standard_records, write_records
 
 from finetrail.governance.evidence import registry
 from finetrail.governance.evidence.registry import EvidenceKind
 from finetrail.governance.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
-__all__ = ["CLEAN_SHA", "RAW_SHA"]
 
 # the kinds of docs/evidence-contract.md that are evidence files, and their record classes
 CONTRACT: tuple[tuple[str, str], ...] = (
