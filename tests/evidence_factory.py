@@ -397,11 +397,12 @@ def training_evidence(
             "guidelines on GPAI obligations, 18 July 2025, section 3.2); non-binding",
         },
         "early_stopping": {"enabled": False, "stopped_early": False},
-        "val_loss": [
-            {"step": (i + 1) * max(1, steps // max(1, len(val_loss))), "loss": v}
-            for i, v in enumerate(val_loss)
+        "val_loss": list(val_loss),
+        "val_loss_steps": [
+            (i + 1) * max(1, steps // max(1, len(val_loss))) for i in range(len(val_loss))
         ],
-        "train_loss": [{"step": 1, "loss": 6.07}, {"step": steps, "loss": 5.79}],
+        "train_loss": [6.07, 5.79],
+        "train_loss_steps": [1, steps],
         "ewc": {"enabled": False},
         "mlflow": {"run_id": "0123456789abcdef", **(mlflow or {})},
         "cost": {

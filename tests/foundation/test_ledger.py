@@ -129,7 +129,11 @@ def test_sigkill_mid_append_never_corrupts_the_ledger(tmp_path: Path) -> None:
         )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.05 + (round_ % 5) * 0.03)
+        deadline = time.monotonic() + 30
+        start = path.stat().st_size if path.exists() else 0
+        while time.monotonic() < deadline and (not path.exists() or path.stat().st_size <= start):
+            time.sleep(0.005)  # kill only once this writer has appended (slow machines)
+        time.sleep((round_ % 5) * 0.03)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         scan = scan_ledger(path)
