@@ -310,6 +310,9 @@ def collect(ws: Path) -> dict[str, Any]:
         "emp_eps": audit.get("empirical_epsilon_lower_bound"),
         "verdict": audit.get("verdict"),
         "f1": (bias.get("task") or {}).get("f1"),
+        "auc": (bias.get("task") or {}).get("auc"),
+        "base_task": (bias.get("base") or {}).get("task") or {},
+        "run_seconds": _read(ws.parent / (ws.name + ".files") / "took.json").get("seconds"),
         "accuracy": (bias.get("task") or {}).get("accuracy"),
     }
 
@@ -441,8 +444,8 @@ def table(
         "| method | DP | trainable params | step time vs non-DP LoRA, interleaved (batch "
         f"{batch}) | in the run: s/step (time per example vs non-DP LoRA) | steps x batch | epsilon (PRV) | "
         "memorised identifiers (removed) | exposure max / 16x mean (bits) | "
-        "empirical epsilon (95% lower bound) | task F1 (vs non-private) | val loss |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "empirical epsilon (95% lower bound) | task F1 (vs non-private) | task AUC | val loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in [x for x in TABLE_ORDER if x in methods]:
         plain = rows.get((m, None))
@@ -451,7 +454,7 @@ def table(
             t = timing.get(f"{m}/{'none' if eps is None else 'dp'}") if timing else None
             tcell = f"{t['ratio']:.2f}x ({t['ms']:.0f} ms)" if t else "-"
             if r is None:
-                out.append(f"| {LABELS[m]} | {_dp(eps)} | - | {tcell} | not run yet |" + " - |" * 7)
+                out.append(f"| {LABELS[m]} | {_dp(eps)} | - | {tcell} | not run yet |" + " - |" * 8)
                 continue
             spe = _per_example(r)
             run_rel = _f(r["s_per_step"]) + (f" ({spe / ref_spe:.2f}x)" if spe and ref_spe else "")
@@ -465,7 +468,8 @@ def table(
             out.append(
                 f"| {LABELS[m]} | {_dp(eps)} | {r['trainable']:,} | {tcell} | {run_rel} | "
                 f"{batch_cell} | {_f(r['epsilon'])} | {mem} | {_f(r['max_bits'], 1)} / "
-                f"{_f(r['top_rep_bits'], 1)} | {_f(r['emp_eps'])} | {f1} | {_f(r['val_loss'], 3)} |"
+                f"{_f(r['top_rep_bits'], 1)} | {_f(r['emp_eps'])} | {f1} | {_f(r['auc'], 3)} | "
+                f"{_f(r['val_loss'], 3)} |"
             )
     return "\n".join(out)
 
@@ -597,7 +601,11 @@ def measure(
             log(f"== {ws.name}: {LABELS[m]}, privacy {_dp(eps)}")
             r0 = time.perf_counter()
             one_run(ws, m, eps, paths, sizes, args.seed, run)
-            log(f"== {ws.name} took {time.perf_counter() - r0:.0f} s")
+            took = time.perf_counter() - r0
+            (ws.parent / (ws.name + ".files") / "took.json").write_text(
+                json.dumps({"seconds": took}), encoding="utf-8"
+            )
+            log(f"== {ws.name} took {took:.0f} s")
         rows[(m, eps)] = collect(ws)
         if args.write_doc:  # the doc grows as rows come in
             write_doc(
@@ -634,18 +642,30 @@ def render(
     if args.epsilons:
         cmd += f" --epsilons {args.epsilons}"
     status = "" if done == total else f" PARTIAL: {done} of {total} runs done."
+    secs = [r["run_seconds"] for r in rows.values() if r.get("run_seconds")]
+    spent = f"the {len(secs)} runs took {sum(secs) / 60:.0f} min in all" if secs else ""
+    base = next((r["base_task"] for r in rows.values() if r.get("base_task")), {})
+    base_line = (
+        f" The base model before fine-tuning: task F1 {_f(base.get('f1'), 3)}, AUC "
+        f"{_f(base.get('auc'), 3)}, selection rate {_f(base.get('selection_rate'), 3)}."
+        if base
+        else ""
+    )
     return "\n".join(
         [
             f"Machine: {machine(args.threads)}",
             "",
-            f"Command: `{cmd}` ({took / 60:.0f} min for the runs not already done).{status}",
+            f"Command: `{cmd}` ({spent or f'{took / 60:.0f} min'}).{status}",
             "",
             f"Data: the demo's synthetic data ({sizes.records} support notes, {sizes.task_records} "
             f"credit-task rows in training, {sizes.eval_records} for F1), {sizes.canaries} pin6 "
             f"canaries (each included with probability 1/2, repeated 1, 4 or 16 times). "
             f"Non-private: {sizes.control_steps} steps at batch 16; DP: {sizes.dp_epochs:g} epochs "
             f"at expected batch {sizes.dp_batch}, delta 1e-5, clip 1.0. Learning rates (non-private, "
-            "DP): " + ", ".join(f"{m} {LR[m][0]:g}/{LR[m][1]:g}" for m in methods) + ".",
+            "DP): "
+            + ", ".join(f"{m} {LR[m][0]:g}/{LR[m][1]:g}" for m in methods)
+            + "."
+            + base_line,
             "",
             table(rows, timing, methods, epsilons, batch),
         ]
