@@ -442,7 +442,7 @@ def table(
     shown = ([None] if None in epsilons else []) + sorted(e for e in epsilons if e is not None)
     out = [
         "| method | DP | trainable params | step time vs non-DP LoRA, interleaved (batch "
-        f"{batch}) | in the run: s/step (time per example vs non-DP LoRA) | steps x batch | epsilon (PRV) | "
+        f"{batch}, median of {timing.get('rounds', '?')} rounds) | in the run: s/step (time per example vs non-DP LoRA) | steps x batch | epsilon (PRV) | "
         "memorised identifiers (removed) | exposure max / 16x mean (bits) | "
         "empirical epsilon (95% lower bound) | task F1 (vs non-private) | task AUC | val loss |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -586,7 +586,7 @@ def measure(
     if not args.no_timing and not want <= set(timing):
         log("== interleaved step timing")
         rounds = args.rounds or (6 if args.quick else 12)
-        timing = step_times(paths, methods, batch, rounds, warmup=2)
+        timing = {**step_times(paths, methods, batch, rounds, warmup=2), "rounds": rounds}
         timing_file.write_text(json.dumps(timing, indent=1), encoding="utf-8")
 
     rows: dict[tuple[str, float | None], dict[str, Any]] = {}
@@ -641,6 +641,8 @@ def render(
         cmd += f" --methods {args.methods}"
     if args.epsilons:
         cmd += f" --epsilons {args.epsilons}"
+    if args.rounds:
+        cmd += f" --rounds {args.rounds}"
     status = "" if done == total else f" PARTIAL: {done} of {total} runs done."
     secs = [r["run_seconds"] for r in rows.values() if r.get("run_seconds")]
     spent = f"the {len(secs)} runs took {sum(secs) / 60:.0f} min in all" if secs else ""
