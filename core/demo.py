@@ -47,14 +47,39 @@ class Sizes:
     bias_resamples: int
 
 
-FULL = Sizes(records=1000, task_records=600, eval_records=600, public_records=2000, base_steps=450,
-             canaries=60, control_steps=600, dp_epochs=3.0, dp_batch=64, bias_resamples=400)
-QUICK = Sizes(records=200, task_records=120, eval_records=200, public_records=300, base_steps=40,
-              canaries=20, control_steps=40, dp_epochs=1.0, dp_batch=32, bias_resamples=100)
+FULL = Sizes(
+    records=1000,
+    task_records=600,
+    eval_records=600,
+    public_records=2000,
+    base_steps=450,
+    canaries=60,
+    control_steps=600,
+    dp_epochs=3.0,
+    dp_batch=64,
+    bias_resamples=400,
+)
+QUICK = Sizes(
+    records=200,
+    task_records=120,
+    eval_records=200,
+    public_records=300,
+    base_steps=40,
+    canaries=20,
+    control_steps=40,
+    dp_epochs=1.0,
+    dp_batch=32,
+    bias_resamples=100,
+)
 
 
 QUICK_PROBES: dict[str, Any] = {
-    "extraction": {"max_prompts": 40, "samples_per_prompt": 2, "max_beams": 8, "generic_samples": 8},
+    "extraction": {
+        "max_prompts": 40,
+        "samples_per_prompt": 2,
+        "max_beams": 8,
+        "generic_samples": 8,
+    },
     "membership": {"max_examples": 100, "bootstrap": 100},
 }
 
@@ -117,20 +142,28 @@ def _prepare_training_file(data: Path) -> tuple[Path, Path, Path]:
     rows = notes[:a] + [
         {"text": f"{r['prompt']} {r['label']}"} for r in _jsonl(data / "task_train.jsonl")
     ]
-    finetune, validation, heldout = (data / n for n in ("finetune.jsonl", "validation.jsonl",
-                                                         "heldout.jsonl"))
+    finetune, validation, heldout = (
+        data / n for n in ("finetune.jsonl", "validation.jsonl", "heldout.jsonl")
+    )
     _write_jsonl(finetune, rows)
     _write_jsonl(validation, notes[a:b])
     _write_jsonl(heldout, notes[b:])
     return finetune, validation, heldout
 
 
-def _train_config(variant: Variant, *, base: Path, train: Path, val: Path, generic: Path,
-                  sizes: Sizes, seed: int) -> dict[str, Any]:
+def _train_config(
+    variant: Variant, *, base: Path, train: Path, val: Path, generic: Path, sizes: Sizes, seed: int
+) -> dict[str, Any]:
     common: dict[str, Any] = {
         "base_model": {"path": str(base)},
-        "data": {"train": str(train), "validation": str(val), "generic": str(generic),
-                 "generic_fraction": 0.05, "max_length": 96, "unregistered": "refuse"},
+        "data": {
+            "train": str(train),
+            "validation": str(val),
+            "generic": str(generic),
+            "generic_fraction": 0.05,
+            "max_length": 96,
+            "unregistered": "refuse",
+        },
         "device": "cpu",
         "seed": seed,
         "cost": {"price_per_device_hour": 0.05, "currency": "USD"},
@@ -138,8 +171,11 @@ def _train_config(variant: Variant, *, base: Path, train: Path, val: Path, gener
     if variant.private:
         common["method"] = {"name": "lora", "rank": 16, "alpha": 32, "target_modules": "all-linear"}
         common["privacy"] = {"target_epsilon": 1.0, "delta": 1e-5, "max_grad_norm": 1.0}
-        common["optim"] = {"batch_size": sizes.dp_batch, "epochs": sizes.dp_epochs,
-                           "learning_rate": 3e-3}
+        common["optim"] = {
+            "batch_size": sizes.dp_batch,
+            "epochs": sizes.dp_epochs,
+            "learning_rate": 3e-3,
+        }
     else:
         # The control is the strongest memoriser we measured on this model (docs/memorisation.md):
         # full fine-tuning without DP. Non-private LoRA memorised much less in the same budget.
@@ -230,12 +266,19 @@ def summary_table(variants: Sequence[Variant]) -> str:
     out = [line, "-" * len(line)]
     for label, key in rows:
         vals = [_fmt(v.results.get(key)) for v in variants]
-        out.append(f"{label:{width}}  " + "  ".join(f"{x:{c}}" for x, c in zip(vals, cols, strict=True)))
+        out.append(
+            f"{label:{width}}  " + "  ".join(f"{x:{c}}" for x, c in zip(vals, cols, strict=True))
+        )
     return "\n".join(out)
 
 
-def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
-             echo: Callable[[str], None] = click.echo) -> DemoResult:
+def run_demo(
+    *,
+    out: str | os.PathLike[str],
+    quick: bool = False,
+    seed: int = 0,
+    echo: Callable[[str], None] = click.echo,
+) -> DemoResult:
     """Run the whole pipeline into ``out``; returns where everything is."""
     t0 = time.perf_counter()
     sizes = QUICK if quick else FULL
@@ -247,11 +290,36 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
     dossiers = root / "dossiers" / MODEL
 
     echo("== 1. synthetic data and the tiny base model")
-    _must(run, ["synth", data, "--seed", seed, "--records", sizes.records,
-                "--task-records", sizes.task_records, "--eval-records", sizes.eval_records,
-                "--public-records", sizes.public_records, "--disparity", 0.2])
-    _must(run, ["base-model", "build", base, "--seed", seed,
-                *(["--quick"] if quick else ["--steps", sizes.base_steps])])
+    _must(
+        run,
+        [
+            "synth",
+            data,
+            "--seed",
+            seed,
+            "--records",
+            sizes.records,
+            "--task-records",
+            sizes.task_records,
+            "--eval-records",
+            sizes.eval_records,
+            "--public-records",
+            sizes.public_records,
+            "--disparity",
+            0.2,
+        ],
+    )
+    _must(
+        run,
+        [
+            "base-model",
+            "build",
+            base,
+            "--seed",
+            seed,
+            *(["--quick"] if quick else ["--steps", sizes.base_steps]),
+        ],
+    )
     finetune, validation, heldout = _prepare_training_file(data)
 
     variants = [
@@ -264,30 +332,100 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
         side.mkdir(parents=True, exist_ok=True)
         echo(f"== 2. {variant.name}")
         if not (ws / "workspace.json").exists():
-            _must(run, ["init", ws, "--model", MODEL, "--version", ws.name,
-                        "--owner", "ml-platform-team", "--provider", "Example Bank plc",
-                        "--purpose", "Drafting replies to customer-support tickets and pre-screening "
-                                     "credit applications for human review",
-                        "--description", "Tiny demo assistant fine-tuned on synthetic support notes"])
+            _must(
+                run,
+                [
+                    "init",
+                    ws,
+                    "--model",
+                    MODEL,
+                    "--version",
+                    ws.name,
+                    "--owner",
+                    "ml-platform-team",
+                    "--provider",
+                    "Example Bank plc",
+                    "--purpose",
+                    "Drafting replies to customer-support tickets and pre-screening "
+                    "credit applications for human review",
+                    "--description",
+                    "Tiny demo assistant fine-tuned on synthetic support notes",
+                ],
+            )
         for ds in _register_args(ws, data, finetune, validation):
             _must(run, ds)
-        _must(run, ["data", "sanitize", ws, "support-notes", "--input", data / "domain.jsonl",
-                    "--output", side / "domain.sanitized.jsonl", "--operator", "replace",
-                    "--name", "support-notes-sanitised"])
+        _must(
+            run,
+            [
+                "data",
+                "sanitize",
+                ws,
+                "support-notes",
+                "--input",
+                data / "domain.jsonl",
+                "--output",
+                side / "domain.sanitized.jsonl",
+                "--operator",
+                "replace",
+                "--name",
+                "support-notes-sanitised",
+            ],
+        )
         augmented = side / "finetune+canaries.jsonl"
-        _must(run, ["canaries", "plant", ws, "--data", finetune, "--out", augmented,
-                    "--m", sizes.canaries, "--seed", seed + 7])
-        _must(run, ["data", "register", augmented, "--workspace", ws, "--name", "finetune+canaries",
-                    "--source", "finetrail canaries plant", "--license", "CC0-1.0",
-                    "--collection", "support notes and credit task with planted canaries",
-                    "--legal-basis", "synthetic data (no personal data)",
-                    "--purpose", "fine-tuning with a memorisation audit",
-                    "--derived-from", "finetune-mix", "--transform", "canaries"])
+        _must(
+            run,
+            [
+                "canaries",
+                "plant",
+                ws,
+                "--data",
+                finetune,
+                "--out",
+                augmented,
+                "--m",
+                sizes.canaries,
+                "--seed",
+                seed + 7,
+            ],
+        )
+        _must(
+            run,
+            [
+                "data",
+                "register",
+                augmented,
+                "--workspace",
+                ws,
+                "--name",
+                "finetune+canaries",
+                "--source",
+                "finetrail canaries plant",
+                "--license",
+                "CC0-1.0",
+                "--collection",
+                "support notes and credit task with planted canaries",
+                "--legal-basis",
+                "synthetic data (no personal data)",
+                "--purpose",
+                "fine-tuning with a memorisation audit",
+                "--derived-from",
+                "finetune-mix",
+                "--transform",
+                "canaries",
+            ],
+        )
         config = side / "train.yaml"
         import yaml
 
-        cfg = _train_config(variant, base=base, train=augmented, val=validation,
-                            generic=data / "generic.jsonl", sizes=sizes, seed=seed)
+        cfg = _train_config(
+            variant,
+            base=base,
+            train=augmented,
+            val=validation,
+            generic=data / "generic.jsonl",
+            sizes=sizes,
+            seed=seed,
+        )
         atomic_write_text(config, yaml.safe_dump(cfg, sort_keys=False))
         _must(run, ["train", config, "--workspace", ws, "--no-progress"])
         probe_args: list[Any] = ["probe", ws, "--heldout-data", heldout, "--no-progress"]
@@ -296,11 +434,36 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
             atomic_write_text(probe_cfg, yaml.safe_dump(QUICK_PROBES, sort_keys=False))
             probe_args += ["--config", probe_cfg]
         _must(run, probe_args)
-        _must(run, ["audit", "bias", ws, "--eval", data / "task_eval.jsonl",
-                    "--sensitive", "gender,age_band", "--resamples", sizes.bias_resamples,
-                    "--seed", seed])
-        gate_code = _must(run, ["gate", ws, "--policy", POLICY, "--junit", side / "gate.junit.xml",
-                                "--sarif", side / "gate.sarif"], ok=(0, 1))
+        _must(
+            run,
+            [
+                "audit",
+                "bias",
+                ws,
+                "--eval",
+                data / "task_eval.jsonl",
+                "--sensitive",
+                "gender,age_band",
+                "--resamples",
+                sizes.bias_resamples,
+                "--seed",
+                seed,
+            ],
+        )
+        gate_code = _must(
+            run,
+            [
+                "gate",
+                ws,
+                "--policy",
+                POLICY,
+                "--junit",
+                side / "gate.junit.xml",
+                "--sarif",
+                side / "gate.sarif",
+            ],
+            ok=(0, 1),
+        )
         variant.results["gate_code"] = gate_code
     # the DP release's dossier carries the diff against the control
     control, dp = variants
@@ -325,30 +488,103 @@ def run_demo(*, out: str | os.PathLike[str], quick: bool = False, seed: int = 0,
 
 
 def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> list[list[Any]]:
-    common = ["--workspace", ws, "--source", "synthetic://finetrail-demo (Faker, seed 0)",
-              "--license", "CC0-1.0", "--legal-basis", "synthetic data (no real persons)"]
-    split = ["--derived-from", "support-notes", "--transform", "split",
-             "--transform-params", '{"train": 0.70, "validation": 0.15, "heldout": 0.15}']
+    common = [
+        "--workspace",
+        ws,
+        "--source",
+        "synthetic://finetrail-demo (Faker, seed 0)",
+        "--license",
+        "CC0-1.0",
+        "--legal-basis",
+        "synthetic data (no real persons)",
+    ]
+    split = [
+        "--derived-from",
+        "support-notes",
+        "--transform",
+        "split",
+        "--transform-params",
+        '{"train": 0.70, "validation": 0.15, "heldout": 0.15}',
+    ]
     return [
-        ["data", "register", data / "domain.jsonl", *common, "--name", "support-notes", "--scan",
-         "--collection", "generated customer-support notes with realistic PII",
-         "--purpose", "fine-tuning the support assistant"],
-        ["data", "register", data / "task_train.jsonl", *common, "--name", "credit-task-train",
-         "--scan", "--collection", "generated credit applications with a planted disparity of 0.2",
-         "--purpose", "fine-tuning the pre-screening task"],
-        ["data", "register", data / "generic.jsonl", "--workspace", ws, "--name", "generic-corpus",
-         "--source", "CPython standard library docstrings and pydoc topics; public-style notes",
-         "--license", "PSF-2.0", "--legal-basis", "public documentation; synthetic notes",
-         "--collection", "read from the installed Python with ast (no download)",
-         "--purpose", "pretraining the base model; 5% mixing against forgetting"],
-        ["data", "register", validation, *common, "--name", "support-notes-validation",
-         "--collection", "15% split of the support notes", "--purpose", "validation loss",
-         *split],
-        ["data", "register", finetune, *common, "--name", "finetune-mix",
-         "--collection", "70% of the support notes + the credit task rendered as text",
-         "--purpose", "fine-tuning", "--derived-from", "support-notes",
-         "--derived-from", "credit-task-train", "--transform", "split+concatenate",
-         "--transform-params", '{"notes_fraction": 0.70, "task": "prompt + label"}'],
+        [
+            "data",
+            "register",
+            data / "domain.jsonl",
+            *common,
+            "--name",
+            "support-notes",
+            "--scan",
+            "--collection",
+            "generated customer-support notes with realistic PII",
+            "--purpose",
+            "fine-tuning the support assistant",
+        ],
+        [
+            "data",
+            "register",
+            data / "task_train.jsonl",
+            *common,
+            "--name",
+            "credit-task-train",
+            "--scan",
+            "--collection",
+            "generated credit applications with a planted disparity of 0.2",
+            "--purpose",
+            "fine-tuning the pre-screening task",
+        ],
+        [
+            "data",
+            "register",
+            data / "generic.jsonl",
+            "--workspace",
+            ws,
+            "--name",
+            "generic-corpus",
+            "--source",
+            "CPython standard library docstrings and pydoc topics; public-style notes",
+            "--license",
+            "PSF-2.0",
+            "--legal-basis",
+            "public documentation; synthetic notes",
+            "--collection",
+            "read from the installed Python with ast (no download)",
+            "--purpose",
+            "pretraining the base model; 5% mixing against forgetting",
+        ],
+        [
+            "data",
+            "register",
+            validation,
+            *common,
+            "--name",
+            "support-notes-validation",
+            "--collection",
+            "15% split of the support notes",
+            "--purpose",
+            "validation loss",
+            *split,
+        ],
+        [
+            "data",
+            "register",
+            finetune,
+            *common,
+            "--name",
+            "finetune-mix",
+            "--collection",
+            "70% of the support notes + the credit task rendered as text",
+            "--purpose",
+            "fine-tuning",
+            "--derived-from",
+            "support-notes",
+            "--derived-from",
+            "credit-task-train",
+            "--transform",
+            "split+concatenate",
+            "--transform-params",
+            '{"notes_fraction": 0.70, "task": "prompt + label"}',
+        ],
     ]
 
 
@@ -367,8 +603,13 @@ def _print_summary(result: DemoResult, echo: Callable[[str], None]) -> None:
 
 
 @click.command("demo")
-@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
-              help="Output folder (data, base model, workspaces, dossiers).")
+@click.option(
+    "--out",
+    default="demo-out",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (data, base model, workspaces, dossiers).",
+)
 @click.option("--quick", is_flag=True, help="Small sizes: about a minute or two (CI runs this).")
 @click.option("--seed", default=0, show_default=True, type=int)
 def demo_cmd(out: str, quick: bool, seed: int) -> int:

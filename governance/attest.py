@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import Field, ValidationError
+
 from finetrail.errors import InputError
 from finetrail.governance.evidence.base import Frozen
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import canonical_json, read_json_strict, sha256_bytes
-from pydantic import Field, ValidationError
 
 if TYPE_CHECKING:
     from finetrail.governance.evidence.gate import GateDecision

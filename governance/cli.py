@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 
 import click
+
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 

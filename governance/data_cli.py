@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
 

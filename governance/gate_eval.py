@@ -23,6 +23,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from finetrail.errors import FinetrailError
 from finetrail.governance import clock
 from finetrail.governance.evidence import paths as evpaths
@@ -45,7 +47,6 @@ from finetrail.governance.policy import OPERATORS, Rule, Waiver, compare, fmt
 from finetrail.governance.policy_load import LoadedPolicy
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPACE_FILE
-from pydantic import ValidationError
 
 WAIVABLE = ("threshold", "null", "missing")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

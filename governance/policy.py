@@ -20,7 +20,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from finetrail.governance.evidence.base import Frozen
 from pydantic import (
     Field,
     StrictBool,
@@ -30,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from finetrail.governance.evidence.base import Frozen
 
 # op -> (arity, description). Binary operators take exactly one of `threshold` or `ref`.
 OPERATORS: dict[str, tuple[int, str]] = {

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
+
 from finetrail.errors import ConfigError, InputError
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.evidence import registry
 from finetrail.governance.io import read_text_strict, sha256_bytes
 from finetrail.governance.policy import ORDERING, Policy
-from pydantic import ValidationError
 
 Loc = tuple[Any, ...]
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

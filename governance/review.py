@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from finetrail.errors import CheckFailed, InputError
 from finetrail.governance.evidence.review import (
     Decision,
@@ -39,7 +41,6 @@ from finetrail.governance.evidence.workspace import LedgerEntry, Manifest, Manif
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import atomic_write_bytes, canonical_json, sha256_bytes, sha256_file
 from finetrail.governance.ledger import LEDGER_NAME
-from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from finetrail.governance.policy import Approvals

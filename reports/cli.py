@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import click
+
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 

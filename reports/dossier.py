@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
+
 from finetrail import __version__
 from finetrail.errors import DependencyMissing
 from finetrail.reports import charts, datasheet
 from finetrail.reports.diff import Diff
 from finetrail.reports.model import ReportModel
 from finetrail.reports.render import render
-from markupsafe import Markup
 
 PDF_PACKAGES = "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core"
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from finetrail.errors import InputError
-from finetrail.reports.model import fmt
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
+
+from finetrail.errors import InputError
+from finetrail.reports.model import fmt
 
 PACKAGE = "finetrail.templates"
 _MD_SPECIAL = re.compile(r"([\\`\[\]|<])")

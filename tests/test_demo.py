@@ -44,8 +44,15 @@ def test_demo_builds_two_verified_releases_with_dossiers(demo: tuple[Path, str])
     assert [w.name for w in workspaces] == ["1.0.0-control", "1.0.0-dp"]
     for ws in workspaces:
         assert verify_workspace(ws).ok
-        for name in ("index.html", "annex_iv.md", "nist_ai_rmf.md", "README.md", "bom.cdx.json",
-                     "spdx.json", "coverage.json"):
+        for name in (
+            "index.html",
+            "annex_iv.md",
+            "nist_ai_rmf.md",
+            "README.md",
+            "bom.cdx.json",
+            "spdx.json",
+            "coverage.json",
+        ):
             assert (ws / "dossier" / name).is_file(), name
         assert list((ws / "evidence" / "gate").glob("*.dsse.json"))
         assert str(ws / "dossier" / "index.html") in text
@@ -54,9 +61,13 @@ def test_demo_builds_two_verified_releases_with_dossiers(demo: tuple[Path, str])
     assert "memorised identifiers" in text and "gate (eu-ai-act-high-risk)" in text
 
 
-def test_dp_release_states_its_guarantee_and_the_control_states_none(demo: tuple[Path, str]) -> None:
+def test_dp_release_states_its_guarantee_and_the_control_states_none(
+    demo: tuple[Path, str],
+) -> None:
     out, _ = demo
-    control, dp = (json.loads((w / "evidence" / "training.json").read_text()) for w in _workspaces(out))
+    control, dp = (
+        json.loads((w / "evidence" / "training.json").read_text()) for w in _workspaces(out)
+    )
     assert control["dp"]["enabled"] is False and control["dp"]["epsilon"] is None
     assert dp["dp"]["enabled"] is True
     assert 0 < dp["dp"]["epsilon"] <= 1.0 + 1e-6
@@ -70,7 +81,9 @@ def test_every_evidence_file_round_trips_through_its_record_class(demo: tuple[Pa
     out, _ = demo
     seen: set[str] = set()
     for ws in _workspaces(out):
-        files = [p for p in ws.rglob("*.json") if "dossier" not in p.parts and "mlflow" not in str(p)]
+        files = [
+            p for p in ws.rglob("*.json") if "dossier" not in p.parts and "mlflow" not in str(p)
+        ]
         for kind in EVIDENCE_KINDS:
             cls = record_class(kind)
             for path in files:
@@ -82,8 +95,17 @@ def test_every_evidence_file_round_trips_through_its_record_class(demo: tuple[Pa
                 assert record.canonical_bytes() == raw, rel
                 assert cls.parse(json.loads(raw)) == record
                 seen.add(kind.name)
-    assert seen >= {"workspace", "datasets", "training", "bias", "gate", "probes.exposure",
-                    "probes.extraction", "probes.membership", "probes.dp_audit"}
+    assert seen >= {
+        "workspace",
+        "datasets",
+        "training",
+        "bias",
+        "gate",
+        "probes.exposure",
+        "probes.extraction",
+        "probes.membership",
+        "probes.dp_audit",
+    }
 
 
 def test_no_raw_training_pii_reaches_any_rendered_file_or_evidence(demo: tuple[Path, str]) -> None:

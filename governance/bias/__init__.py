@@ -34,7 +34,20 @@ _WHERE = {
     "audit_workspace_bias": "_workspace",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BiasAuditSettings",
+    "ProbeSet",
+    "Scorer",
+    "audit_bias",
+    "audit_workspace_bias",
+    "label_probabilities",
+    "lm_scorer",
+    "load_eval",
+    "load_predictions",
+    "load_probes",
+    "make_settings",
+    "predict",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Self
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from finetrail._version import __version__
 from finetrail.errors import InputError
 from finetrail.governance.io import canonical_json, read_json_strict, sha256_bytes
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class Frozen(BaseModel):

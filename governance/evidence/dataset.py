@@ -14,8 +14,9 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from pydantic import Field, field_validator, model_validator
+
+from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 
 SHA256_HEX = r"^[0-9a-f]{64}$"
 DatasetFormat = Literal["jsonl", "csv", "parquet", "text"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import Field
+
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from finetrail.governance.evidence.workspace import SHA256_PATTERN
-from pydantic import Field
 
 Outcome = Literal["pass", "fail", "waived", "error"]
 

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from pydantic import BaseModel
+
 from finetrail.errors import FinetrailError
 from finetrail.governance.evidence import registry
 from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.io import read_json_strict, sha256_bytes
-from pydantic import BaseModel
 
 Index = Literal["*"] | int
 Token = tuple[Literal["key"], str] | tuple[Literal["item"], Index]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field, field_validator
+
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from finetrail.governance.evidence.workspace import SHA256_PATTERN
-from pydantic import Field, field_validator
 
 Decision = Literal["approve", "reject", "comment"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field, field_validator
+
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from finetrail.governance.io import canonical_json, sha256_bytes
-from pydantic import Field, field_validator
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 GENESIS = "0" * 64

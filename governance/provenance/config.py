@@ -6,10 +6,11 @@ import os
 from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.base import validation_error_to_input_error
 from finetrail.governance.io import read_text_strict
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_LOCALES: tuple[str, ...] = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT")
 DEFAULT_SCORE_THRESHOLD = 0.4  # Presidio scores phone numbers 0.4 without context words

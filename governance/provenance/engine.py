@@ -23,16 +23,17 @@ from typing import Any
 
 import regex
 import tldextract
+from presidio_analyzer import AnalyzerEngine, PatternRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
+from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
+from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
+
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.dataset import PiiEngineInfo
 from finetrail.governance.provenance import prefilter
 from finetrail.governance.provenance.config import MIN_KEY_BYTES, ScanConfig
 from finetrail.governance.provenance.names import PREFILTER as NAME_PREFILTER
 from finetrail.governance.provenance.names import NameListRecognizer, load_name_lists
-from presidio_analyzer import AnalyzerEngine, PatternRecognizer, RecognizerResult
-from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
-from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
-from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 
 Finding = tuple[str, int, int, float]  # (entity type, start, end, score)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from faker import Faker
+
 from finetrail.cli import main
 
 

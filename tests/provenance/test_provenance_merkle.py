@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from finetrail.cli import main
 from finetrail.errors import InputError
 from finetrail.governance.provenance import hashing, merkle, proofcheck
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 H = hashlib.sha256
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from finetrail.cli import main
 from finetrail.governance.evidence.dataset import DatasetRecord
 from finetrail.governance.evidence.registry import kind_by_name, record_class

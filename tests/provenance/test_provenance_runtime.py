@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from finetrail.governance.provenance import list_datasets
 
 HEAVY = (
@@ -140,8 +141,9 @@ def test_log_datasets_to_mlflow_with_the_full_digest_in_a_tag(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import mlflow
-    from finetrail.governance.provenance import log_datasets_to_mlflow
     from mlflow.tracking import MlflowClient
+
+    from finetrail.governance.provenance import log_datasets_to_mlflow
 
     assert register(jsonl_dataset(tmp_path / "a.jsonl", 10, seed=1), "train-set") == 0
     assert register(jsonl_dataset(tmp_path / "b.jsonl", 10, seed=2), "eval-set") == 0

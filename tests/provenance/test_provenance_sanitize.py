@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from finetrail.cli import main
 from finetrail.governance.provenance import find_dataset, list_datasets
 from finetrail.governance.provenance.api import key_id

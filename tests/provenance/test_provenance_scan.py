@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from finetrail.cli import main
 from finetrail.errors import ConfigError
 from finetrail.governance.provenance import list_datasets
 from finetrail.governance.provenance.config import ScanConfig
 from finetrail.governance.provenance.scan import engine_module, open_scanner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
