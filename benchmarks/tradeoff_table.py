@@ -302,7 +302,7 @@ def collect(ws: Path) -> dict[str, Any]:
         "epsilon": dp.get("epsilon"),
         "noise": dp.get("noise_multiplier"),
         "clipping": dp.get("clipping_mode"),
-        "val_loss": ((tr.get("val_loss") or [{}])[-1]).get("loss"),
+        "val_loss": (tr.get("val_loss") or [None])[-1],
         "memorized": extr.get("memorized_identifiers"),
         "max_bits": expo.get("max_bits"),
         "top_rep": top,
