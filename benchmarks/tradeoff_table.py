@@ -193,7 +193,7 @@ def one_run(
 ) -> None:
     import yaml
 
-    from finetrail.demo import _must, _register_args
+    from finetrail.demo import _must, _register_args, plant_canaries
     from finetrail.governance.io import atomic_write_text
 
     if ws.exists():
@@ -217,49 +217,7 @@ def one_run(
     )
     for args in _register_args(ws, paths["data"], paths["finetune"], paths["validation"]):
         _must(run, [a for a in args if a != "--scan"])  # PII scans are not what is measured here
-    augmented = side / "finetune+canaries.jsonl"
-    _must(
-        run,
-        [
-            "canaries",
-            "plant",
-            ws,
-            "--data",
-            paths["finetune"],
-            "--out",
-            augmented,
-            "--m",
-            sizes.canaries,
-            "--seed",
-            seed + 7,
-        ],
-    )
-    _must(
-        run,
-        [
-            "data",
-            "register",
-            augmented,
-            "--workspace",
-            ws,
-            "--name",
-            "finetune+canaries",
-            "--source",
-            "finetrail canaries plant",
-            "--license",
-            "CC0-1.0",
-            "--legal-basis",
-            "synthetic data (no personal data)",
-            "--collection",
-            "support notes and credit task with planted canaries",
-            "--purpose",
-            "fine-tuning with a memorisation audit",
-            "--derived-from",
-            "finetune-mix",
-            "--transform",
-            "canaries",
-        ],
-    )
+    augmented = plant_canaries(run, ws, paths["finetune"], side, sizes=sizes, seed=seed)
     config = side / "train.yaml"
     cfg = train_config(method, eps, paths, augmented, sizes, seed)
     atomic_write_text(config, yaml.safe_dump(cfg, sort_keys=False))

@@ -371,49 +371,7 @@ def run_demo(
                 "support-notes-sanitised",
             ],
         )
-        augmented = side / "finetune+canaries.jsonl"
-        _must(
-            run,
-            [
-                "canaries",
-                "plant",
-                ws,
-                "--data",
-                finetune,
-                "--out",
-                augmented,
-                "--m",
-                sizes.canaries,
-                "--seed",
-                seed + 7,
-            ],
-        )
-        _must(
-            run,
-            [
-                "data",
-                "register",
-                augmented,
-                "--workspace",
-                ws,
-                "--name",
-                "finetune+canaries",
-                "--source",
-                "finetrail canaries plant",
-                "--license",
-                "CC0-1.0",
-                "--collection",
-                "support notes and credit task with planted canaries",
-                "--legal-basis",
-                "synthetic data (no personal data)",
-                "--purpose",
-                "fine-tuning with a memorisation audit",
-                "--derived-from",
-                "finetune-mix",
-                "--transform",
-                "canaries",
-            ],
-        )
+        augmented = plant_canaries(run, ws, finetune, side, sizes=sizes, seed=seed)
         config = side / "train.yaml"
         import yaml
 
@@ -485,6 +443,22 @@ def run_demo(
     result = DemoResult(out=root, variants=variants, diff_path=diff_path, seconds=took)
     _print_summary(result, echo)
     return result
+
+
+def plant_canaries(
+    run: Runner, ws: Path, finetune: Path, side: Path, *, sizes: Sizes, seed: int
+) -> Path:
+    """Plant canaries into the fine-tuning set and register the result as a derived dataset."""
+    augmented = side / "finetune+canaries.jsonl"
+    _must(run, ["canaries", "plant", ws, "--data", finetune, "--out", augmented,
+                "--m", sizes.canaries, "--seed", seed + 7])  # fmt: skip
+    _must(run, ["data", "register", augmented, "--workspace", ws, "--name", "finetune+canaries",
+                "--source", "finetrail canaries plant", "--license", "CC0-1.0",
+                "--collection", "support notes and credit task with planted canaries",
+                "--legal-basis", "synthetic data (no personal data)",
+                "--purpose", "fine-tuning with a memorisation audit",
+                "--derived-from", "finetune-mix", "--transform", "canaries"])  # fmt: skip
+    return augmented
 
 
 def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> list[list[Any]]:
