@@ -4,22 +4,34 @@ Elements: the provider (Organization), finetrail (Tool), the adapter and the bas
 (``ai_AIPackage``), each dataset (``dataset_DatasetPackage``) with its SHA-256, and relationships
 (``trainedOn``, ``testedOn``, ``descendantOf``). The bindings check every property's type and
 cardinality (from the SPDX 3.0.1 SHACL model) when the document is serialised; :func:`check_spdx`
-reads the JSON-LD back and checks ids are unique and every reference resolves.
+validates the JSON-LD against the official SPDX 3.0.1 JSON schema, reads it back with the
+bindings, and checks ids are unique and every reference resolves.
+
+The official schema (``https://spdx.org/schema/3.0.1/spdx-json-schema.json``) is not fetched: it is
+read from the copy that ``lib4sbom`` ships as package data and accepted only if its SHA-256 is the
+published file's (:data:`SPDX_SCHEMA_SHA256`), so a changed or substituted copy fails closed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from finetrail import __version__
-from finetrail.errors import CheckFailed
+from finetrail.errors import CheckFailed, DependencyMissing
 from finetrail.reports.loader import get, num
 from finetrail.reports.model import ReportModel, fmt
 
 CONTEXT = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
+SPDX_SCHEMA_URL = "https://spdx.org/schema/3.0.1/spdx-json-schema.json"
+# SHA-256 of the file published at SPDX_SCHEMA_URL (265,678 bytes, JSON Schema draft 2020-12).
+SPDX_SCHEMA_SHA256 = "582c64e809d5b3ef9bd0c4de13a32391b47b0284a3e8d199569fb96f649234b1"
+# Where a maintained package ships that file: (distribution, resource inside it).
+SPDX_SCHEMA_SOURCE = ("lib4sbom", "schemas/spdx/3.0-schema.json")
 
 
 def build_spdx(m: ReportModel) -> dict[str, Any]:
@@ -204,11 +216,64 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
     return data
 
 
+@lru_cache(maxsize=1)
+def official_schema() -> dict[str, Any]:
+    """The published SPDX 3.0.1 JSON schema, read from ``lib4sbom``'s package data.
+
+    Raises :class:`DependencyMissing` when it is not installed and :class:`CheckFailed` when the
+    installed copy is not byte-for-byte the published file.
+    """
+    from importlib import metadata, resources
+
+    dist, resource = SPDX_SCHEMA_SOURCE
+    try:
+        raw = resources.files(dist).joinpath(resource).read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise DependencyMissing(
+            "the official SPDX 3.0.1 JSON schema is not installed",
+            why=f"{dist} (which ships {SPDX_SCHEMA_URL} as {resource}) is not importable: {exc}",
+            fix="pip install 'finetrail[reports]'",
+        ) from exc
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != SPDX_SCHEMA_SHA256:
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            version = "unknown version"
+        raise CheckFailed(
+            "the installed SPDX 3.0.1 JSON schema is not the published file",
+            why=(
+                f"{dist} {version} ships {resource} with SHA-256 {digest}; "
+                f"{SPDX_SCHEMA_URL} has {SPDX_SCHEMA_SHA256}"
+            ),
+            fix="reinstall with pip install -c constraints.txt 'finetrail[reports]'",
+        )
+    schema: dict[str, Any] = json.loads(raw)
+    return schema
+
+
+def schema_problems(data: Any, *, limit: int = 5) -> list[str]:
+    """Where ``data`` breaks the official SPDX 3.0.1 JSON schema (at most ``limit``), by JSON path."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(official_schema())
+    out = []
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    for err in errors[:limit]:
+        best = jsonschema.exceptions.best_match([err])
+        message = best.message if len(best.message) <= 300 else best.message[:300] + "..."
+        out.append(f"{best.json_path}: {message}")
+    if len(errors) > limit:
+        out.append(f"and {len(errors) - limit} more")
+    return out
+
+
 def check_spdx(data: dict[str, Any]) -> None:
-    """Read the document back with the bindings; ids unique; every reference resolves."""
+    """Validate against the official JSON schema; read it back with the bindings; ids unique;
+    every reference resolves."""
     from spdx_python_model import v3_0_1 as s
 
-    problems = []
+    problems = [f"schema: {p}" for p in schema_problems(data)]
     if data.get("@context") != CONTEXT:
         problems.append(f"@context is {data.get('@context')!r}, expected {CONTEXT}")
     graph = data.get("@graph", [])

@@ -12,9 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sample import build_fixed, report
 
-from finetrail.errors import CheckFailed
-
-SPDX_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "spdx-3.0.1-schema.json"
+from finetrail.errors import CheckFailed, DependencyMissing
 
 
 @pytest.fixture(scope="module")
@@ -125,12 +123,85 @@ def test_spdx_check_rejects_dangling_references(dossier: Path) -> None:
 
 
 def test_spdx_against_the_official_json_schema(dossier: Path) -> None:
-    if not SPDX_SCHEMA.is_file():
-        pytest.skip(
-            "the SPDX 3.0.1 JSON schema is not vendored in tests/data (no installed package "
-            "ships it; spdx-python-model 0.0.6 carries the model's checks only)"
-        )
+    """The published SPDX 3.0.1 schema (draft 2020-12) accepts the document, with no errors."""
+    import hashlib
+    import importlib.resources
+
     import jsonschema
 
-    schema = json.loads(SPDX_SCHEMA.read_text())
-    jsonschema.validate(json.loads((dossier / "spdx.json").read_text()), schema)
+    from finetrail.reports import spdx
+
+    dist, resource = spdx.SPDX_SCHEMA_SOURCE
+    raw = importlib.resources.files(dist).joinpath(resource).read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == spdx.SPDX_SCHEMA_SHA256
+    schema = json.loads(raw)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    data = json.loads((dossier / "spdx.json").read_text())
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    assert errors == []
+
+
+def _spdx_node(data: dict, kind: str) -> dict:
+    return next(n for n in data["@graph"] if n.get("type") == kind)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: _spdx_node(d, "ai_AIPackage").update(ai_madeUpField="x"), "ai_madeUpField"),
+        (lambda d: _spdx_node(d, "CreationInfo").pop("specVersion"), "'specVersion' is a required"),
+        (
+            lambda d: _spdx_node(d, "Relationship").update(relationshipType="learnedFrom"),
+            "'learnedFrom' is not one of",
+        ),
+        (
+            lambda d: _spdx_node(d, "ai_AIPackage").update(ai_energyConsumption="lots"),
+            "ai_energyConsumption",
+        ),
+        (
+            lambda d: d.update({"@context": "https://spdx.org/rdf/3.0.0/spdx-context.jsonld"}),
+            "$['@context']",
+        ),
+    ],
+    ids=["unknown-property", "missing-required", "bad-enum", "wrong-type", "wrong-context"],
+)
+def test_spdx_schema_check_rejects_invalid_documents(dossier: Path, change, named: str) -> None:
+    from finetrail.reports.spdx import check_spdx, schema_problems
+
+    data = json.loads((dossier / "spdx.json").read_text())
+    assert schema_problems(data) == []
+    change(data)
+    problems = schema_problems(data)
+    assert problems and any(named in p for p in problems), problems
+    with pytest.raises(CheckFailed, match="failed validation") as info:
+        check_spdx(data)
+    assert "schema: $" in str(info.value.why)
+
+
+def test_spdx_schema_copy_that_is_not_the_published_file_fails_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.resources
+
+    from finetrail.reports import spdx
+
+    dist, resource = spdx.SPDX_SCHEMA_SOURCE
+    raw = importlib.resources.files(dist).joinpath(resource).read_bytes()
+    pkg = tmp_path / "fake_schema_pkg"
+    (pkg / Path(resource).parent).mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    # One space fewer: the same schema to a JSON parser, but no longer the published bytes.
+    (pkg / resource).write_bytes(raw.replace(b"  ", b" ", 1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(spdx, "SPDX_SCHEMA_SOURCE", ("fake_schema_pkg", resource))
+    spdx.official_schema.cache_clear()
+    try:
+        with pytest.raises(CheckFailed, match="not the published file") as info:
+            spdx.official_schema()
+        assert spdx.SPDX_SCHEMA_SHA256 in str(info.value.why)
+        monkeypatch.setattr(spdx, "SPDX_SCHEMA_SOURCE", ("no_such_schema_pkg", resource))
+        spdx.official_schema.cache_clear()
+        with pytest.raises(DependencyMissing, match="not installed"):
+            spdx.official_schema()
+    finally:
+        spdx.official_schema.cache_clear()
