@@ -155,7 +155,7 @@ def _train_config(
     variant: Variant, *, base: Path, train: Path, val: Path, generic: Path, sizes: Sizes, seed: int
 ) -> dict[str, Any]:
     common: dict[str, Any] = {
-        "base_model": {"path": str(base)},
+        "base_model": {"path": str(base), "name": "finetrail-demo-tiny-gpt2"},
         "data": {
             "train": str(train),
             "validation": str(val),

@@ -19,7 +19,7 @@ from typing import Any
 
 from finetrail import __version__
 from finetrail.errors import CheckFailed
-from finetrail.reports.loader import get, num
+from finetrail.reports.loader import base_model_label, get, num
 from finetrail.reports.model import ReportModel, fmt
 
 NAMESPACE = uuid.UUID("6f1c1f7e-3a57-4f43-9b1e-6d2f3e1e9a10")
@@ -100,7 +100,7 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
             ),
         )
         base = Component(
-            name=str(get(t, "base_model.name") or "base-model"),
+            name=base_model_label(t),
             bom_ref=BASE_REF,
             type=ComponentType.MACHINE_LEARNING_MODEL,
             hashes=sha256(get(t, "base_model.weights_sha256")),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from finetrail.errors import InputError
@@ -213,6 +213,26 @@ def get(data: Any, dotted: str) -> Any:
             return None
         cur = cur[part]
     return cur
+
+
+def base_model_label(training: Any) -> str:
+    """What the base model is, for people: the configured name, else its type and folder name.
+
+    Only the folder's last component is shown: the rest of a local path says nothing to a reader.
+    The model's identity is its weights digest, shown beside this label.
+    """
+    name = get(training, "base_model.name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    kind = get(training, "base_model.model_type")
+    folder = get(training, "base_model.path")
+    parts = [str(kind) if isinstance(kind, str) and kind != "unknown" else "base"]
+    parts.append("model")
+    if isinstance(folder, str):
+        tail = PureWindowsPath(folder).name if "\\" in folder else Path(folder).name
+        if tail:
+            parts.append(f"'{tail}'")
+    return " ".join(parts)
 
 
 def num(value: Any) -> float | None:

@@ -12,7 +12,7 @@ from typing import Any
 from finetrail.governance import clock
 from finetrail.reports import annex_iv, nist
 from finetrail.reports.coverage import Coverage, coverage_json, evaluate
-from finetrail.reports.loader import Evidence, get, num
+from finetrail.reports.loader import Evidence, base_model_label, get, num
 
 APPROVE_WORDS = ("approve", "approved", "approval", "accept", "accepted")
 
@@ -223,7 +223,9 @@ def summaries(ev: Evidence) -> dict[str, str]:
         for key in ("compute.flops", "compute.device", "compute.wall_seconds"):
             out["training." + key] = out["training.compute"]
         bm = get(t, "base_model.weights_sha256")
-        out["training.base_model"] = f"base model weights sha256 {str(bm)[:16]}..." if bm else ""
+        out["training.base_model"] = (
+            f"{base_model_label(t)}, weights sha256 {str(bm)[:16]}..." if bm else ""
+        )
         out["training.base_model.weights_sha256"] = out["training.base_model"]
         out["training.method"] = out["training"]
         vl = losses(get(t, "val_loss"))

@@ -15,6 +15,7 @@ from markupsafe import Markup
 from finetrail.reports.loader import get, num
 from finetrail.reports.model import ReportModel, losses
 
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 TAGS: tuple[str, ...] = ("finetrail", "peft", "differential-privacy", "dp-sgd", "audited")
 
 
@@ -105,13 +106,16 @@ def front_matter(m: ReportModel) -> Markup:
     from huggingface_hub import ModelCardData
 
     ev = m.ev
-    base = get(ev.training, "base_model.name") or get(ev.training, "base_model.id")
+    # The metadata's base_model links to the Hub: only a name shaped like a Hub id goes there.
+    base = get(ev.training, "base_model.name")
+    if not (isinstance(base, str) and HUB_ID.fullmatch(base)):
+        base = None
     data = ModelCardData(
         model_name=meta_text(ev.workspace.get("model")),
         language="en",
         license=meta_id(ev.workspace.get("license") or "other"),
         library_name="peft" if get(ev.training, "method") in ("lora", "prefix", "ia3") else None,
-        base_model=meta_id(base) if base else None,
+        base_model=base,  # None, or matched HUB_ID (no markup can pass)
         tags=list(TAGS),
         eval_results=_eval_results(m) or None,
     )

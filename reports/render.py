@@ -22,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from finetrail.errors import InputError
+from finetrail.reports.loader import base_model_label
 from finetrail.reports.model import fmt
 
 PACKAGE = "finetrail.templates"
@@ -88,6 +89,7 @@ def make_env(*, html: bool, user_dir: str | os.PathLike[str] | None = None) -> j
     env.filters["short"] = short
     env.filters["shortpath"] = shortpath
     env.filters["md"] = md_escape
+    env.filters["base_model_label"] = base_model_label
     return env
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from finetrail import __version__
 from finetrail.errors import CheckFailed, DependencyMissing
-from finetrail.reports.loader import get, num
+from finetrail.reports.loader import base_model_label, get, num
 from finetrail.reports.model import ReportModel, fmt
 
 CONTEXT = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
@@ -119,7 +119,7 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
         base = s.ai_AIPackage(
             _id=sid("model-base"),
             creationInfo=ci,
-            name=str(get(t, "base_model.name") or "base-model"),
+            name=base_model_label(t),
             verifiedUsing=sha256(get(t, "base_model.weights_sha256")),
             software_primaryPurpose=s.software_SoftwarePurpose.model,
             comment="third-party pre-trained model the adapter modifies",

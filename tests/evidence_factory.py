@@ -280,6 +280,7 @@ def training_evidence(
     val_loss: Sequence[float] = (1.71, 1.68, 1.655),
     mlflow: Mapping[str, Any] | None = None,
     changes: Mapping[str, Any] | None = None,
+    base_model_name: str | None = None,
 ) -> TrainingEvidence:
     """A completed run; ``datasets`` are (sha256, role, records) of the files it read.
 
@@ -345,6 +346,7 @@ def training_evidence(
         "base_model": {
             "path": "base-model",
             "model_type": "llama",
+            "name": base_model_name,
             "parameters": total,
             "config_sha256": sha("base config"),
             "weights_sha256": BASE_WEIGHTS,

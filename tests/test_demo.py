@@ -75,6 +75,10 @@ def test_dp_release_states_its_guarantee_and_the_control_states_none(
     audit = json.loads((_workspaces(out)[1] / "evidence" / "probes" / "dp_audit.json").read_text())
     assert audit["verdict"] == "consistent"
     assert audit["empirical_epsilon_lower_bound"] <= dp["dp"]["epsilon"]
+    # The configured base-model name travels from the training config to the evidence and the card.
+    assert control["base_model"]["name"] == dp["base_model"]["name"] == "finetrail-demo-tiny-gpt2"
+    card = (_workspaces(out)[1] / "dossier" / "README.md").read_text()
+    assert "**Finetuned from model:** finetrail-demo-tiny-gpt2 (weights sha256" in card
 
 
 def test_every_evidence_file_round_trips_through_its_record_class(demo: tuple[Path, str]) -> None:

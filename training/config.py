@@ -56,6 +56,9 @@ class _Strict(BaseModel):
 
 class BaseModelConfig(_Strict):
     path: Path
+    # What the model is, for people: a hub id or a release name ("Qwen/Qwen2.5-0.5B"). Recorded in
+    # the evidence and shown on the model card and the BOM; the weights are identified by digest.
+    name: str | None = Field(default=None, min_length=1, max_length=200)
     tokenizer: Path | None = None  # defaults to ``path``
     # The base model's training compute, for the EU AI Act one-third test. When absent,
     # ``<path>/training_compute.json`` (field ``flops``) is read if present, else the

@@ -133,6 +133,7 @@ def fingerprint_base_model(config: TrainConfig) -> BaseModelFingerprint:
         model_type=str(model_cfg.get("model_type", "unknown"))
         if isinstance(model_cfg, dict)
         else "unknown",
+        name=config.base_model.name,
         parameters=0,  # filled in once the model is loaded
         config_sha256=sha256_file(root / "config.json"),
         weights_sha256=weights_sha,

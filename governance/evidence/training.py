@@ -39,6 +39,7 @@ class BaseModelFingerprint(Frozen):
 
     path: str
     model_type: str
+    name: str | None = None  # the config's base_model.name, for people; identity is the digests
     parameters: int = Field(ge=0)
     config_sha256: str = Field(pattern=SHA256_PATTERN)
     weights_sha256: str = Field(pattern=SHA256_PATTERN)

@@ -84,6 +84,7 @@ def build(
     hostile: bool = False,
     pii: bool = False,
     kinds: tuple[str, ...] = ("datasets", "training", "probes", "bias", "gate", "reviews"),
+    base_model_name: str | None = None,
 ) -> Sample:
     ws = Workspace.init(
         root,
@@ -200,6 +201,7 @@ def build(
     adapter = _sha("adapter-" + variant)
     if "training" in kinds:
         records[TRAINING_FILE] = training_evidence(
+            base_model_name=base_model_name,
             adapter_sha256=adapter,
             datasets=[(masked_sha, "train", 1000)]
             + ([(extra_sha, "train", 400)] if variant == "b" else []),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _sample import build_fixed, report
+from _sample import build, build_fixed, report
 
 PACK_FILES = (
     "index.html",
@@ -117,6 +117,34 @@ def test_model_card_parses_with_huggingface_hub(full: Path) -> None:
     lowered = (full / "dossier" / "README.md").read_text().lower()
     for promise in (" private model", "is private", " fair model", "is fair", "guarantees privacy"):
         assert promise not in lowered
+
+
+@pytest.mark.parametrize(
+    ("name", "shown", "hub_id"),
+    [
+        (None, "llama model 'base-model'", None),
+        ("finetrail-demo-tiny-gpt2", "finetrail-demo-tiny-gpt2", None),
+        ("Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B"),
+    ],
+)
+def test_base_model_is_named_on_the_card_bom_and_spdx(
+    tmp_path: Path, name: str | None, shown: str, hub_id: str | None
+) -> None:
+    from huggingface_hub import ModelCard
+
+    build(tmp_path / "ws", base_model_name=name)
+    code, _, err = report(["report", str(tmp_path / "ws"), "--format", "md,cyclonedx,spdx"])
+    assert code == 0, err
+    out = tmp_path / "ws" / "dossier"
+    card = ModelCard((out / "README.md").read_text())
+    assert f"**Finetuned from model:** {shown} (weights sha256" in card.text
+    # The metadata's base_model links to the Hub: only a Hub-shaped id goes there.
+    assert card.data.base_model == hub_id
+    assert f"{shown}, weights sha256" in (out / "annex_iv.md").read_text()
+    bom = json.loads((out / "bom.cdx.json").read_text())
+    assert [c["name"] for c in bom["components"] if c["bom-ref"] == "model-base"] == [shown]
+    spdx_names = {n.get("name") for n in json.loads((out / "spdx.json").read_text())["@graph"]}
+    assert shown in spdx_names
 
 
 def test_absent_evidence_renders_needs_input_not_a_crash(tmp_path: Path) -> None:
