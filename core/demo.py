@@ -136,18 +136,28 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def _prepare_training_file(data: Path) -> tuple[Path, Path, Path]:
     """Split the support notes: 70% into the fine-tuning set (with the credit task as text),
-    15% for validation loss, 15% held out as non-members for membership inference."""
+    15% for validation loss, 15% held out as non-members for membership inference.
+
+    The held-out set has the fine-tuning set's mix: the held-out notes plus credit applications
+    the model never saw (from the evaluation split) in the same proportion. Notes alone would
+    differ in kind from the members, and the attacks would measure that difference.
+    """
     notes = [{"text": r["text"]} for r in _jsonl(data / "domain.jsonl")]
     a, b = int(len(notes) * 0.70), int(len(notes) * 0.85)
-    rows = notes[:a] + [
-        {"text": f"{r['prompt']} {r['label']}"} for r in _jsonl(data / "task_train.jsonl")
-    ]
+
+    def as_text(path: Path) -> list[dict[str, Any]]:
+        return [{"text": f"{r['prompt']} {r['label']}"} for r in _jsonl(path)]
+
+    task = as_text(data / "task_train.jsonl")
+    unseen_task = as_text(data / "task_eval.jsonl")
+    held_notes = notes[b:]
+    held_task = unseen_task[: round(len(held_notes) * len(task) / max(1, a))]
     finetune, validation, heldout = (
         data / n for n in ("finetune.jsonl", "validation.jsonl", "heldout.jsonl")
     )
-    _write_jsonl(finetune, rows)
+    _write_jsonl(finetune, notes[:a] + task)
     _write_jsonl(validation, notes[a:b])
-    _write_jsonl(heldout, notes[b:])
+    _write_jsonl(heldout, held_notes + held_task)
     return finetune, validation, heldout
 
 

@@ -63,10 +63,25 @@ def _summary(name: str, record: Any) -> str:
         )
     if name == "membership":
         best = max(record.attacks.items(), key=lambda kv: kv[1].auc)
-        return (
+        line = (
             f"max AUC {record.max_auc:.3f} ({best[0]}); TPR at 1% FPR "
             f"{best[1].tpr_at_1pct_fpr:.3f}; {record.members} members vs {record.nonmembers}"
         )
+        ex = record.exchangeability
+        if ex is None:
+            return (
+                line
+                + "\n    WARNING: no base model to check that members and non-members are alike"
+            )
+        if not ex.ok:
+            return line + (
+                f"\n    WARNING: the base model already tells members from non-members (AUC "
+                f"{ex.base_auc:.2f} [{ex.base_auc_ci.low:.2f}, {ex.base_auc_ci.high:.2f}]): the "
+                "held-out set differs from the training data, so these AUCs measure that "
+                "difference, not memorisation. Draw the held-out records from the same source "
+                "and mix as the training records."
+            )
+        return line + f"; base-model AUC {ex.base_auc:.2f} (held-out set comparable)"
     if name == "dp_audit":
         claim = (
             f"claimed epsilon={record.claimed_epsilon:g}"

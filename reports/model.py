@@ -249,7 +249,16 @@ def summaries(ev: Evidence) -> dict[str, str]:
         )
     mia = ev.probes.get("membership")
     if mia is not None:
-        out["probes.membership"] = f"membership inference max AUC {fmt(num(mia.get('max_auc')))}"
+        ex = get(mia, "exchangeability.ok")
+        if ex is True:
+            caveat = "held-out set comparable"
+        elif ex is False:
+            caveat = "not a memorisation measure: held-out set differs from the training data"
+        else:
+            caveat = "held-out set not checked"
+        out["probes.membership"] = (
+            f"membership inference max AUC {fmt(num(mia.get('max_auc')))} ({caveat})"
+        )
     aud = ev.probes.get("dp_audit")
     if aud is not None:
         out["probes.dp_audit"] = (

@@ -562,6 +562,12 @@ def membership_evidence(
         "confidence": 0.95,
         "bootstrap_resamples": 500,
         "parameters": {"k_fraction": 0.2, "reference_model": "base", "seed": 0},
+        "exchangeability": {
+            "base_auc": 0.51,
+            "base_auc_ci": {"low": 0.44, "high": 0.58},
+            "tolerance": 0.05,
+            "ok": True,
+        },
     }
     return _parse(MembershipEvidence, data, changes)
 

@@ -143,6 +143,23 @@ class AttackResult(Frozen):
     description: str
 
 
+class Exchangeability(Frozen):
+    """Were members and non-members alike before the fine-tune?
+
+    Membership inference compares training records with held-out ones. If the two sets differ in
+    kind (other topics, formats or lengths), the attacks measure that difference, not what the
+    fine-tune memorised, in either direction. The base model never saw either set, so its own
+    mean token log-likelihood must not tell them apart: ``base_auc`` near 0.5. ``ok`` is false
+    when the confidence interval of ``base_auc`` lies wholly outside ``0.5 +/- tolerance``.
+    """
+
+    method: str = "AUC of the base model's mean token log-likelihood, members vs non-members"
+    base_auc: float = Field(ge=0, le=1)
+    base_auc_ci: Interval
+    tolerance: float = Field(ge=0, le=0.5)
+    ok: bool
+
+
 class MembershipEvidence(EvidenceRecord):
     record_type: Literal["probes.membership"] = "probes.membership"
     subject: ProbeSubject
@@ -154,6 +171,8 @@ class MembershipEvidence(EvidenceRecord):
     confidence: float = Field(gt=0, lt=1)
     bootstrap_resamples: int = Field(ge=1)
     parameters: dict[str, float | int | str | bool]
+    # None when no base model was available to check it (the gate's rule then fails closed).
+    exchangeability: Exchangeability | None = None
 
 
 # -- one-run DP audit -------------------------------------------------------------------------

@@ -59,6 +59,12 @@ class ExtractionConfig(Frozen):
 class MembershipConfig(Frozen):
     max_examples: int = Field(default=500, ge=2, description="per side (members, non-members)")
     k_fraction: float = Field(default=0.2, gt=0, le=1, description="Min-K% and Min-K%++ k")
+    exchangeability_tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.5,
+        description="|base-model AUC - 0.5| allowed (see Exchangeability)",
+    )
     bootstrap: int = Field(default=500, ge=10)
     confidence: float = Field(default=0.95, gt=0, lt=1)
     seed: int = 0

@@ -21,7 +21,12 @@ import random
 import zlib
 from typing import Any
 
-from finetrail.governance.evidence.probes import AttackResult, Interval, MembershipEvidence
+from finetrail.governance.evidence.probes import (
+    AttackResult,
+    Exchangeability,
+    Interval,
+    MembershipEvidence,
+)
 from finetrail.governance.probes.context import ProbeContext
 
 ATTACKS: dict[str, str] = {
@@ -145,6 +150,24 @@ def attack_scores(texts: list[str], ft: Any, base: Any | None, k_fraction: float
     return out
 
 
+def exchangeability(
+    members: Any, nonmembers: Any, *, tolerance: float, resamples: int, confidence: float, seed: int
+) -> Exchangeability:
+    """Can the *base* model's scores tell members from non-members? (It should not.)"""
+    r = attack_result(
+        members,
+        nonmembers,
+        resamples=resamples,
+        confidence=confidence,
+        seed=seed,
+        description="base model mean token log-likelihood",
+    )
+    outside = r.auc_ci.low > 0.5 + tolerance or r.auc_ci.high < 0.5 - tolerance
+    return Exchangeability(
+        base_auc=r.auc, base_auc_ci=r.auc_ci, tolerance=tolerance, ok=not outside
+    )
+
+
 class MembershipProbe:
     name = "membership"
     cli_name = "mia"
@@ -194,6 +217,17 @@ class MembershipProbe:
                 seed=cfg.seed + i,
                 description=ATTACKS[name],
             )
+        check = None
+        if base is not None:
+            base_loss = np.array([float(np.mean(lp)) if len(lp) else 0.0 for lp in base.logprobs])
+            check = exchangeability(
+                base_loss[:n],
+                base_loss[n:],
+                tolerance=cfg.exchangeability_tolerance,
+                resamples=cfg.bootstrap,
+                confidence=cfg.confidence,
+                seed=cfg.seed + len(scores),
+            )
         return MembershipEvidence(
             subject=ctx.subject,
             members=n,
@@ -208,4 +242,5 @@ class MembershipProbe:
                 "seed": cfg.seed,
                 "reference_model": "base" if base is not None else "none",
             },
+            exchangeability=check,
         )

@@ -145,6 +145,22 @@ def test_stale_when_training_is_missing(tmp_path: Path, use_contract_kinds: obje
     assert "no training evidence says which adapter is current" in o.message
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"exchangeability.ok": False}, "threshold"), ({"exchangeability": None}, "missing")],
+    ids=["held-out-differs", "not-checked"],
+)
+def test_membership_figures_from_an_incomparable_held_out_set_fail(
+    tmp_path: Path, use_contract_kinds: object, change: dict[str, object], reason: str
+) -> None:
+    b = build_workspace(tmp_path / "ws", override={"probes.membership": change})
+    d = gate(b.root)
+    o = outcome(d, "membership-heldout-comparable")
+    assert o.outcome == "fail" and not d.passed
+    assert o.reason == reason, o
+    assert outcome(d, "membership-auc-max").outcome == "pass"  # the AUC alone would have passed
+
+
 def test_tampered_evidence_fails_rule_and_integrity(
     tmp_path: Path, use_contract_kinds: object
 ) -> None:

@@ -14,6 +14,7 @@ from finetrail.governance.probes.membership import (
     attack_result,
     attack_scores,
     bootstrap_metrics,
+    exchangeability,
     roc_metrics,
     tpr_at_fpr,
 )
@@ -59,6 +60,21 @@ def test_attack_result_intervals_and_roc() -> None:
         nonmembers, nonmembers.copy(), resamples=50, confidence=0.9, seed=0, description="x"
     )
     assert same.auc == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("shift", "ok"), [(0.0, True), (-1.0, False), (1.0, False)])
+def test_exchangeability_flags_sets_the_base_model_already_separates(
+    shift: float, ok: bool
+) -> None:
+    rng = np.random.default_rng(11)
+    members, nonmembers = rng.normal(0, 1, 300), rng.normal(shift, 1, 300)
+    ex = exchangeability(
+        members, nonmembers, tolerance=0.05, resamples=300, confidence=0.95, seed=0
+    )
+    assert ex.ok is ok
+    assert ex.base_auc_ci.low <= ex.base_auc <= ex.base_auc_ci.high
+    if not ok:  # AUC = Phi(-shift / sqrt(2)): 0.76 or 0.24
+        assert abs(ex.base_auc - 0.5) > 0.2
 
 
 def test_attack_scores_follow_their_definitions() -> None:

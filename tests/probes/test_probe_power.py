@@ -98,6 +98,23 @@ def test_control_leaks_canary_secrets_and_membership(control_run: tuple[ProbeRun
     membership = run.records["membership"]
     assert membership.max_auc > 0.6
     assert membership.attacks["reference"].auc >= membership.attacks["loss"].auc - 0.05
+    # Held-out records come from the same generator: the base model cannot tell them apart.
+    assert membership.exchangeability is not None and membership.exchangeability.ok
+    assert abs(membership.exchangeability.base_auc - 0.5) < 0.1
+
+
+def test_a_held_out_set_of_another_kind_is_flagged(
+    tinylm: SimpleNamespace, study: SimpleNamespace
+) -> None:
+    """Word-reversed held-out notes (same tokens, other kind of text): the attacks would score the
+    shift, so the record says the membership figures are not a memorisation measure."""
+    shifted = SimpleNamespace(**vars(study))
+    shifted.heldout = [" ".join(reversed(t.split())) for t in study.heldout]
+    with tinylm.one_thread():
+        run = probe(study.control, tinylm, shifted, only="mia")
+    ex = run.records["membership"].exchangeability
+    assert ex is not None and not ex.ok
+    assert ex.base_auc_ci.low > 0.5 + ex.tolerance
 
 
 def test_full_suite_runs_in_about_two_minutes(control_run: tuple[ProbeRun, float]) -> None:
