@@ -5,9 +5,10 @@ such as ``<EMAIL_ADDRESS>``). Reports do not trust that: every free-text string 
 workspace passes through :func:`mask_text` (pattern recognisers, no NLP model, nothing heavy), and
 structured values through :func:`scrub`. Digests and timestamps are left alone.
 
-Limits, stated plainly: these are patterns. They catch e-mail addresses, phone numbers, US social
-security numbers, payment-card numbers (Luhn-checked), IPv4 addresses and IBANs. A person's name in
-free text is only caught by the data layer's NER scanner, before evidence is written.
+Limits, stated plainly: these are patterns. They catch e-mail addresses, US street addresses (the
+data layer's pattern, also when a snippet cuts one short: "3406 Riley L…"), phone numbers, US
+social security numbers, payment-card numbers (Luhn-checked), IPv4 addresses and IBANs. A person's
+name in free text is only caught by the data layer's scanner, before evidence is written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+
+from finetrail.governance.provenance.addresses import STREET_ADDRESS_RE
 
 _DIGEST = re.compile(r"^[0-9a-f]{32,128}$")
 _ISO_TIME = re.compile(
@@ -46,6 +49,12 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str
         re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
         "<EMAIL_ADDRESS>",
     ),
+    ("STREET_ADDRESS", STREET_ADDRESS_RE, "<STREET_ADDRESS>"),
+    (
+        "STREET_ADDRESS",  # a house number and capitalised words cut short by a snippet's "…"
+        re.compile(r"(?<![\w.,/-])\d{1,6}(?:\s+[A-Z][A-Za-z'\-]*){1,4}\s*\u2026"),
+        "<STREET_ADDRESS>\u2026",
+    ),
     (
         "IBAN_CODE",
         re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
@@ -70,7 +79,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str
     ),
 )
 
-ENTITIES: tuple[str, ...] = tuple(name for name, _, _ in _PATTERNS)
+ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(name for name, _, _ in _PATTERNS))
 
 
 def mask_text(text: str) -> str:

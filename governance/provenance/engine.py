@@ -31,6 +31,7 @@ from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.dataset import PiiEngineInfo
 from finetrail.governance.provenance import prefilter
+from finetrail.governance.provenance.addresses import street_address_recognizer
 from finetrail.governance.provenance.config import MIN_KEY_BYTES, ScanConfig
 from finetrail.governance.provenance.names import PREFILTER as NAME_PREFILTER
 from finetrail.governance.provenance.names import NameListRecognizer, load_name_lists
@@ -134,6 +135,8 @@ def _describe(recognizer: Any, spacy_model: str | None) -> str:
     if isinstance(recognizer, PhoneRecognizer):
         regions = ", ".join(getattr(recognizer, "supported_regions", []) or [])
         return f"PhoneRecognizer (Presidio, python-phonenumbers; regions {regions})"
+    if getattr(recognizer, "name", None) == "StreetAddressRecognizer":
+        return "StreetAddressRecognizer (finetrail pattern: US street address, USPS suffixes)"
     if isinstance(recognizer, PatternRecognizer):
         return f"{getattr(recognizer, 'name', type(recognizer).__name__)} (Presidio pattern)"
     if type(recognizer).__name__ == "SpacyRecognizer":
@@ -250,6 +253,8 @@ def build_engine(config: ScanConfig) -> PiiEngine:
         lists = load_name_lists(config.name_locales)
         registry.add_recognizer(NameListRecognizer(lists, supported_language=config.language))
         name_info = lists.describe()
+    if config.language == "en":
+        registry.add_recognizer(street_address_recognizer(supported_language=config.language))
     analyzer = AnalyzerEngine(
         registry=registry, nlp_engine=nlp_engine, supported_languages=[config.language]
     )

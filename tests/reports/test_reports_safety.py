@@ -194,3 +194,29 @@ def test_dossier_in_headless_chromium_runs_no_script_and_requests_nothing(
     assert "Verdict and gate results" in dom
     left = [(u, a) for u, a in _external(requests) if a in page_loads or "example.invalid" in u]
     assert left == [], left
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "my new address is 25411 Wright Glen, Benjaminborough, UT 53945.",
+            "my new address is <STREET_ADDRESS>.",
+        ),
+        (
+            "billing address 3406 Riley Lights Suite 216 today",
+            "billing address <STREET_ADDRESS> today",
+        ),
+        (
+            "…holder <PERSON>, billing address 3406 Riley L…",
+            "…holder <PERSON>, billing address <STREET_ADDRESS>…",
+        ),
+        ("Regulation (EU) 2024/1689, Article 10", "Regulation (EU) 2024/1689, Article 10"),
+    ],
+)
+def test_street_addresses_are_masked_even_when_a_snippet_cuts_them(
+    text: str, expected: str
+) -> None:
+    from finetrail.reports.redact import mask_text
+
+    assert mask_text(text) == expected
