@@ -23,8 +23,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from finetrail.errors import FinetrailError
 from finetrail.governance import clock
 from finetrail.governance.evidence import paths as evpaths
@@ -40,7 +38,7 @@ from finetrail.governance.evidence.gate import (
     RuleOutcome,
     Signer,
 )
-from finetrail.governance.evidence.workspace import LedgerEntry, Manifest, WorkspaceMetadata
+from finetrail.governance.evidence.workspace import Manifest, WorkspaceMetadata
 from finetrail.governance.io import sha256_file
 from finetrail.governance.ledger import LEDGER_NAME
 from finetrail.governance.policy import OPERATORS, Rule, Waiver, compare, fmt
@@ -51,24 +49,6 @@ from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPAC
 WAIVABLE = ("threshold", "null", "missing")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_SHOWN = 50
-# ledger lines the gate parses (verify parses all of them): reviews, file events, keyring
-_LEDGER_NEEDLES = (b'"kind":"review.', b'"path":"', b'"kind":"keyring.')
-
-
-def ledger_entries_for_gate(root: Path) -> list[LedgerEntry]:
-    """The ledger entries the gate needs, parsed without reading every event in full."""
-    try:
-        raw = (root / LEDGER_NAME).read_bytes()
-    except OSError:
-        return []
-    out = []
-    for line in raw.split(b"\n"):
-        if line and any(n in line for n in _LEDGER_NEEDLES):
-            try:
-                out.append(LedgerEntry.model_validate_json(line))
-            except ValidationError:
-                continue  # verify reports it
-    return out
 
 
 def _manifest(root: Path) -> Manifest | None:
@@ -394,7 +374,7 @@ def evaluate(
         report = verify_workspace(root)
     manifest = _manifest(root)
     meta = _metadata(root)
-    entries = ledger_entries_for_gate(root)
+    entries = report.ledger
     pol = policy.policy
     keyring = None
     keyring_problem = None

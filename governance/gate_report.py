@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +109,8 @@ def render_table(d: GateDecision) -> str:
 
 # -- JUnit -------------------------------------------------------------------------------------
 def render_junit(d: GateDecision, policy: LoadedPolicy) -> bytes:
+    import xml.etree.ElementTree as ET  # only with --junit: keeps the gate's start-up short
+
     n = len(d.outcomes)
     fails = sum(1 for o in d.outcomes if o.outcome == "fail")
     errors = sum(1 for o in d.outcomes if o.outcome == "error")

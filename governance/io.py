@@ -20,12 +20,16 @@ from finetrail.errors import InputError
 CHUNK = 1 << 20
 
 
+# json.dumps with these options builds a new encoder per call; one shared encoder gives the same
+# bytes (it holds no state between calls) and saves that on every ledger line verify re-encodes.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
+
+
 def canonical_json(data: Any) -> bytes:
     """The canonical bytes of a JSON-able value (sorted keys, UTF-8, trailing newline)."""
-    text = json.dumps(
-        data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
-    return text.encode("utf-8") + b"\n"
+    return _CANONICAL.encode(data).encode("utf-8") + b"\n"
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -54,6 +54,9 @@ class VerifyReport:
     findings: list[Finding] = field(default_factory=list)
     entries: int = 0
     files: int = 0
+    # The ledger entries verify parsed (readable ones, flagged or not), for callers such as the
+    # gate that need them too: the ledger is read and parsed once.
+    ledger: list[LedgerEntry] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +93,7 @@ def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
     report.findings.extend(scan.findings)
     entries = scan.entries
     report.entries = len(entries)
+    report.ledger = entries
 
     # workspace.json
     metadata_digest: str | None = None

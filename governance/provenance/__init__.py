@@ -15,17 +15,37 @@ Importing this package is light: presidio and mlflow are imported only by the ca
 them (a scan or sanitise; the MLflow logging).
 """
 
-from finetrail.governance.provenance.api import (
-    dataset_for_file,
-    find_dataset,
-    list_datasets,
-    prove_record,
-    register_dataset,
-    sanitize_dataset,
-)
-from finetrail.governance.provenance.config import ScanConfig
-from finetrail.governance.provenance.mlflow_inputs import log_datasets_to_mlflow
-from finetrail.governance.provenance.proofcheck import check_proof
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from finetrail.governance.provenance.api import (
+        dataset_for_file,
+        find_dataset,
+        list_datasets,
+        prove_record,
+        register_dataset,
+        sanitize_dataset,
+    )
+    from finetrail.governance.provenance.config import ScanConfig
+    from finetrail.governance.provenance.mlflow_inputs import log_datasets_to_mlflow
+    from finetrail.governance.provenance.proofcheck import check_proof
+
+# Loaded on first use, so importing one submodule (verify's lineage check, the address pattern
+# the reports use) does not load the registration API.
+_WHERE = {
+    "dataset_for_file": "api",
+    "find_dataset": "api",
+    "list_datasets": "api",
+    "prove_record": "api",
+    "register_dataset": "api",
+    "sanitize_dataset": "api",
+    "ScanConfig": "config",
+    "log_datasets_to_mlflow": "mlflow_inputs",
+    "check_proof": "proofcheck",
+}
 
 __all__ = [
     "ScanConfig",
@@ -38,3 +58,9 @@ __all__ = [
     "register_dataset",
     "sanitize_dataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
-from finetrail.governance.ledger import Ledger, scan_ledger
+from finetrail.governance.io import canonical_json, sha256_bytes
+from finetrail.governance.ledger import Ledger, payload_bytes_in, scan_ledger
 
 
 def _ledger(tmp_path: Path, n: int = 6) -> Ledger:
@@ -77,6 +80,61 @@ def test_structural_tampering_is_detected(tmp_path: Path, mutate: str, expected:
     assert codes, f"{mutate} went undetected"
     assert codes <= {"chain", "deleted", "reordered", "duplicated", "modified"}
     assert codes & expected
+
+
+# Keys and strings that try to fool the slicing: the member names themselves, quotes, backslashes.
+_TRICKY = st.sampled_from(
+    ["payload", "payload_digest", '"payload":', ',"payload_digest":"', "\\", '"', "é", "x"]
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | _TRICKY,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4) | _TRICKY, inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=st.dictionaries(st.text(max_size=4) | _TRICKY, _JSON, max_size=4))
+def test_payload_slice_of_the_canonical_line_is_the_payloads_canonical_json(
+    tmp_path: Path, payload: dict
+) -> None:
+    path = tmp_path / "ledger.jsonl"
+    path.unlink(missing_ok=True)
+    entry = Ledger(path).append("test.event", actor='a"payload":', payload=payload)
+    line = canonical_json(entry.model_dump(mode="json"))
+    assert payload_bytes_in(line, entry.payload_digest) == canonical_json(payload)
+    assert scan_ledger(path).findings == []
+
+
+def test_an_edited_payload_with_a_recomputed_entry_digest_is_still_caught(tmp_path: Path) -> None:
+    """The entry digest is re-made after the edit; only the payload digest can tell."""
+    ledger = _ledger(tmp_path, 3)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    data = json.loads(lines[1])
+    data["payload"]["i"] = 99
+    del data["digest"]
+    data["digest"] = sha256_bytes(canonical_json(data))
+    lines[1] = canonical_json(data)
+    ledger.path.write_bytes(b"".join(lines))
+    messages = [f.message for f in scan_ledger(ledger.path).findings]
+    assert "entry 1: payload does not match payload_digest" in messages
+
+
+def test_a_nan_in_a_ledger_line_is_reported_not_raised(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, 2)
+    lines = ledger.path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"i":1', b'"i":NaN')
+    ledger.path.write_bytes(b"".join(lines))
+    findings = scan_ledger(ledger.path).findings
+    assert any(
+        f.code == "modified" and f.location.endswith(":2") and "not JSON" in f.message
+        for f in findings
+    ), findings
 
 
 def test_torn_tail_is_reported_and_repaired_on_next_append(tmp_path: Path) -> None:
