@@ -134,7 +134,7 @@ def train(
     base = fingerprint_base_model(cfg)  # before any heavy import: a missing folder fails fast
     _, world, _ = _dist()
     try:
-        return _Run(
+        result = _Run(
             loaded,
             ws,
             datasets,
@@ -143,6 +143,14 @@ def train(
             progress=progress,
             check_dp=check_dp,
         ).run()
+        if world > 1:
+            import torch.distributed as dist
+
+            # Rank 0 writes the evidence after the last step; the others wait for it here, so no
+            # process tears the group down while a peer still holds it (a gloo peer that leaves
+            # early can abort the other at exit). On failure torchrun stops the others.
+            dist.barrier()
+        return result
     finally:
         if world > 1:
             import torch.distributed as dist
