@@ -12,9 +12,26 @@ torchrun); only rank 0 tracks in MLflow and writes evidence.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 from finetrail.cli import main
 
+
+def _leave(code: int) -> None:
+    """Exit without running C++ static destructors.
+
+    The run is complete by now: evidence fsync'd, the MLflow run ended, the process group
+    destroyed. Under load, a destructor of torch's distributed backend has aborted a finished
+    worker at interpreter exit ("terminate called without an active exception", SIGABRT), and
+    torchrun then reports the whole run as failed. Flush what Python holds, then leave.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(["train", *sys.argv[1:]]))
+    _leave(main(["train", *sys.argv[1:]]))
