@@ -5,7 +5,7 @@ and its ``LOCATION`` entity needs a spaCy model (which finetrail never downloads
 support note's "my new address is 25411 Wright Glen, Benjaminborough, UT 53945" passes a scan
 clean and survives sanitising.
 
-The pattern: a house number, one to four words, and a street suffix from USPS Publication 28
+The pattern: a house number, one to three words, and a street suffix from USPS Publication 28
 (Appendix C1: the primary suffix names and their standard abbreviations), then optionally a unit
 ("Apt. 065", "Suite 377", "Unit 4", "# 12") and ", City, ST 12345[-6789]"; and US military mail
 ("PSC 4115, Box 7815, APO AA 41945", "USNS Stewart, FPO AE 31520"). This module imports only
