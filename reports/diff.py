@@ -26,6 +26,7 @@ _FIGURES: tuple[tuple[str, str, str], ...] = (
     ("probes", "probes.exposure", "max_bits"),
     ("probes", "probes.extraction", "memorized_rate"),
     ("probes", "probes.membership", "max_auc"),
+    ("probes", "probes.membership", "exchangeability.ok"),
     ("probes", "probes.dp_audit", "empirical_epsilon_lower_bound"),
     ("probes", "probes.dp_audit", "verdict"),
     ("audit", "bias", "task.accuracy"),
