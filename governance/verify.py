@@ -52,11 +52,14 @@ class VerifyContext:
 class VerifyReport:
     workspace: str
     findings: list[Finding] = field(default_factory=list)
-    entries: int = 0
     files: int = 0
     # The ledger entries verify parsed (readable ones, flagged or not), for callers such as the
     # gate that need them too: the ledger is read and parsed once.
     ledger: list[LedgerEntry] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def entries(self) -> int:
+        return len(self.ledger)
 
     @property
     def ok(self) -> bool:
@@ -92,7 +95,6 @@ def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
     scan = scan_ledger(path / LEDGER_NAME)
     report.findings.extend(scan.findings)
     entries = scan.entries
-    report.entries = len(entries)
     report.ledger = entries
 
     # workspace.json
