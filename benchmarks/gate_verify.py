@@ -69,8 +69,8 @@ POLICY = textwrap.dedent("""\
 
 
 def build(root: Path, entries: int) -> tuple[Path, Path]:
-    from finetrail.governance import attest
-    from finetrail.governance.gate_run import run_gate
+    from finetrail.governance import keys as ed25519
+    from finetrail.governance.gate.api import run_gate
     from finetrail.governance.review import record_review, trust_in_workspace
     from finetrail.governance.workspace import Workspace
 
@@ -86,9 +86,9 @@ def build(root: Path, entries: int) -> tuple[Path, Path]:
             provider="Example Org",
         )
         for name, role in (("bob", "model-risk"), ("carol", "privacy"), ("ci-gate", "gate")):
-            key = attest.generate_key()
-            (keys / f"{name}.key").write_bytes(attest.private_pem(key))
-            (keys / f"{name}.pub").write_bytes(attest.public_pem(key.public_key()))
+            key = ed25519.generate_key()
+            (keys / f"{name}.key").write_bytes(ed25519.private_pem(key))
+            (keys / f"{name}.pub").write_bytes(ed25519.public_pem(key.public_key()))
             trust_in_workspace(
                 root,
                 name=name,

@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import importlib.metadata
 
-    from finetrail.governance.provenance.config import ScanConfig
-    from finetrail.governance.provenance.scan import engine_module, open_scanner
+    from finetrail.governance.pii.config import ScanConfig
+    from finetrail.governance.pii.scan import engine_module, open_scanner
 
     print(f"machine: {machine()}")
     t0 = time.perf_counter()

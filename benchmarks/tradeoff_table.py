@@ -115,7 +115,7 @@ def complete(ws: Path) -> bool:
 
 def prepare_shared(out: Path, sizes: Any, seed: int, run: Any) -> dict[str, Path]:
     """The synthetic data and the tiny base model, once for all runs (the demo's step 1)."""
-    from finetrail.demo import _must, _prepare_training_file
+    from finetrail.demo.pipeline import _must, _prepare_training_file
 
     data, base = out / "shared" / "data", out / "shared" / "base-model"
     if not (data / "task_eval.jsonl").exists():
@@ -193,7 +193,7 @@ def one_run(
 ) -> None:
     import yaml
 
-    from finetrail.demo import _must, _register_args, plant_canaries
+    from finetrail.demo.pipeline import _must, _register_args, plant_canaries
     from finetrail.governance.io import atomic_write_text
 
     if ws.exists():
@@ -493,7 +493,7 @@ def main() -> int:
 
     import torch
 
-    from finetrail.demo import FULL, QUICK, Sizes, _runner
+    from finetrail.demo.pipeline import FULL, QUICK, Sizes, _runner
 
     torch.set_num_threads(args.threads)
     methods = (args.methods or ("lora,ia3" if args.quick else "full,lora,ia3,prefix")).split(",")

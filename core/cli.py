@@ -21,17 +21,39 @@ import click
 from finetrail._version import __version__
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 
-# The literal registry of command providers, one per layer module. Order is the help order.
+# The literal registry of command providers: one ``cli`` module per package, each beside its
+# ``api``. Each module's ``register(group)`` adds its commands; the help lists them in
+# :data:`WORKFLOW_ORDER`, the order a release goes through.
 COMMAND_MODULES: tuple[str, ...] = (
-    "finetrail.demo",
     "finetrail.governance.cli",
+    "finetrail.governance.provenance.cli",
+    "finetrail.governance.probes.cli",
     "finetrail.training.cli",
-    "finetrail.reports.cli",
-    "finetrail.governance.gate_cli",
     "finetrail.governance.bias.cli",
-    "finetrail.training.train_cli",
-    "finetrail.governance.data_cli",
-    "finetrail.governance.probe_cli",
+    "finetrail.governance.policy.cli",
+    "finetrail.governance.gate.cli",
+    "finetrail.governance.review.cli",
+    "finetrail.reports.cli",
+    "finetrail.demo",
+)
+
+WORKFLOW_ORDER: tuple[str, ...] = (
+    "init",
+    "data",
+    "canaries",
+    "train",
+    "probe",
+    "audit",
+    "policy",
+    "gate",
+    "review",
+    "keys",
+    "report",
+    "diff",
+    "verify",
+    "synth",
+    "base-model",
+    "demo",
 )
 
 
@@ -57,6 +79,9 @@ def _register_all() -> None:
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)
         module.register(cli)
+    known = [c for c in WORKFLOW_ORDER if c in cli.commands]
+    rest = sorted(set(cli.commands) - set(known))
+    cli.commands = {c: cli.commands[c] for c in (*known, *rest)}
 
 
 _register_all()

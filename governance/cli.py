@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 import click
 
+from finetrail.cli_options import echo_json, json_option, keyring_option, workspace_argument
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 
 @click.command("init")
-@click.argument("workspace", type=click.Path(file_okay=False))
+@workspace_argument()
 @click.option("--model", required=True, help="Model name, e.g. support-assistant.")
 @click.option("--version", "version", required=True, help="Release version, e.g. 1.0.0.")
 @click.option("--owner", required=True, help="Accountable owner (person or team).")
@@ -45,25 +45,22 @@ def init_cmd(
 
 @click.command("verify")
 @click.argument("workspace", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def verify_cmd(workspace: str, as_json: bool) -> int:
+@keyring_option()
+@json_option("the findings")
+def verify_cmd(workspace: str, keyring: str | None, as_json: bool) -> int:
     """Recompute every digest and walk the ledger chain; exit 1 on any problem."""
     from finetrail.governance.verify import verify_workspace
 
-    report = verify_workspace(workspace)
+    report = verify_workspace(workspace, keyring=keyring)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "workspace": report.workspace,
-                    "ok": report.ok,
-                    "entries": report.entries,
-                    "files": report.files,
-                    "findings": [asdict(f) for f in report.findings],
-                },
-                indent=2,
-                sort_keys=True,
-            )
+        echo_json(
+            {
+                "workspace": report.workspace,
+                "ok": report.ok,
+                "entries": report.entries,
+                "files": report.files,
+                "findings": [asdict(f) for f in report.findings],
+            }
         )
     else:
         click.echo(report.render())

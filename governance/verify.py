@@ -11,12 +11,12 @@ Checks (all run; every problem is reported, not just the first):
   (``incomplete``, a warning);
 - the manifest's anchor names the ledger's last entry (``truncated`` / ``unanchored``);
 - the manifest agrees with the last ledger event for each file (``disagrees``);
-- the extra checks listed in :data:`EXTRA_CHECKS` (attestations, reviews, ...).
+- the manifest's sizes and version stamp, then the checks of :func:`extra_checks`
+  (attestations, reviews, dataset lineage).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,21 +31,69 @@ from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPAC
 
 ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
 
-# Further checks contributed by other modules ("module:function"), run after the core checks.
-EXTRA_CHECKS: tuple[str, ...] = (
-    "finetrail.governance.gate_integrity:check_manifest_sizes",
-    "finetrail.governance.attest:check_attestations",
-    "finetrail.governance.review:check_reviews",
-    "finetrail.governance.provenance.lineage:check_datasets",
-)
-
 
 @dataclass
 class VerifyContext:
-    """What the core checks read, handed to the extra checks so they need not re-read it."""
+    """What the core checks read, handed to the extra checks so they need not re-read it.
+
+    ``keyring`` is the keyring file the caller named (``--keyring``); ``None`` means the
+    workspace's own ``keyring.json`` if it has one.
+    """
 
     manifest: Manifest | None
     entries: list[LedgerEntry]
+    keyring: Path | None = None
+
+
+def extra_checks() -> tuple[ExtraCheck, ...]:
+    """The checks other modules contribute, run after the core checks (imported on first use,
+    so that importing :mod:`verify` stays cheap and cycle-free)."""
+    from finetrail.governance.gate.attest import check_attestations
+    from finetrail.governance.provenance.lineage import check_datasets
+    from finetrail.governance.review.assess import check_reviews
+
+    return (check_manifest_sizes, check_attestations, check_reviews, check_datasets)
+
+
+def check_manifest_sizes(root: Path, ctx: VerifyContext) -> list[Finding]:
+    """The manifest agrees with the files and the ledger in full.
+
+    The core checks compare each file's SHA-256 with the manifest and the manifest's anchor with
+    the ledger's head. This closes what they leave open, so that any edit of ``manifest.json`` is
+    caught: every file's size must match the manifest's ``size``, and the manifest's version stamp
+    must be that of the ledger's last entry (both are written in the same locked step).
+    """
+    manifest = ctx.manifest
+    if manifest is None:
+        return []
+    out = []
+    for rel, info in manifest.files.items():
+        file = root / rel
+        if file.is_file() and file.stat().st_size != info.size:
+            out.append(
+                Finding(
+                    "error",
+                    "modified",
+                    rel,
+                    f"size {file.stat().st_size} differs from the manifest's {info.size}",
+                )
+            )
+    entries = ctx.entries
+    if (
+        entries
+        and manifest.ledger.head == entries[-1].digest
+        and manifest.finetrail_version != entries[-1].finetrail_version
+    ):
+        out.append(
+            Finding(
+                "error",
+                "modified",
+                MANIFEST_FILE,
+                f"version stamp {manifest.finetrail_version!r} differs from the ledger "
+                f"head's {entries[-1].finetrail_version!r} (written together)",
+            )
+        )
+    return out
 
 
 @dataclass
@@ -82,7 +130,9 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
+def verify_workspace(
+    root: str | os.PathLike[str], *, keyring: str | os.PathLike[str] | None = None
+) -> VerifyReport:
     path = Path(root)
     if not path.is_dir():
         raise InputError("workspace not found", path=str(path))
@@ -141,10 +191,10 @@ def verify_workspace(root: str | os.PathLike[str]) -> VerifyReport:
         _check_anchor(manifest, entries, add)
         _check_files(path, manifest, _last_recorded(entries), add)
 
-    ctx = VerifyContext(manifest=manifest, entries=entries)
-    for spec in EXTRA_CHECKS:
-        module, _, func = spec.partition(":")
-        check: ExtraCheck = getattr(importlib.import_module(module), func)
+    ctx = VerifyContext(
+        manifest=manifest, entries=entries, keyring=Path(keyring) if keyring else None
+    )
+    for check in extra_checks():
         report.findings.extend(check(path, ctx))
     return report
 

@@ -13,6 +13,7 @@ re-anchors ``manifest.json`` (file digests and the ledger head), all under one w
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -61,6 +62,22 @@ def _check_relpath(rel: str) -> str:
             why=f"evidence and artifacts live under {', '.join(TRACKED_DIRS)}/",
         )
     return str(p)
+
+
+def default_actor(explicit: str | None, *, owner: str | None = None) -> str:
+    """Who the ledger names for a command: the one rule every command uses.
+
+    The caller's ``--actor`` (or ``$FINETRAIL_ACTOR``, read by the CLI option) when given; else
+    the login name of the user running the command; else the workspace owner; else
+    ``"finetrail"``.
+    """
+    if explicit and explicit.strip():
+        return explicit
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, no LOGNAME/USER
+        login = ""
+    return login or owner or "finetrail"
 
 
 class Workspace:

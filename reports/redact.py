@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from finetrail.governance.provenance.addresses import STREET_ADDRESS_RE
+from finetrail.governance.pii.addresses import STREET_ADDRESS_RE
 
 _DIGEST = re.compile(r"^[0-9a-f]{32,128}$")
 _ISO_TIME = re.compile(

@@ -3,7 +3,7 @@
 Each builder fills a record the way its producer does (field values copied from a workspace
 written by ``finetrail demo --quick``: governance/provenance/api.py for datasets,
 training/evidence.py for training, governance/probes/runner.py for the probes,
-governance/bias/_audit.py for the bias audit, governance/gate_eval.py for gate decisions) and
+governance/bias/_audit.py for the bias audit, governance/gate/evaluate.py for gate decisions) and
 validates it through the class (``Class.parse``), so a record the class would reject cannot be
 built here. Keyword arguments set the values tests vary; ``changes={"dotted.path": value}``
 sets any other field before validation.
@@ -885,14 +885,14 @@ def add_review(
 ) -> None:
     """Trust ``reviewer``'s :func:`fixed_key` in the workspace keyring (role ``role``) and record
     a signed review with ``finetrail review``'s API (the workspace must pass verify)."""
-    from finetrail.governance import attest
+    from finetrail.governance import keys as ed25519
     from finetrail.governance.review import record_review, trust_in_workspace
 
     key = fixed_key(reviewer)
     with tempfile.TemporaryDirectory(prefix="finetrail-keys-") as tmp:
         private, public = Path(tmp) / f"{reviewer}.key", Path(tmp) / f"{reviewer}.pub"
-        private.write_bytes(attest.private_pem(key))
-        public.write_bytes(attest.public_pem(key.public_key()))
+        private.write_bytes(ed25519.private_pem(key))
+        public.write_bytes(ed25519.public_pem(key.public_key()))
         trust_in_workspace(
             root, name=reviewer, public_key_file=str(public), roles=(role,), actor=actor
         )
@@ -929,7 +929,7 @@ def write_records(
         ws.write_record(rel, record, event=EVENTS[record.record_type][1], actor=actor)
         written[rel] = kind_of(record)
         if isinstance(record, GateDecision):  # as the gate does: its (unsigned) attestation
-            from finetrail.governance import attest
+            from finetrail.governance.gate import attest
 
             ws.write_bytes(
                 rel.removesuffix(".json") + ".dsse.json",

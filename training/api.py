@@ -10,7 +10,6 @@ record that names no adapter, then re-raises. Under ``torchrun`` only rank 0 tra
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import tempfile
@@ -21,7 +20,7 @@ from typing import Any
 from finetrail.errors import CheckFailed, ConfigError, FinetrailError, IntegrityError
 from finetrail.governance import clock
 from finetrail.governance.evidence.training import RunStatus, TrainingEvidence
-from finetrail.governance.workspace import Workspace
+from finetrail.governance.workspace import Workspace, default_actor
 from finetrail.training.config import LoadedConfig, PrivacyConfig, TrainConfig, load_config
 from finetrail.training.data import Datasets, preflight
 
@@ -139,7 +138,7 @@ def train(
             ws,
             datasets,
             base,
-            actor=actor or _actor(),
+            actor=default_actor(actor, owner=ws.metadata.owner),
             progress=progress,
             check_dp=check_dp,
         ).run()
@@ -157,13 +156,6 @@ def train(
 
             if dist.is_initialized():
                 dist.destroy_process_group()
-
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # pragma: no cover - no passwd entry
-        return "finetrail"
 
 
 class _Run:

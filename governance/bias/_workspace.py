@@ -13,7 +13,7 @@ from finetrail.governance.bias._audit import BiasAuditSettings, audit_bias, scor
 from finetrail.governance.bias._scoring import lm_scorer
 from finetrail.governance.evidence.bias import DISPARITY_METRICS, BiasAuditEvidence, BiasSubject
 from finetrail.governance.io import sha256_file
-from finetrail.governance.workspace import Workspace
+from finetrail.governance.workspace import Workspace, default_actor
 
 BIAS_FILE = "evidence/bias.json"
 TRAINING_FILE = "evidence/training.json"
@@ -95,7 +95,7 @@ def audit_workspace_bias(
     base_model_path: str | os.PathLike[str] | None = None,
     counterfactual: bool | str | os.PathLike[str] = True,
     settings: BiasAuditSettings | None = None,
-    actor: str = "finetrail",
+    actor: str | None = None,
 ) -> BiasAuditEvidence:
     """Audit the workspace's model (or given predictions / model folders) and record it.
 
@@ -106,6 +106,7 @@ def audit_workspace_bias(
     settings = settings or BiasAuditSettings()
     _check_sources(eval_path, predictions_path, base_predictions_path, model_path, base_model_path)
     ws = Workspace.open(workspace)
+    actor = default_actor(actor, owner=ws.metadata.owner)
     training = _training(ws)
     adapter = _get(training, "adapter.sha256")
     base_weights = _get(training, "base_model.weights_sha256")

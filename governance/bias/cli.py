@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from finetrail.cli_options import actor_option
 from finetrail.errors import EXIT_OK
 
 
@@ -74,9 +75,7 @@ def audit_group() -> None:
     help="Your counterfactual probe file (YAML); default: the shipped one.",
 )
 @click.option("--no-counterfactual", is_flag=True, help="Skip the counterfactual probes.")
-@click.option(
-    "--actor", default="finetrail", show_default=True, help="Who runs the audit (ledger)."
-)
+@actor_option("runs the audit")
 def bias_cmd(
     workspace: str,
     eval_path: str | None,
@@ -92,7 +91,7 @@ def bias_cmd(
     min_group_size: int,
     counterfactual_path: str | None,
     no_counterfactual: bool,
-    actor: str,
+    actor: str | None,
 ) -> int:
     """Audit the model for group disparities; write evidence/bias.json.
 

@@ -32,7 +32,7 @@ from finetrail.governance.io import (
     sha256_bytes,
 )
 from finetrail.governance.probes.formats import CanaryFormat, format_by_name
-from finetrail.governance.workspace import Workspace
+from finetrail.governance.workspace import Workspace, default_actor
 
 CANARIES_ARTIFACT = "artifacts/canaries.json"
 COMMIT_EVENT = "canaries.committed"
@@ -283,10 +283,11 @@ def plant_file(
     repetitions: Sequence[int] = (1, 4, 16),
     seed: int | None = None,
     text_field: str = "text",
-    actor: str,
+    actor: str | None = None,
 ) -> CanarySet:
     """Plant canaries into ``data`` (JSONL), write ``out`` and commit the set to the workspace."""
     ws = Workspace.open(workspace)
+    actor = default_actor(actor, owner=ws.metadata.owner)
     _check_before_training(ws)
     fmts = [format_by_name(f) for f in formats]
     records = read_jsonl(data, text_field=text_field)

@@ -18,8 +18,8 @@ from finetrail.governance.evidence.base import Frozen, validation_error_to_input
 from finetrail.governance.evidence.probes import ProbeSubject
 from finetrail.governance.io import read_text_strict
 from finetrail.governance.probes.canaries import Canary, CanarySet
+from finetrail.governance.probes.extraction_scanner import PiiScanner
 from finetrail.governance.probes.models import ProbeModels
-from finetrail.governance.probes.pii import PiiScanner
 
 
 class ExposureConfig(Frozen):

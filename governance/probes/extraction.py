@@ -17,15 +17,15 @@ from typing import Any, Literal
 
 from finetrail.governance.evidence.probes import EntityExtraction, ExtractionEvidence, MaskedExample
 from finetrail.governance.probes.context import ProbeContext
-from finetrail.governance.probes.formats import format_by_name
-from finetrail.governance.probes.models import TokenizerAdapter
-from finetrail.governance.probes.pii import (
+from finetrail.governance.probes.extraction_scanner import (
     CombinedScanner,
     PiiScanner,
     RegexPiiScanner,
     mask,
     masked_tail,
 )
+from finetrail.governance.probes.formats import format_by_name
+from finetrail.governance.probes.models import TokenizerAdapter
 
 Decoding = Literal["greedy", "beam", "sampled"]
 

@@ -23,10 +23,10 @@ from finetrail.governance.probes.canaries import (
     read_jsonl,
 )
 from finetrail.governance.probes.context import DPClaim, ProbeConfig, ProbeContext, Progress
+from finetrail.governance.probes.extraction_scanner import PiiScanner
 from finetrail.governance.probes.models import ProbeModels, from_loaded
-from finetrail.governance.probes.pii import PiiScanner
 from finetrail.governance.probes.registry import select_probes
-from finetrail.governance.workspace import Workspace
+from finetrail.governance.workspace import Workspace, default_actor
 
 TRAINING_EVIDENCE = "evidence/training.json"
 
@@ -145,13 +145,14 @@ def probe_workspace(
     train_data: str | None = None,
     heldout_data: str | None = None,
     text_field: str | None = None,
-    actor: str = "finetrail",
+    actor: str | None = None,
     progress: Progress | None = None,
     scanner: PiiScanner | None = None,
     loader: Callable[[Path], Any] | None = None,
 ) -> ProbeRun:
     """Probe a trained workspace: load models, run the probes, write evidence, log metrics."""
     ws = Workspace.open(root)
+    actor = default_actor(actor, owner=ws.metadata.owner)
     training = _training(ws)
     adapter = _get(training, "adapter.sha256")
     if not isinstance(adapter, str):

@@ -21,6 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from finetrail.governance.pii.config import ScanConfig
     from finetrail.governance.provenance.api import (
         dataset_for_file,
         find_dataset,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
         register_dataset,
         sanitize_dataset,
     )
-    from finetrail.governance.provenance.config import ScanConfig
     from finetrail.governance.provenance.mlflow_inputs import log_datasets_to_mlflow
     from finetrail.governance.provenance.proofcheck import check_proof
 

@@ -29,8 +29,8 @@ from finetrail.governance.evidence.dataset import (
     leaves_artifact_path,
 )
 from finetrail.governance.io import sha256_file
+from finetrail.governance.pii.config import OPERATORS, ScanConfig
 from finetrail.governance.provenance import lineage
-from finetrail.governance.provenance.config import OPERATORS, ScanConfig
 from finetrail.governance.provenance.formats import DatasetReader, detect_format, json_type
 from finetrail.governance.provenance.hashing import DEFAULT_MAX_RECORD_BYTES
 from finetrail.governance.provenance.licenses import check_license
@@ -41,7 +41,7 @@ from finetrail.governance.provenance.merkle import (
     inclusion_path,
 )
 from finetrail.governance.provenance.proofcheck import leaf_hash, strip_terminator, verify_inclusion
-from finetrail.governance.workspace import Workspace
+from finetrail.governance.workspace import Workspace, default_actor
 
 MAX_SCHEMA_FIELDS = 1000
 TOKEN_METHOD = "characters of the text fields / 4 (estimate; no tokenizer)"
@@ -128,7 +128,7 @@ class _SchemaTally:
 
 # -- register ------------------------------------------------------------------------------
 def _actor(ws: Workspace, actor: str | None) -> str:
-    return actor or os.environ.get("FINETRAIL_ACTOR") or ws.metadata.owner
+    return default_actor(actor, owner=ws.metadata.owner)
 
 
 def register_dataset(
@@ -214,7 +214,7 @@ def register_dataset(
     config = scan_config or ScanConfig()
     scanner = None
     if scan:
-        from finetrail.governance.provenance.scan import open_scanner
+        from finetrail.governance.pii.scan import open_scanner
 
         scanner = open_scanner(config)
     reader = DatasetReader(path, fmt, skip_bad=skip_bad_records, max_record_bytes=max_record_bytes)

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from finetrail.errors import InputError
 from finetrail.governance.evidence.dataset import DatasetRecord
-from finetrail.governance.provenance.config import ScanConfig
+from finetrail.governance.pii.config import ScanConfig
 from finetrail.governance.provenance.formats import DatasetReader, Record
 
 
@@ -95,8 +95,8 @@ def write_sanitized(
     config: ScanConfig,
 ) -> dict[str, int]:
     """Stream ``input_path`` to ``output_path`` with PII replaced; returns the input's counts."""
+    from finetrail.governance.pii.scan import open_scanner
     from finetrail.governance.provenance.api import replace_texts, text_units
-    from finetrail.governance.provenance.scan import open_scanner
 
     if output_path.exists():
         raise InputError(

@@ -103,13 +103,13 @@ APPROVALS = (("bob", "model-risk"), ("carol", "privacy"), ("dave", "risk-owner")
 
 
 def make_key(keydir: Path, name: str) -> tuple[Path, Path]:
-    from finetrail.governance import attest
+    from finetrail.governance import keys as ed25519
 
     keydir.mkdir(parents=True, exist_ok=True)
-    key = attest.generate_key()
+    key = ed25519.generate_key()
     private, public = keydir / f"{name}.key", keydir / f"{name}.pub"
-    private.write_bytes(attest.private_pem(key))
-    public.write_bytes(attest.public_pem(key.public_key()))
+    private.write_bytes(ed25519.private_pem(key))
+    public.write_bytes(ed25519.public_pem(key.public_key()))
     return private, public
 
 

@@ -16,7 +16,8 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 
 from finetrail.cli import main
-from finetrail.governance import attest
+from finetrail.governance import keys as ed25519
+from finetrail.governance.gate import attest
 from finetrail.governance.io import canonical_json
 from finetrail.governance.verify import verify_workspace
 
@@ -47,7 +48,7 @@ def test_envelope_verifies_with_pynacl(signed: tuple[Path, Path]) -> None:
     assert env["payloadType"] == "application/vnd.in-toto+json"
     payload = base64.b64decode(env["payload"])
     (sig,) = env["signatures"]
-    raw = attest.public_raw(attest.load_public_key(public))
+    raw = ed25519.public_raw(ed25519.load_public_key(public))
     nacl.signing.VerifyKey(raw).verify(
         spec_pae(env["payloadType"], payload), base64.b64decode(sig["sig"])
     )
@@ -60,7 +61,7 @@ def test_envelope_verifies_with_pynacl(signed: tuple[Path, Path]) -> None:
 def test_envelope_verifies_with_securesystemslib(signed: tuple[Path, Path]) -> None:
     root, public = signed
     env = json.loads((root / "evidence/gate/0001.dsse.json").read_text())
-    raw = attest.public_raw(attest.load_public_key(public))
+    raw = ed25519.public_raw(ed25519.load_public_key(public))
     key = SSlibKey(env["signatures"][0]["keyid"], "ed25519", "ed25519", {"public": raw.hex()})
     keyid = env["signatures"][0]["keyid"]
     accepted = SslibEnvelope.from_dict(json.loads(json.dumps(env))).verify([key], 1)
@@ -184,9 +185,11 @@ def test_keys_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0
     private, public = tmp_path / "bob.key", tmp_path / "bob.pub"
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
-    key = attest.load_private_key(private)
-    assert attest.keyid_of(key.public_key()) in out
-    assert attest.public_raw(attest.load_public_key(public)) == attest.public_raw(key.public_key())
+    key = ed25519.load_private_key(private)
+    assert ed25519.keyid_of(key.public_key()) in out
+    assert ed25519.public_raw(ed25519.load_public_key(public)) == ed25519.public_raw(
+        key.public_key()
+    )
     assert main(["keys", "generate", "--reviewer", "bob", "--out", str(tmp_path)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert main(["keys", "generate", "--reviewer", "bad name", "--out", str(tmp_path)]) == 2

@@ -11,9 +11,9 @@ from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F
 
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.gate import GateDecision, RuleOutcome
-from finetrail.governance.gate_eval import evaluate
+from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.io import canonical_json
-from finetrail.governance.policy_load import load_policy, shipped_policies
+from finetrail.governance.policy.load import load_policy, shipped_policies
 from finetrail.governance.workspace import Workspace
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")

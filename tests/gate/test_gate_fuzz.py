@@ -21,9 +21,9 @@ from gate_contract import (  # noqa: F401
     use_contract_kinds_fixture,
 )
 
-from finetrail.governance.gate_eval import evaluate
-from finetrail.governance.gate_run import run_gate
-from finetrail.governance.policy_load import load_policy, shipped_policies
+from finetrail.governance.gate.api import run_gate
+from finetrail.governance.gate.evaluate import evaluate
+from finetrail.governance.policy.load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
 from finetrail.governance.verify import verify_workspace
 

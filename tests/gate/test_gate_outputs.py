@@ -12,7 +12,7 @@ from gate_contract import build_workspace, use_contract_kinds_fixture  # noqa: F
 
 from finetrail.cli import main
 from finetrail.governance.ledger import scan_ledger
-from finetrail.governance.policy_load import shipped_policies
+from finetrail.governance.policy.load import shipped_policies
 from finetrail.governance.verify import verify_workspace
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -11,7 +11,7 @@ from gate_contract import use_contract_kinds_fixture  # noqa: F401 (fixture)
 
 from finetrail.cli import main
 from finetrail.errors import ConfigError
-from finetrail.governance.policy_load import load_policy, shipped_policies
+from finetrail.governance.policy.load import load_policy, shipped_policies
 
 GOOD_RULE = """
   - id: {id}
@@ -291,7 +291,7 @@ def test_controls_catalogue_matches_shared_reference() -> None:
     """The shipped control IDs are exactly those of shared/reference (when it is beside the repo)."""
     import json
 
-    from finetrail.governance.policy import control_catalogue
+    from finetrail.governance.policy.controls import control_catalogue
 
     ref = Path(__file__).resolve().parents[3] / "shared" / "reference"
     if not ref.is_dir():

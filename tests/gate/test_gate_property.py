@@ -22,8 +22,8 @@ from gate_contract import (  # noqa: F401
 )
 
 from finetrail.governance.evidence import paths as evpaths
-from finetrail.governance.gate_eval import evaluate
-from finetrail.governance.policy_load import load_policy, shipped_policies
+from finetrail.governance.gate.evaluate import evaluate
+from finetrail.governance.policy.load import load_policy, shipped_policies
 
 POLICIES = {p.stem: p for p in shipped_policies()}
 CASES = [

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from gate_contract import add_reviewers, approve, build_workspace, use_contract_kinds_fixture  # noqa: F401
 
-from finetrail.governance.gate_run import run_gate
-from finetrail.governance.policy_load import shipped_policies
+from finetrail.governance.gate.api import run_gate
+from finetrail.governance.policy.load import shipped_policies
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 

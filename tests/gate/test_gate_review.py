@@ -18,9 +18,9 @@ from gate_contract import (  # noqa: F401
 from finetrail.cli import main
 from finetrail.errors import CheckFailed, InputError
 from finetrail.governance.evidence.workspace import LedgerEntry
-from finetrail.governance.gate_eval import evaluate
+from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.io import canonical_json
-from finetrail.governance.policy_load import load_policy, shipped_policies
+from finetrail.governance.policy.load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
 from finetrail.governance.verify import verify_workspace
 
@@ -336,10 +336,10 @@ def test_verify_rejects_review_signed_by_unknown_key(
         for x in (root / "ledger.jsonl").read_bytes().splitlines()
     ]
     review = entries[-1]
-    from finetrail.governance import attest
+    from finetrail.governance import keys as ed25519
 
-    mallory = attest.generate_key()
-    keyid = attest.keyid_of(mallory.public_key())
+    mallory = ed25519.generate_key()
+    keyid = ed25519.keyid_of(mallory.public_key())
     forged = review.model_copy(
         update={"signer": keyid, "payload": {**review.payload, "keyid": keyid}}
     )
@@ -357,12 +357,12 @@ def test_verify_rejects_review_signed_by_unknown_key(
 
 def test_verify_detects_duplicate_approvals(ws: tuple[Path, dict[str, Path]]) -> None:
     root, keys = ws
-    from finetrail.governance import attest
+    from finetrail.governance import keys as ed25519
     from finetrail.governance.workspace import Workspace
 
     approve(root, keys, (("bob", "model-risk"),))
     ws_ = Workspace.open(root)
-    key = attest.load_private_key(keys["bob"])
+    key = ed25519.load_private_key(keys["bob"])
     entries = ws_.ledger.entries()
     payload = dict(entries[-1].payload)
     ws_.append_event(
@@ -393,9 +393,11 @@ def test_reviews_without_keyring_are_unverifiable(
     report = verify_workspace(root)
     codes = {f.code for f in report.errors}
     assert {"missing", "unverifiable"} <= codes
-    monkeypatch.setenv("FINETRAIL_KEYRING", str(external))  # a keyring kept in the repository
-    report = verify_workspace(root)
+    report = verify_workspace(root, keyring=external)  # a keyring kept in the repository
     assert {f.code for f in report.errors} == {"missing"}  # only the workspace copy is gone
+    # the environment variable reaches verify through the CLI option only
+    monkeypatch.setenv("FINETRAIL_KEYRING", str(external))
+    assert {f.code for f in verify_workspace(root).errors} == codes
 
 
 def test_repository_keyring_given_on_the_command_line(

@@ -9,6 +9,15 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from finetrail.governance.probes.extraction_scanner import (
+    CombinedScanner,
+    PiiMatch,
+    PresidioScanner,
+    RegexPiiScanner,
+    mask,
+    mask_text,
+    masked_tail,
+)
 from finetrail.governance.probes.formats import PIN6
 from finetrail.governance.probes.membership import (
     attack_result,
@@ -17,15 +26,6 @@ from finetrail.governance.probes.membership import (
     exchangeability,
     roc_metrics,
     tpr_at_fpr,
-)
-from finetrail.governance.probes.pii import (
-    CombinedScanner,
-    PiiMatch,
-    PresidioScanner,
-    RegexPiiScanner,
-    mask,
-    mask_text,
-    masked_tail,
 )
 
 

@@ -214,7 +214,7 @@ def test_contract_paths_exist_on_the_records() -> None:
 
 def test_probe_modules_import_light() -> None:
     code = (
-        "import sys, finetrail.cli, finetrail.governance.probes, finetrail.governance.probe_cli\n"
+        "import sys, finetrail.cli, finetrail.governance.probes, finetrail.governance.probes.cli\n"
         "from finetrail.cli import main\n"
         "assert main(['probe', '--help']) == 0 and main(['canaries', 'plant', '--help']) == 0\n"
         "heavy = [m for m in ('torch', 'transformers', 'mlflow', 'presidio_analyzer', 'scipy',"

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from finetrail.cli import main
 from finetrail.errors import ConfigError
+from finetrail.governance.pii.config import ScanConfig
+from finetrail.governance.pii.scan import engine_module, open_scanner
 from finetrail.governance.provenance import list_datasets
-from finetrail.governance.provenance.config import ScanConfig
-from finetrail.governance.provenance.scan import engine_module, open_scanner
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_coverage_map_states_what_looked_for_what(engine: Any) -> None:
 def test_name_list_recogniser(
     engine: Any, text: str, expected: list[tuple[str, str, float]]
 ) -> None:
-    from finetrail.governance.provenance.names import NameListRecognizer
+    from finetrail.governance.pii.names import NameListRecognizer
 
     (rec,) = [r for r in engine.analyzer.registry.recognizers if isinstance(r, NameListRecognizer)]
     got = [(r.entity_type, text[r.start : r.end], r.score) for r in rec.analyze(text, ["PERSON"])]
@@ -325,8 +325,8 @@ def test_a_summary_computed_elsewhere_must_cover_the_file(
     engine: Any,
 ) -> None:
     from finetrail.errors import InputError
+    from finetrail.governance.pii.scan import PiiTally
     from finetrail.governance.provenance import register_dataset
-    from finetrail.governance.provenance.scan import PiiTally
 
     path = jsonl_dataset(tmp_path / "d.jsonl", 12, seed=4, pii_share=0.8)
     tally = PiiTally(max_examples=2)

@@ -7,11 +7,11 @@ it runs.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
 
+from finetrail.cli_options import actor_option
 from finetrail.errors import EXIT_OK, InputError
 
 PROBE_NAMES = "exposure,extraction,mia,dp-audit"
@@ -118,7 +118,7 @@ def _summary(name: str, record: Any) -> str:
     default=None,
     help="Probe settings (YAML or JSON; see ProbeConfig).",
 )
-@click.option("--actor", default=None, help="Who runs the probes (ledger actor).")
+@actor_option("runs the probes")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records written as JSON.")
 def probe_cmd(
@@ -149,7 +149,7 @@ def probe_cmd(
             train_data=train_data,
             heldout_data=heldout_data,
             text_field=text_field,
-            actor=actor or os.environ.get("USER") or "finetrail",
+            actor=actor,
             progress=progress,
         )
     finally:
@@ -219,7 +219,7 @@ def _int_list(value: str, option: str) -> tuple[int, ...]:
 )
 @click.option("--seed", type=int, default=None, help="Seed (default: the OS's randomness).")
 @click.option("--text-field", default="text", show_default=True)
-@click.option("--actor", default=None, help="Who plants (ledger actor).")
+@actor_option("plants the canaries")
 def plant_cmd(
     workspace: str,
     data: str,
@@ -245,7 +245,7 @@ def plant_cmd(
         repetitions=reps,
         seed=seed,
         text_field=text_field,
-        actor=actor or os.environ.get("USER") or "finetrail",
+        actor=actor,
     )
     added = cs.lineage.examples_added if cs.lineage else 0
     click.echo(

@@ -7,8 +7,8 @@ code that scans or sanitises imports this module, inside the function that needs
   package name, never downloaded.
 - Presidio's predefined recognisers for the language, with the email recogniser's Public
   Suffix List lookup served from tldextract's bundled snapshot (no network, no cache writes).
-- Without spaCy, :class:`~finetrail.governance.provenance.names.NameListRecognizer` for PERSON.
-- A per-recogniser pre-filter (:mod:`~finetrail.governance.provenance.prefilter`) that skips a
+- Without spaCy, :class:`~finetrail.governance.pii.names.NameListRecognizer` for PERSON.
+- A per-recogniser pre-filter (:mod:`~finetrail.governance.pii.prefilter`) that skips a
   recogniser on text it cannot match; findings are identical to running them all.
 """
 
@@ -30,11 +30,11 @@ from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.dataset import PiiEngineInfo
-from finetrail.governance.provenance import prefilter
-from finetrail.governance.provenance.addresses import street_address_recognizer
-from finetrail.governance.provenance.config import MIN_KEY_BYTES, ScanConfig
-from finetrail.governance.provenance.names import PREFILTER as NAME_PREFILTER
-from finetrail.governance.provenance.names import NameListRecognizer, load_name_lists
+from finetrail.governance.pii import prefilter
+from finetrail.governance.pii.addresses import street_address_recognizer
+from finetrail.governance.pii.config import MIN_KEY_BYTES, ScanConfig
+from finetrail.governance.pii.names import PREFILTER as NAME_PREFILTER
+from finetrail.governance.pii.names import NameListRecognizer, load_name_lists
 
 Finding = tuple[str, int, int, float]  # (entity type, start, end, score)
 

@@ -41,8 +41,9 @@ from finetrail.governance.evidence.gate import (
 from finetrail.governance.evidence.workspace import Manifest, WorkspaceMetadata
 from finetrail.governance.io import sha256_file
 from finetrail.governance.ledger import LEDGER_NAME
-from finetrail.governance.policy import OPERATORS, Rule, Waiver, compare, fmt
-from finetrail.governance.policy_load import LoadedPolicy
+from finetrail.governance.policy.load import LoadedPolicy
+from finetrail.governance.policy.operators import OPERATORS, compare, fmt
+from finetrail.governance.policy.rules import Rule, Waiver
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPACE_FILE
 
@@ -370,24 +371,22 @@ def evaluate(
     from finetrail.governance import review
 
     root = Path(workspace)
-    with review.keyring_for_verify(keyring_file):
-        report = verify_workspace(root)
+    report = verify_workspace(root, keyring=keyring_file)
     manifest = _manifest(root)
     meta = _metadata(root)
     entries = report.ledger
     pol = policy.policy
-    keyring = None
-    keyring_problem = None
-    kr = review.keyring_path(root, keyring_file)
-    if kr is not None:
-        try:
-            keyring = review.load_keyring(kr)
-        except FinetrailError as err:
-            keyring_problem = f"keyring {kr}: {err.what}"
-    assessment = review.assess(entries, manifest, keyring)
-    author_names = review.authors(meta.owner if meta else None, entries)
-    fe = review.four_eyes(assessment, pol.approvals, author_names)
-    summary = review.summary(assessment, manifest, author_names, pol.approvals)
+    status = review.review_status(
+        root=root,
+        entries=entries,
+        manifest=manifest,
+        owner=meta.owner if meta else None,
+        rule=pol.approvals,
+        keyring_file=keyring_file,
+    )
+    keyring_problem = status.keyring_problem
+    fe = status.four_eyes
+    summary = status.summary
     ctx = _Context(evpaths.EvidenceSet(root, computed={"reviews": summary}), manifest)
 
     integrity = Integrity(

@@ -1,10 +1,13 @@
 """Review and sign-off: signed approvals bound to the exact files of a workspace.
 
+Keyring files are :mod:`.keyring`; what the gate, ``review status`` and the reports show is
+composed once in :func:`finetrail.governance.review.api.review_status`.
+
 A review is a ledger event (``review.approve|reject|comment``) whose payload names the manifest
 files digest (:meth:`Workspace.manifest_digest`) and which the reviewer signs with an Ed25519 key
 (the ledger's ``signer=``/``sign=``). A keyring (``keyring.json``) lists trusted public keys with
-the roles each person may review in; it is found at ``--keyring FILE``, else ``$FINETRAIL_KEYRING``,
-else ``<workspace>/keyring.json`` (whose digest the ledger records when finetrail writes it).
+the roles each person may review in; it is found at ``--keyring FILE`` (or ``$FINETRAIL_KEYRING``,
+read by the CLI only), else ``<workspace>/keyring.json`` (whose digest the ledger records when finetrail writes it).
 
 An approval is *current* while the workspace's files are those it signed. Gate decisions written
 after it do not make it stale: they judge the approved files rather than change them (the digest
@@ -21,8 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,122 +37,24 @@ from finetrail.governance.evidence.review import (
     Keyring,
     ReviewPayload,
     ReviewSummary,
-    TrustedKey,
 )
 from finetrail.governance.evidence.workspace import LedgerEntry, Manifest, ManifestFile
 from finetrail.governance.findings import Finding
-from finetrail.governance.io import atomic_write_bytes, canonical_json, sha256_bytes, sha256_file
+from finetrail.governance.io import canonical_json, sha256_bytes
 from finetrail.governance.ledger import LEDGER_NAME
+from finetrail.governance.review.keyring import (
+    KEYRING_ENV,
+    KEYRING_FILE,
+    check_keyring_file,
+    keyring_path,
+    load_keyring,
+)
 
 if TYPE_CHECKING:
-    from finetrail.governance.policy import Approvals
+    from finetrail.governance.policy.rules import Approvals
 
-KEYRING_FILE = "keyring.json"
-KEYRING_ENV = "FINETRAIL_KEYRING"
-KEYRING_EVENT = "keyring.updated"
 REVIEW_PREFIX = "review."
 GATE_PREFIX = "evidence/gate/"
-
-
-# -- keyring ---------------------------------------------------------------------------------------
-def keyring_path(
-    root: str | os.PathLike[str] | None, explicit: str | os.PathLike[str] | None = None
-) -> Path | None:
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get(KEYRING_ENV)
-    if env:
-        return Path(env)
-    if root is not None and (Path(root) / KEYRING_FILE).is_file():
-        return Path(root) / KEYRING_FILE
-    return None
-
-
-@contextmanager
-def keyring_for_verify(path: str | os.PathLike[str] | None) -> Iterator[None]:
-    """Make ``verify``'s review check use the keyring given on the command line."""
-    if path is None:
-        yield
-        return
-    old = os.environ.get(KEYRING_ENV)
-    os.environ[KEYRING_ENV] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(KEYRING_ENV, None)
-        else:
-            os.environ[KEYRING_ENV] = old
-
-
-def load_keyring(path: str | os.PathLike[str]) -> Keyring:
-    from finetrail.governance.attest import public_from_b64
-
-    keyring = Keyring.read(path)
-    for key in keyring.keys:
-        try:
-            raw = base64.b64decode(key.public_key, validate=True)
-            public_from_b64(key.public_key)
-        except (ValueError, binascii.Error) as exc:
-            raise InputError(
-                f"key of {key.name!r} is not a base64 Ed25519 public key",
-                path=str(path),
-                field="keys",
-            ) from exc
-        if sha256_bytes(raw) != key.keyid:
-            raise InputError(
-                f"keyid of {key.name!r} does not match its public key", path=str(path), field="keys"
-            )
-    return keyring
-
-
-def add_trusted_key(
-    path: str | os.PathLike[str], *, name: str, public_key_file: str, roles: Iterable[str]
-) -> TrustedKey:
-    """Add a person's public key to a keyring file (created if absent)."""
-    from finetrail.governance.attest import keyid_of, load_public_key, public_b64
-
-    pub = load_public_key(public_key_file)
-    p = Path(path)
-    keyring = load_keyring(p) if p.exists() else Keyring()
-    try:
-        entry = TrustedKey(
-            name=name, keyid=keyid_of(pub), public_key=public_b64(pub), roles=tuple(roles)
-        )
-        updated = Keyring(keys=(*keyring.keys, entry))
-    except ValidationError as exc:
-        msg = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        raise InputError(f"cannot add {name!r} to the keyring: {msg}", path=str(p)) from exc
-    atomic_write_bytes(p, updated.canonical_bytes())
-    return entry
-
-
-def trust_in_workspace(
-    root: str | os.PathLike[str],
-    *,
-    name: str,
-    public_key_file: str,
-    roles: Iterable[str],
-    actor: str,
-) -> TrustedKey:
-    """Add a key to ``<workspace>/keyring.json`` and record the keyring's digest in the ledger."""
-    from finetrail.governance.workspace import Workspace
-
-    ws = Workspace.open(root)
-    entry = add_trusted_key(
-        ws.root / KEYRING_FILE, name=name, public_key_file=public_key_file, roles=roles
-    )
-    ws.append_event(
-        KEYRING_EVENT,
-        actor=actor,
-        payload={
-            "keyring_sha256": sha256_file(ws.root / KEYRING_FILE),
-            "added": name,
-            "keyid": entry.keyid,
-            "roles": list(entry.roles),
-        },
-    )
-    return entry
 
 
 # -- who wrote the workspace, and which files the gate added --------------------------------------
@@ -215,7 +119,7 @@ class Assessment:
 
 
 def _check_entry(e: LedgerEntry, keyring: Keyring | None) -> ReviewState:
-    from finetrail.governance.attest import verify_signature
+    from finetrail.governance.keys import verify_signature
 
     try:
         payload = ReviewPayload.model_validate(e.payload)
@@ -394,7 +298,7 @@ def record_review(
     rule: Approvals | None = None,
 ) -> LedgerEntry:
     """Sign and append a review; raises on every condition the module docstring lists."""
-    from finetrail.governance.attest import keyid_of, load_private_key
+    from finetrail.governance.keys import keyid_of, load_private_key
     from finetrail.governance.ledger import scan_ledger
     from finetrail.governance.verify import verify_workspace
     from finetrail.governance.workspace import Workspace
@@ -427,8 +331,7 @@ def record_review(
             field="role",
             fix=f"roles granted: {', '.join(trusted.roles) or 'none'}",
         )
-    with keyring_for_verify(kr_path):
-        report = verify_workspace(ws.root)
+    report = verify_workspace(ws.root, keyring=kr_path)
     if not report.ok:
         raise CheckFailed(
             "refusing to sign a workspace that verify rejects",
@@ -482,10 +385,10 @@ def record_review(
 def check_reviews(root: Path, ctx: Any) -> list[Finding]:
     """Signatures, keys, roles, duplicates and currency of every review; the keyring's digest."""
     entries: list[LedgerEntry] = getattr(ctx, "entries", [])
-    findings = _check_keyring_file(root, entries)
+    findings = check_keyring_file(root, entries)
     if not any(e.kind.startswith(REVIEW_PREFIX) for e in entries):
         return findings
-    path = keyring_path(root)
+    path = keyring_path(root, getattr(ctx, "keyring", None))
     keyring: Keyring | None = None
     if path is None:
         findings.append(
@@ -494,7 +397,7 @@ def check_reviews(root: Path, ctx: Any) -> list[Finding]:
                 "unverifiable",
                 LEDGER_NAME,
                 "review signatures cannot be checked: no keyring "
-                f"(set {KEYRING_ENV} or add {KEYRING_FILE} to the workspace)",
+                f"(pass --keyring, set {KEYRING_ENV}, or add {KEYRING_FILE} to the workspace)",
             )
         )
         return findings
@@ -504,28 +407,3 @@ def check_reviews(root: Path, ctx: Any) -> list[Finding]:
         findings.append(Finding("error", "modified", str(path), err.what))
     findings += assess(entries, getattr(ctx, "manifest", None), keyring).findings
     return findings
-
-
-def _check_keyring_file(root: Path, entries: list[LedgerEntry]) -> list[Finding]:
-    recorded = [e.payload.get("keyring_sha256") for e in entries if e.kind == KEYRING_EVENT]
-    file = root / KEYRING_FILE
-    if not file.is_file():
-        if recorded:
-            return [Finding("error", "missing", KEYRING_FILE, "recorded in the ledger but absent")]
-        return []
-    if not recorded:
-        return [
-            Finding(
-                "error",
-                "extra",
-                KEYRING_FILE,
-                "keyring not recorded in the ledger (add keys with `finetrail keys add`)",
-            )
-        ]
-    if sha256_file(file) != recorded[-1]:
-        return [
-            Finding(
-                "error", "modified", KEYRING_FILE, "differs from the digest the ledger recorded"
-            )
-        ]
-    return []

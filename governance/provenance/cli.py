@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from finetrail.cli_options import actor_option
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
 
@@ -25,7 +26,7 @@ def _scan_config(
     text_fields: Sequence[str],
     no_prefilter: bool = False,
 ) -> Any:
-    from finetrail.governance.provenance.config import ScanConfig
+    from finetrail.governance.pii.config import ScanConfig
 
     base = ScanConfig.load(config_path) if config_path else ScanConfig()
     updates: dict[str, Any] = {}
@@ -174,7 +175,7 @@ def data_group() -> None:
 @click.option("--max-record-bytes", type=click.IntRange(1), default=8 << 20, show_default=True)
 @click.option("--scan", is_flag=True, help="Scan the records for PII with Presidio.")
 @_scan_options
-@click.option("--actor", help="Who registers (default: $FINETRAIL_ACTOR or the workspace owner).")
+@actor_option("registers")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def register_cmd(
     path: str,
@@ -403,9 +404,9 @@ def scan_cmd(
     text_fields: tuple[str, ...],
 ) -> int:
     """Scan a file for PII without registering it; prints the summary (masked examples only)."""
+    from finetrail.governance.pii.scan import open_scanner
     from finetrail.governance.provenance.api import text_units
     from finetrail.governance.provenance.formats import DatasetReader, detect_format
-    from finetrail.governance.provenance.scan import open_scanner
 
     config = _scan_config(scan_config, score_threshold, spacy_model, workers, text_fields)
     reader = DatasetReader(path, detect_format(path, fmt), skip_bad=skip_bad_records)
@@ -478,7 +479,7 @@ def _read_key(key_env: str | None, key_file: str | None) -> bytes | None:
 )
 @click.option("--name", help="Name of the sanitised dataset.")
 @_scan_options
-@click.option("--actor", help="Who sanitises (default: $FINETRAIL_ACTOR or the workspace owner).")
+@actor_option("sanitises")
 def sanitize_cmd(
     workspace: str,
     dataset: str,

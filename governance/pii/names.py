@@ -20,7 +20,7 @@ import regex
 from presidio_analyzer import AnalysisExplanation, LocalRecognizer, RecognizerResult
 
 from finetrail.errors import ConfigError
-from finetrail.governance.provenance.config import DEFAULT_LOCALES
+from finetrail.governance.pii.config import DEFAULT_LOCALES
 
 _FIRST = ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary")
 _LAST = ("last_names", "last_names_male", "last_names_female", "last_names_nonbinary")

@@ -14,15 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetrail.errors import FinetrailError
-from finetrail.governance import attest
+from finetrail.governance import keys
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.evidence import registry
 from finetrail.governance.evidence.gate import GateDecision, Signer
-from finetrail.governance.gate_eval import evaluate
-from finetrail.governance.gate_registry import RegistryUpdate, registry_target, update_registry
-from finetrail.governance.policy_load import LoadedPolicy, load_policy, resolve_policy
+from finetrail.governance.gate import attest
+from finetrail.governance.gate.evaluate import evaluate
+from finetrail.governance.gate.mlflow_aliases import (
+    RegistryUpdate,
+    registry_target,
+    update_registry,
+)
+from finetrail.governance.policy.load import LoadedPolicy, load_policy, resolve_policy
 
-SIGNING_KEY_ENV = "FINETRAIL_SIGNING_KEY"
 _NUMBERED = re.compile(r"^(\d+)\.json$")
 
 
@@ -60,18 +64,15 @@ def run_gate(
     record: bool = True,
     registry_update: bool = True,
     tracking_uri: str | None = None,
-    actor: str = "finetrail-gate",
+    actor: str | None = None,
 ) -> GateResult:
     root = Path(workspace)
     loaded = (
         policy if isinstance(policy, LoadedPolicy) else load_policy(resolve_policy(str(policy)))
     )
-    key_file = signing_key or os.environ.get(SIGNING_KEY_ENV)
-    key = attest.load_private_key(key_file) if key_file else None
+    key = keys.load_private_key(signing_key) if signing_key else None
     signer = (
-        Signer(
-            keyid=attest.keyid_of(key.public_key()), public_key=attest.public_b64(key.public_key())
-        )
+        Signer(keyid=keys.keyid_of(key.public_key()), public_key=keys.public_b64(key.public_key()))
         if key
         else None
     )
@@ -91,7 +92,7 @@ def run_gate(
     result = GateResult(decision, loaded)
     if not record:
         return result
-    from finetrail.governance.workspace import Workspace
+    from finetrail.governance.workspace import Workspace, default_actor
 
     try:
         ws = Workspace.open(root)
@@ -99,6 +100,7 @@ def run_gate(
         return GateResult(
             decision, loaded, not_recorded=f"the workspace cannot be opened: {err.what}"
         )
+    actor = default_actor(actor, owner=ws.metadata.owner)
     rel = f"{attest.GATE_DIR}/{seq:04d}.json"
     env_rel = f"{attest.GATE_DIR}/{seq:04d}.dsse.json"
     ws.write_record(

@@ -22,10 +22,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from finetrail.governance.evidence.dataset import PiiExample, PiiSummary
-from finetrail.governance.provenance.config import ScanConfig
+from finetrail.governance.pii.config import ScanConfig
 
 if TYPE_CHECKING:
-    from finetrail.governance.provenance.engine import Finding, PiiEngine
+    from finetrail.governance.pii.engine import Finding, PiiEngine
 
 EXAMPLE_CONTEXT = 30  # characters of masked context on each side of an example
 
@@ -57,7 +57,7 @@ def engine_module(config: ScanConfig) -> ModuleType:
     pipeline may need torch (transformer pipelines), so then the import is left alone. When
     presidio is already loaded, nothing changes.
     """
-    name = "finetrail.governance.provenance.engine"
+    name = "finetrail.governance.pii.engine"
     if config.spacy_model is None and "presidio_analyzer" not in sys.modules:
         with _blocked(OPTIONAL_HEAVY):
             return importlib.import_module(name)

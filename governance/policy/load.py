@@ -24,7 +24,8 @@ from finetrail.errors import ConfigError, InputError
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.evidence import registry
 from finetrail.governance.io import read_text_strict, sha256_bytes
-from finetrail.governance.policy import ORDERING, Policy
+from finetrail.governance.policy.operators import ORDERING
+from finetrail.governance.policy.rules import Policy
 
 Loc = tuple[Any, ...]
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

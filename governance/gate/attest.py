@@ -6,8 +6,7 @@
 - Envelope (DSSE v1): ``{"payload", "payloadType", "signatures": [{"keyid", "sig"}]}``; the
   signature is over PAE(payloadType, payload) = ``"DSSEv1" SP LEN(type) SP type SP LEN(body) SP
   body`` with lengths in ASCII decimal.
-- Keys: Ed25519, PEM files (PKCS#8 private, SubjectPublicKeyInfo public); a key's id is the
-  SHA-256 of its raw 32-byte public key.
+- Keys: :mod:`finetrail.governance.keys` (Ed25519).
 
 :func:`check_attestations` is one of ``verify``'s extra checks.
 """
@@ -17,20 +16,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, ValidationError
 
 from finetrail.errors import InputError
 from finetrail.governance.evidence.base import Frozen
 from finetrail.governance.findings import Finding
-from finetrail.governance.io import canonical_json, read_json_strict, sha256_bytes
+from finetrail.governance.io import canonical_json, read_json_strict
+from finetrail.governance.keys import (
+    keyid_of,
+    verify_signature,
+)
 
 if TYPE_CHECKING:
     from finetrail.governance.evidence.gate import GateDecision
@@ -42,87 +42,6 @@ MANIFEST_SUBJECT = "manifest.json#files"
 GATE_DIR = "evidence/gate"
 _DECISION = re.compile(r"^evidence/gate/(\d+)\.json$")
 _ENVELOPE = re.compile(r"^evidence/gate/(\d+)\.dsse\.json$")
-
-
-# -- keys ------------------------------------------------------------------------------------------
-def generate_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-def private_pem(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def public_pem(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def public_raw(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def keyid_of(key: Ed25519PublicKey) -> str:
-    return sha256_bytes(public_raw(key))
-
-
-def public_b64(key: Ed25519PublicKey) -> str:
-    return base64.b64encode(public_raw(key)).decode("ascii")
-
-
-def public_from_b64(text: str) -> Ed25519PublicKey:
-    raw = base64.b64decode(text, validate=True)
-    return Ed25519PublicKey.from_public_bytes(raw)
-
-
-def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError(
-            "key file not found",
-            path=str(p),
-            fix="create one with `finetrail keys generate --reviewer NAME`",
-        ) from exc
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            "not an unencrypted PEM private key",
-            path=str(p),
-            why=str(exc).split("\n")[0],
-            fix="use the .key file written by `finetrail keys generate`",
-        ) from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise InputError("not an Ed25519 private key", path=str(p))
-    return key
-
-
-def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError("public key file not found", path=str(p)) from exc
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise InputError("not a PEM public key", path=str(p)) from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise InputError("not an Ed25519 public key", path=str(p))
-    return key
-
-
-def verify_signature(public_key_b64: str, signature: bytes, message: bytes) -> bool:
-    try:
-        public_from_b64(public_key_b64).verify(signature, message)
-    except (InvalidSignature, ValueError, binascii.Error):
-        return False
-    return True
 
 
 # -- DSSE ------------------------------------------------------------------------------------------

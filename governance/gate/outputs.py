@@ -19,8 +19,9 @@ from typing import Any
 
 from finetrail._version import __version__
 from finetrail.governance.evidence.gate import GateDecision, RuleOutcome
-from finetrail.governance.policy import FRAMEWORK_NAMES, fmt
-from finetrail.governance.policy_load import LoadedPolicy
+from finetrail.governance.policy.controls import FRAMEWORK_NAMES
+from finetrail.governance.policy.load import LoadedPolicy
+from finetrail.governance.policy.operators import fmt
 
 SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
