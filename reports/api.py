@@ -79,10 +79,15 @@ def render_report(
     templates: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     compare: str | os.PathLike[str] | None = None,
+    keyring: str | os.PathLike[str] | None = None,
 ) -> ReportResult:
-    """Render the packs and exports of ``workspace``; returns the files written."""
+    """Render the packs and exports of ``workspace``; returns the files written.
+
+    ``keyring`` is the trusted reviewer keyring (as for the gate); reviews are shown with the
+    states the gate gives them.
+    """
     formats = parse_formats(list(formats))
-    m = build_model(load_evidence(workspace))
+    m = build_model(load_evidence(workspace, keyring=keyring))
     change = diff(build_model(load_evidence(compare)), m) if compare is not None else None
     out_dir = Path(out) if out is not None else Path(workspace) / DOSSIER_DIR
     if out_dir.exists() and not out_dir.is_dir():

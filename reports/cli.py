@@ -6,15 +6,14 @@ exporters when they run (never torch, transformers, mlflow or presidio; WeasyPri
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from finetrail.cli_options import echo_json, json_option, keyring_option, workspace_argument
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 
 @click.command("report")
-@click.argument("workspace", type=click.Path(file_okay=False))
+@workspace_argument()
 @click.option(
     "--format",
     "formats",
@@ -41,8 +40,14 @@ from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
     default=None,
     help="An earlier release's workspace: adds a 'changes' section and diff.md.",
 )
+@keyring_option()
 def report_cmd(
-    workspace: str, formats: str, templates: str | None, out: str | None, compare: str | None
+    workspace: str,
+    formats: str,
+    templates: str | None,
+    out: str | None,
+    compare: str | None,
+    keyring: str | None,
 ) -> int:
     """Render the documentation packs, exports and the analyst dossier from evidence.
 
@@ -57,6 +62,7 @@ def report_cmd(
         templates=templates,
         out=out,
         compare=compare,
+        keyring=keyring,
     )
     m = result.model
     assert m is not None
@@ -82,7 +88,7 @@ def report_cmd(
 @click.command("diff")
 @click.argument("workspace_a", type=click.Path(file_okay=False))
 @click.argument("workspace_b", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@json_option("the changes")
 def diff_cmd(workspace_a: str, workspace_b: str, as_json: bool) -> int:
     """What changed from release WORKSPACE_A to WORKSPACE_B: datasets, DP guarantee, probe and
     audit figures, gate outcomes and coverage."""
@@ -90,7 +96,7 @@ def diff_cmd(workspace_a: str, workspace_b: str, as_json: bool) -> int:
 
     d = compare_workspaces(before=workspace_a, after=workspace_b)
     if as_json:
-        click.echo(json.dumps(d.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+        echo_json(d.to_json())
     else:
         click.echo(d.render_text())
     return EXIT_OK

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from finetrail.governance.evidence.registry import dataset_location, probe_location
 from finetrail.reports.loader import Evidence, get
 
 EVIDENCE = "evidence"
@@ -139,11 +140,11 @@ def _refs_for(ev: Evidence, fact: str, summaries: dict[str, str]) -> list[tuple[
                     else value
                 )
                 text = summaries.get(f"datasets:{sha}.{rest}") or f"{d.get('name')}: {rest} {shown}"
-            out.append((f"evidence/datasets/{sha}.json", text))
+            out.append((dataset_location(sha), text))
         return out
     if kind == "probes":
         name = rest.partition(".")[0]
-        return [(f"evidence/probes/{name}.json", summaries.get(f"probes.{name}", ""))]
+        return [(probe_location(name), summaries.get(f"probes.{name}", ""))]
     if kind == "gate":
         return [(str(g["_file"]), summaries.get("gate", "")) for g in ev.gates[-1:]]
     if kind == "reviews":

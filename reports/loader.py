@@ -1,10 +1,14 @@
-"""Read a workspace's evidence as JSON, per docs/evidence-contract.md, and nothing else.
+"""Read a workspace's evidence for rendering, through the one reader, and nothing else.
+
+Records come from :class:`~finetrail.governance.evidence.store.EvidenceSet`, validated by the
+class the registry names (a malformed record is bad input, exit 2); review states come from
+:func:`finetrail.governance.review.review_status`, the same function the gate uses, so the
+dossier never shows an approval as current that the gate counts as stale or invalid.
 
 Every kind is optional: a kind that is absent is ``None`` (or an empty list) and renders as
-"needs input" / "not addressed". A kind whose record class is registered in
-``governance/evidence/registry.py`` is validated with that class first (a malformed record is bad
-input, exit 2). Every string read passes through :func:`finetrail.reports.redact.scrub`, so a PII
-value that slipped into evidence is masked before any template sees it.
+"needs input" / "not addressed". Every string read passes through
+:func:`finetrail.reports.redact.scrub`, so a PII value that slipped into evidence is masked
+before any template sees it.
 """
 
 from __future__ import annotations
@@ -16,26 +20,19 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from finetrail.errors import InputError
-from finetrail.governance.evidence.registry import kind_by_name, record_class
+from finetrail.governance.evidence.registry import EVIDENCE_KINDS
+from finetrail.governance.evidence.store import EvidenceSet, LoadedRecord
 from finetrail.governance.evidence.workspace import Manifest, WorkspaceMetadata
-from finetrail.governance.io import read_json_strict, sha256_file
+from finetrail.governance.io import sha256_file
 from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
+from finetrail.governance.review.api import review_status
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import MANIFEST_FILE, WORKSPACE_FILE
 from finetrail.reports.redact import scrub
 
-# kind name -> file (relative to the workspace), as in docs/evidence-contract.md.
-SINGLE_KINDS: tuple[tuple[str, str], ...] = (
-    ("training", "evidence/training.json"),
-    ("probes.exposure", "evidence/probes/exposure.json"),
-    ("probes.extraction", "evidence/probes/extraction.json"),
-    ("probes.membership", "evidence/probes/membership.json"),
-    ("probes.dp_audit", "evidence/probes/dp_audit.json"),
-    ("bias", "evidence/bias.json"),
+SINGLE_KINDS: tuple[str, ...] = tuple(
+    k.name for k in EVIDENCE_KINDS if not k.many and k.name != "workspace"
 )
-DATASETS_DIR = "evidence/datasets"
-GATE_DIR = "evidence/gate"
-REVIEW_PREFIX = "review."
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,9 @@ class Evidence:
     ledger_kinds: tuple[str, ...]
     manifest_digest: str | None
     files: dict[str, str] = field(default_factory=dict)
+    # current, valid approvals by distinct people, as the gate counts them (review_status)
+    approvals: int = 0
+    approvals_keyring_problem: str | None = None
     integrity: IntegrityStatus = IntegrityStatus(ok=False, entries=0, files=0, findings=())
 
     def has(self, kind: str) -> bool:
@@ -84,24 +84,19 @@ class Evidence:
         raise KeyError(kind)
 
 
-def _read_kind(root: Path, kind: str, rel: str) -> dict[str, Any]:
-    path = root / rel
-    data = read_json_strict(path)
-    if not isinstance(data, dict):
-        raise InputError("an evidence record must be a JSON object", path=str(path), field=kind)
-    registered = kind_by_name(kind)
-    if registered is not None and registered.name != "workspace":
-        data = record_class(registered).parse(data, source=str(path)).to_json_dict()
-    result: dict[str, Any] = scrub(data)
+def _json(rec: LoadedRecord, root: Path) -> dict[str, Any]:
+    if rec.record is None:
+        raise InputError(f"invalid {rec.kind} evidence: {rec.error}", path=str(root / rec.rel))
+    result: dict[str, Any] = scrub(rec.record.to_json_dict())
     return result
 
 
-def _gate_key(path: Path) -> tuple[int, str]:
-    stem = path.name.removesuffix(".json")
-    return (int(stem), stem) if stem.isdigit() else (1 << 30, stem)
-
-
-def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True) -> Evidence:
+def load_evidence(
+    root: str | os.PathLike[str],
+    *,
+    check_integrity: bool = True,
+    keyring: str | os.PathLike[str] | None = None,
+) -> Evidence:
     """Load every evidence kind present in the workspace at ``root`` (masked)."""
     path = Path(root)
     if not (path / WORKSPACE_FILE).is_file():
@@ -112,53 +107,63 @@ def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True)
         )
     meta: dict[str, Any] = scrub(WorkspaceMetadata.read(path / WORKSPACE_FILE).to_json_dict())
 
+    store = EvidenceSet(path)
     datasets: list[dict[str, Any]] = []
-    ds_dir = path / DATASETS_DIR
-    if ds_dir.is_dir():
-        for f in sorted(ds_dir.glob("*.json")):
-            rec = _read_kind(path, "datasets", f.relative_to(path).as_posix())
-            rec.setdefault("sha256", f.stem)
-            datasets.append(rec)
+    for rec in store.many("datasets", strict=False):
+        data = _json(rec, path)
+        data.setdefault("sha256", Path(rec.rel).stem)
+        datasets.append(data)
     datasets.sort(key=lambda d: (str(d.get("name", "")), str(d.get("sha256", ""))))
 
     single: dict[str, dict[str, Any] | None] = {}
-    for kind, rel in SINGLE_KINDS:
-        single[kind] = _read_kind(path, kind, rel) if (path / rel).is_file() else None
+    for kind in SINGLE_KINDS:
+        recs = store.records(kind)
+        single[kind] = _json(recs[0], path) if recs else None
 
     gates: list[dict[str, Any]] = []
-    gate_dir = path / GATE_DIR
-    if gate_dir.is_dir():
-        decisions = [f for f in gate_dir.glob("*.json") if not f.name.endswith(".dsse.json")]
-        for f in sorted(decisions, key=_gate_key):
-            rec = _read_kind(path, "gate", f.relative_to(path).as_posix())
-            rec["_file"] = f.relative_to(path).as_posix()
-            rec["_attested"] = f.with_name(f.name.removesuffix(".json") + ".dsse.json").is_file()
-            gates.append(rec)
+    for rec in store.many("gate", strict=False):
+        data = _json(rec, path)
+        data["_file"] = rec.rel
+        data["_attested"] = (
+            (path / rec.rel.removesuffix(".json")).with_suffix(".dsse.json").is_file()
+        )
+        gates.append(data)
 
     scan = scan_ledger(path / LEDGER_NAME) if (path / LEDGER_NAME).exists() else None
     entries = scan.entries if scan else []
-    reviews = []
-    for e in entries:
-        if e.kind.startswith(REVIEW_PREFIX):
-            reviews.append(
-                scrub(
-                    {
-                        "seq": e.seq,
-                        "kind": e.kind,
-                        "time": e.time.isoformat(),
-                        "actor": e.actor,
-                        "payload": e.payload,
-                        "signer": e.signer,
-                        "signed": e.signature is not None,
-                        "digest": e.digest,
-                    }
-                )
-            )
+    manifest_obj = Manifest.read(path / MANIFEST_FILE) if (path / MANIFEST_FILE).is_file() else None
+    status = review_status(
+        root=path,
+        entries=entries,
+        manifest=manifest_obj,
+        owner=str(meta.get("owner")) if meta.get("owner") else None,
+        keyring_file=keyring,
+    )
+    reviews = [
+        scrub(
+            {
+                "seq": row.seq,
+                "kind": f"review.{row.decision}",
+                "time": row.time,
+                "actor": row.reviewer,
+                "reviewer": row.reviewer,
+                "role": row.role or "",
+                "decision": row.decision,
+                "note": row.note,
+                "state": row.state,
+                "problems": list(row.problems),
+                "binds": row.manifest_sha256 or "",
+                "signer": row.signer,
+                "signed": row.signer is not None,
+            }
+        )
+        for row in status.rows
+    ]
 
     manifest_digest = None
     files: dict[str, str] = {}
-    if (path / MANIFEST_FILE).is_file():
-        manifest = Manifest.read(path / MANIFEST_FILE)
+    if manifest_obj is not None:
+        manifest = manifest_obj
         manifest_digest = manifest.files_digest()
         files = {k: v.sha256 for k, v in manifest.files.items()}
         files[LEDGER_NAME] = manifest.ledger.head  # the digest of the ledger's anchored last entry
@@ -166,7 +171,7 @@ def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True)
 
     integrity = IntegrityStatus(ok=False, entries=len(entries), files=len(files), findings=())
     if check_integrity:
-        report = verify_workspace(path)
+        report = verify_workspace(path, keyring=keyring)
         integrity = IntegrityStatus(
             ok=report.ok,
             entries=report.entries,
@@ -193,6 +198,8 @@ def load_evidence(root: str | os.PathLike[str], *, check_integrity: bool = True)
         bias=single["bias"],
         gates=tuple(gates),
         reviews=tuple(reviews),
+        approvals=status.summary.approvals,
+        approvals_keyring_problem=status.keyring_problem,
         ledger_kinds=tuple(e.kind for e in entries),
         manifest_digest=manifest_digest,
         files=files,

@@ -14,8 +14,6 @@ from finetrail.reports import annex_iv, nist
 from finetrail.reports.coverage import Coverage, coverage_json, evaluate
 from finetrail.reports.loader import Evidence, base_model_label, get, num
 
-APPROVE_WORDS = ("approve", "approved", "approval", "accept", "accepted")
-
 
 def fmt(value: Any, digits: int = 4) -> str:
     """A number as text with ``digits`` significant digits; None as "n/a"."""
@@ -142,19 +140,12 @@ def gate_rules(gate: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def review_view(r: dict[str, Any]) -> dict[str, Any]:
-    p = r.get("payload") or {}
-    decision = str(p.get("decision") or p.get("verdict") or r["kind"].split(".", 1)[1])
+    """A review as the dossier shows it; its state is the gate's (``review_status``)."""
     return {
-        "time": r["time"],
-        "kind": r["kind"],
-        "reviewer": p.get("reviewer") or r["actor"],
-        "role": p.get("role", ""),
-        "decision": decision,
-        "note": p.get("comment") or p.get("note") or p.get("reason") or "",
-        "signed": r["signed"],
+        **r,
         "signer": r.get("signer") or "",
-        "binds": p.get("manifest_sha256") or p.get("manifest_digest") or p.get("manifest") or "",
-        "approval": decision.lower() in APPROVE_WORDS,
+        # an approval counts only while it is current and valid, exactly as the gate counts it
+        "approval": r["decision"] == "approve" and r["state"] == "current",
     }
 
 
@@ -279,8 +270,12 @@ def summaries(ev: Evidence) -> dict[str, str]:
         )
     if ev.reviews:
         views = [review_view(r) for r in ev.reviews]
+        stale = sum(1 for v in views if v["decision"] == "approve" and v["state"] == "stale")
+        invalid = sum(1 for v in views if v["state"] == "invalid")
         out["reviews"] = (
-            f"{len(views)} review event(s), {sum(v['approval'] for v in views)} approval(s)"
+            f"{len(views)} review event(s), {ev.approvals} current approval(s)"
+            + (f", {stale} stale" if stale else "")
+            + (f", {invalid} invalid" if invalid else "")
         )
     return out
 
@@ -344,7 +339,7 @@ def build_model(ev: Evidence) -> ReportModel:
         content_summary=annex_iv.training_content_summary(ev),
         coverages=tuple(evaluate(ev, rs, sums) for rs in sets),
         reviews=reviews,
-        approvals=sum(1 for r in reviews if r["approval"]),
+        approvals=ev.approvals,
         gates=gates,
         dataset_roles=roles,
         text_version_note=annex_iv.TEXT_VERSION_NOTE,

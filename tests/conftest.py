@@ -16,6 +16,7 @@ import pytest
 
 from finetrail.cli import main
 from finetrail.governance.evidence.base import EvidenceRecord
+from finetrail.governance.evidence.registry import EvidenceKind
 from finetrail.governance.workspace import Workspace
 
 
@@ -32,6 +33,14 @@ class SampleEvidence(EvidenceRecord):
 def _pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINETRAIL_FIXED_TIME", "2026-01-15T12:00:00+00:00")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def use_contract_kinds() -> tuple[EvidenceKind, ...]:
+    """Checks that every kind of the evidence contract is registered with its real class."""
+    from tests.support.workspaces import contract_kinds
+
+    return contract_kinds()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from typing import Any
 
 from finetrail.errors import CheckFailed, ConfigError, FinetrailError, IntegrityError
 from finetrail.governance import clock
+from finetrail.governance.evidence.registry import location
 from finetrail.governance.evidence.training import RunStatus, TrainingEvidence
 from finetrail.governance.workspace import Workspace, default_actor
 from finetrail.training.config import LoadedConfig, PrivacyConfig, TrainConfig, load_config
@@ -26,7 +27,7 @@ from finetrail.training.data import Datasets, preflight
 
 __all__ = ["TRAINING_RECORD", "train"]
 
-TRAINING_RECORD = "evidence/training.json"
+TRAINING_RECORD = location("training")
 
 
 def _software() -> dict[str, str]:

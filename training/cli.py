@@ -187,9 +187,11 @@ def train_cmd(
         claim = "no DP guarantee (privacy: none)"
     if dp.check is not None:
         claim += f"; --check-dp max relative error {dp.check.max_relative_error:.2g}"
+    from finetrail.governance.evidence.registry import location
+
     adapter = record.adapter.sha256 if record.adapter else "-"
     click.echo(f"trained {record.method}: {claim}")
-    click.echo(f"adapter sha256 {adapter}; evidence {workspace}/evidence/training.json")
+    click.echo(f"adapter sha256 {adapter}; evidence {workspace}/{location('training')}")
     if record.mlflow.run_id:
         click.echo(f"mlflow run {record.mlflow.run_id} ({record.mlflow.tracking_uri})")
     return EXIT_OK

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetrail.errors import ConfigError, FinetrailError, InputError
+from finetrail.governance.evidence.registry import dataset_location
 from finetrail.governance.io import read_text_strict, sha256_bytes
 from finetrail.training.config import PrivacyConfig, TrainConfig
 
@@ -30,7 +31,7 @@ __all__ = ["DatasetFile", "Datasets", "dataset_record_path", "preflight", "read_
 
 def dataset_record_path(sha256: str) -> str:
     """Workspace-relative path of a dataset's provenance record."""
-    return f"evidence/datasets/{sha256}.json"
+    return dataset_location(sha256)
 
 
 @dataclass(frozen=True)

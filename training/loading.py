@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetrail.errors import InputError, IntegrityError
+from finetrail.governance.evidence.registry import location
 from finetrail.governance.evidence.training import TrainingEvidence
 from finetrail.governance.io import sha256_file
 
@@ -39,7 +40,7 @@ def _verify(root: Path, evidence: TrainingEvidence, base_path: Path) -> None:
     if not evidence.completed or adapter is None:
         raise IntegrityError(
             f"the workspace's training run did not complete (status: {evidence.status})",
-            path=str(root / "evidence/training.json"),
+            path=str(root / location("training")),
             fix="train again in a new workspace",
         )
     problems = []
@@ -75,7 +76,7 @@ def load_trained(
 ) -> LoadedModels:
     """Load what ``evidence/training.json`` describes, after checking every digest."""
     root = Path(ws_root)
-    record_path = root / "evidence/training.json"
+    record_path = root / location("training")
     if not record_path.is_file():
         raise InputError(
             "no training evidence in the workspace",

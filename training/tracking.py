@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from finetrail.governance.evidence.registry import location
 from finetrail.governance.evidence.training import EpsilonPoint, MlflowRecord
 from finetrail.training.data import Datasets
 
@@ -146,7 +147,7 @@ class MlflowTracker:
 
     def log_evidence(self, data: bytes) -> None:
         assert self.run_id is not None
-        self.client.log_text(self.run_id, data.decode("utf-8"), "evidence/training.json")
+        self.client.log_text(self.run_id, data.decode("utf-8"), location("training"))
 
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is None:

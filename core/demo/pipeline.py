@@ -26,6 +26,7 @@ from typing import Any
 
 import click
 
+from finetrail.demo.summary import collect, print_summary
 from finetrail.errors import CheckFailed, FinetrailError
 from finetrail.governance.io import atomic_write_bytes, atomic_write_text, canonical_json
 
@@ -195,93 +196,6 @@ def _train_config(
     return common
 
 
-def _read(ws: Path, rel: str) -> dict[str, Any]:
-    p = ws / rel
-    if not p.exists():
-        return {}
-    data = json.loads(p.read_text("utf-8"))
-    return data if isinstance(data, dict) else {}
-
-
-def _get(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, dict):
-            return None
-        data = data.get(part)
-    return data
-
-
-def _collect(variant: Variant, gate_code: int, verify_code: int) -> None:
-    ws = variant.workspace
-    training = _read(ws, "evidence/training.json")
-    exposure = _read(ws, "evidence/probes/exposure.json")
-    extraction = _read(ws, "evidence/probes/extraction.json")
-    membership = _read(ws, "evidence/probes/membership.json")
-    audit = _read(ws, "evidence/probes/dp_audit.json")
-    bias = _read(ws, "evidence/bias.json")
-    reps = exposure.get("by_repetition") or {}
-    top = max(reps, key=lambda k: int(k), default=None) if reps else None
-    variant.results = {
-        "epsilon": _get(training, "dp.epsilon"),
-        "val_loss": (training.get("val_loss") or [None])[-1],
-        "steps": _get(training, "dp.steps") or _get(training, "compute.steps"),
-        "exposure_top_rep": (top, _get(reps.get(top, {}), "mean_bits")) if top else None,
-        "max_exposure": exposure.get("max_bits"),
-        "memorized": extraction.get("memorized_identifiers"),
-        "mia_auc": membership.get("max_auc"),
-        "empirical_eps": audit.get("empirical_epsilon_lower_bound"),
-        "audit_verdict": audit.get("verdict"),
-        "dp_diff": _get(bias, "disparities.demographic_parity_difference"),
-        "task_f1": _get(bias, "task.f1"),
-        "gate": {0: "PASS", 1: "FAIL"}.get(gate_code, f"ERROR({gate_code})"),
-        "verify": "OK" if verify_code == 0 else "FAILED",
-        "dossier": str(ws / "dossier" / "index.html"),
-        "mlflow_db": str(ws / "mlflow.db"),
-    }
-
-
-def _fmt(v: Any, nd: int = 2) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    if isinstance(v, dict) and "value" in v:
-        lo, hi = v.get("ci_low"), v.get("ci_high")
-        ci = f" [{lo:.2f}, {hi:.2f}]" if isinstance(lo, float) and isinstance(hi, float) else ""
-        return f"{_fmt(v['value'])}{ci}"
-    if isinstance(v, tuple):
-        return f"{_fmt(v[1], 1)} bits ({v[0]}x)"
-    return str(v)
-
-
-def summary_table(variants: Sequence[Variant]) -> str:
-    rows = [
-        ("DP guarantee (epsilon, PRV; delta 1e-5)", "epsilon"),
-        ("validation loss (last)", "val_loss"),
-        ("canary exposure, most repeated group", "exposure_top_rep"),
-        ("max canary exposure (bits)", "max_exposure"),
-        ("memorised identifiers (fine-tune only)", "memorized"),
-        ("membership inference AUC (best attack)", "mia_auc"),
-        ("empirical epsilon lower bound (95%)", "empirical_eps"),
-        ("DP audit verdict", "audit_verdict"),
-        ("demographic parity difference [95% CI]", "dp_diff"),
-        ("task F1", "task_f1"),
-        ("gate (eu-ai-act-high-risk)", "gate"),
-        ("verify", "verify"),
-    ]
-    names = [v.name for v in variants]
-    width = max(len(r[0]) for r in rows)
-    cols = [max(24, *(len(_fmt(v.results.get(k))) for _, k in rows)) for v in variants]
-    line = f"{'':{width}}  " + "  ".join(f"{n:{c}}" for n, c in zip(names, cols, strict=True))
-    out = [line, "-" * len(line)]
-    for label, key in rows:
-        vals = [_fmt(v.results.get(key)) for v in variants]
-        out.append(
-            f"{label:{width}}  " + "  ".join(f"{x:{c}}" for x, c in zip(vals, cols, strict=True))
-        )
-    return "\n".join(out)
-
-
 def run_demo(
     *,
     out: str | os.PathLike[str],
@@ -448,10 +362,10 @@ def run_demo(
     atomic_write_text(diff_path, diff.render_text() if hasattr(diff, "render_text") else str(diff))
     for variant in variants:
         verify_code = _must(run, ["verify", variant.workspace], ok=(0, 1))
-        _collect(variant, variant.results.pop("gate_code"), verify_code)
+        collect(variant, variant.results.pop("gate_code"), verify_code)
     took = time.perf_counter() - t0
     result = DemoResult(out=root, variants=variants, diff_path=diff_path, seconds=took)
-    _print_summary(result, echo)
+    print_summary(result, echo)
     return result
 
 
@@ -570,20 +484,6 @@ def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> li
             '{"notes_fraction": 0.70, "task": "prompt + label"}',
         ],
     ]
-
-
-def _print_summary(result: DemoResult, echo: Callable[[str], None]) -> None:
-    echo("")
-    echo(summary_table(result.variants))
-    echo("")
-    for v in result.variants:
-        echo(f"{v.name}: {v.results['dossier']}")
-    echo(f"diff: {result.diff_path}")
-    echo("")
-    echo("Open the MLflow runs (one SQLite store per workspace):")
-    for v in result.variants:
-        echo(f"  mlflow ui --backend-store-uri sqlite:///{v.results['mlflow_db']} --port 5000")
-    echo(f"demo finished in {result.seconds:.0f} s")
 
 
 @click.command("demo")

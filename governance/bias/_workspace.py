@@ -12,11 +12,12 @@ from finetrail.errors import DependencyMissing, InputError
 from finetrail.governance.bias._audit import BiasAuditSettings, audit_bias, scorer_from_path
 from finetrail.governance.bias._scoring import lm_scorer
 from finetrail.governance.evidence.bias import DISPARITY_METRICS, BiasAuditEvidence, BiasSubject
+from finetrail.governance.evidence.registry import location
 from finetrail.governance.io import sha256_file
 from finetrail.governance.workspace import Workspace, default_actor
 
-BIAS_FILE = "evidence/bias.json"
-TRAINING_FILE = "evidence/training.json"
+BIAS_FILE = location("bias")
+TRAINING_FILE = location("training")
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
 
 

@@ -170,7 +170,9 @@ class DatasetRecord(EvidenceRecord):
 
 
 def dataset_record_path(sha256: str) -> str:
-    return f"evidence/datasets/{sha256}.json"
+    from finetrail.governance.evidence.registry import dataset_location
+
+    return dataset_location(sha256)
 
 
 def leaves_artifact_path(sha256: str) -> str:

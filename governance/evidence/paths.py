@@ -29,35 +29,18 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel
 
-from finetrail.errors import FinetrailError
 from finetrail.governance.evidence import registry
-from finetrail.governance.evidence.base import EvidenceRecord
-from finetrail.governance.io import read_json_strict, sha256_bytes
+from finetrail.governance.evidence.store import EvidenceSet, LoadedRecord
 
 Index = Literal["*"] | int
 Token = tuple[Literal["key"], str] | tuple[Literal["item"], Index]
 
 _SEGMENT = re.compile(r"^([A-Za-z0-9_-]+)((?:\[(?:\*|\d+)\])*)$")
 _INDEX = re.compile(r"\[(\*|\d+)\]")
-
-
-@dataclass(frozen=True)
-class ComputedKind:
-    """A kind computed by the gate rather than read from a file (``reviews``)."""
-
-    name: str
-    model: str  # "module:Class"
-
-
-# Kinds computed at gate time from the ledger; they are addressed like file kinds.
-COMPUTED_KINDS: tuple[ComputedKind, ...] = (
-    ComputedKind("reviews", "finetrail.governance.evidence.review:ReviewSummary"),
-)
 
 
 class PathError(ValueError):
@@ -75,11 +58,10 @@ class EvidencePath:
 
 
 def kind_names() -> list[str]:
-    return [k.name for k in registry.EVIDENCE_KINDS] + [k.name for k in COMPUTED_KINDS]
+    return [k.name for k in registry.EVIDENCE_KINDS] + [k.name for k in registry.COMPUTED_KINDS]
 
 
-def _computed(name: str) -> ComputedKind | None:
-    return next((k for k in COMPUTED_KINDS if k.name == name), None)
+_computed = registry.computed_kind
 
 
 def parse_path(text: str) -> EvidencePath:
@@ -168,20 +150,10 @@ def model_for(path: EvidencePath) -> type[BaseModel]:
     if path.computed:
         comp = _computed(path.kind)
         assert comp is not None
-        return _import_class(comp.model)
+        return comp.model
     kind = registry.kind_by_name(path.kind)
     assert kind is not None
     return registry.record_class(kind)
-
-
-def _import_class(spec: str) -> type[BaseModel]:
-    import importlib
-
-    module, _, name = spec.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-        raise TypeError(f"{spec} is not a pydantic model")
-    return cls
 
 
 # -- lint: walk the record class's fields ----------------------------------------------------
@@ -300,64 +272,6 @@ def _walk_branch(tp: Any, tokens: Sequence[Token], where: str, ends: set[str]) -
 
 
 # -- loading records from a workspace ----------------------------------------------------------
-@dataclass(frozen=True)
-class LoadedRecord:
-    kind: str
-    rel: str  # workspace-relative file ("" for computed kinds)
-    sha256: str | None
-    data: dict[str, Any] | None
-    error: str | None = None
-
-
-class EvidenceSet:
-    """The records of a workspace, loaded per kind on first use and validated by their class."""
-
-    def __init__(self, root: str | Path, *, computed: Mapping[str, EvidenceRecord] | None = None):
-        self.root = Path(root)
-        self._computed = dict(computed or {})
-        self._cache: dict[str, list[LoadedRecord]] = {}
-
-    def records(self, kind_name: str) -> list[LoadedRecord]:
-        if kind_name not in self._cache:
-            self._cache[kind_name] = self._load(kind_name)
-        return self._cache[kind_name]
-
-    def _load(self, kind_name: str) -> list[LoadedRecord]:
-        if _computed(kind_name) is not None:
-            rec = self._computed.get(kind_name)
-            if rec is None:
-                return []
-            return [LoadedRecord(kind_name, "", rec.content_digest(), rec.to_json_dict())]
-        kind = registry.kind_by_name(kind_name)
-        if kind is None:
-            return []
-        if kind.many:
-            files = sorted(self.root.glob(kind.location), key=lambda p: _natural(p.name))
-        else:
-            files = [self.root / kind.location] if (self.root / kind.location).is_file() else []
-        cls = registry.record_class(kind)
-        out = []
-        for file in files:
-            rel = file.relative_to(self.root).as_posix()
-            try:
-                raw = file.read_bytes()
-            except OSError as exc:
-                out.append(LoadedRecord(kind_name, rel, None, None, f"unreadable: {exc}"))
-                continue
-            digest = sha256_bytes(raw)
-            try:
-                record = cls.parse(read_json_strict(file), source=rel)
-            except FinetrailError as err:
-                out.append(LoadedRecord(kind_name, rel, digest, None, err.what))
-                continue
-            out.append(LoadedRecord(kind_name, rel, digest, record.to_json_dict()))
-        return out
-
-
-def _natural(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 # -- resolving ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Match:

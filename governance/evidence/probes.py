@@ -20,13 +20,6 @@ from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 
 SHA256 = r"^[0-9a-f]{64}$"
 
-PROBE_FILES: dict[str, str] = {
-    "exposure": "evidence/probes/exposure.json",
-    "extraction": "evidence/probes/extraction.json",
-    "membership": "evidence/probes/membership.json",
-    "dp_audit": "evidence/probes/dp_audit.json",
-}
-
 
 class ProbeSubject(Frozen):
     """The model a probe ran against, by digest."""

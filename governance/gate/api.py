@@ -15,9 +15,9 @@ from pathlib import Path
 
 from finetrail.errors import FinetrailError
 from finetrail.governance import keys
-from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.evidence import registry
 from finetrail.governance.evidence.gate import GateDecision, Signer
+from finetrail.governance.evidence.store import EvidenceSet
 from finetrail.governance.gate import attest
 from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.gate.mlflow_aliases import (
@@ -45,7 +45,7 @@ class GateResult:
 
 
 def next_sequence(root: Path) -> int:
-    folder = root / attest.GATE_DIR
+    folder = root / registry.GATE_DIR
     numbers = (
         [int(m.group(1)) for p in folder.glob("*.json") if (m := _NUMBERED.match(p.name))]
         if folder.is_dir()
@@ -78,7 +78,7 @@ def run_gate(
     )
     target = None  # resolved first, so that a bad registry reference writes nothing
     if record and registry_update and registry.kind_by_name("training") is not None:
-        recs = evpaths.EvidenceSet(root).records("training")
+        recs = EvidenceSet(root).records("training")
         target = registry_target(root, recs[0].data if recs else None, tracking_uri)
     seq = next_sequence(root)
     decision = evaluate(
@@ -101,8 +101,8 @@ def run_gate(
             decision, loaded, not_recorded=f"the workspace cannot be opened: {err.what}"
         )
     actor = default_actor(actor, owner=ws.metadata.owner)
-    rel = f"{attest.GATE_DIR}/{seq:04d}.json"
-    env_rel = f"{attest.GATE_DIR}/{seq:04d}.dsse.json"
+    rel = registry.gate_location(seq)
+    env_rel = registry.gate_envelope_location(seq)
     ws.write_record(
         rel,
         decision,

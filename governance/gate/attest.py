@@ -25,6 +25,7 @@ from pydantic import Field, ValidationError
 
 from finetrail.errors import InputError
 from finetrail.governance.evidence.base import Frozen
+from finetrail.governance.evidence.registry import GATE_DIR
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import canonical_json, read_json_strict
 from finetrail.governance.keys import (
@@ -39,9 +40,8 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 PREDICATE_TYPE = "https://finetrail.dev/attestations/gate-decision/v1"
 MANIFEST_SUBJECT = "manifest.json#files"
-GATE_DIR = "evidence/gate"
-_DECISION = re.compile(r"^evidence/gate/(\d+)\.json$")
-_ENVELOPE = re.compile(r"^evidence/gate/(\d+)\.dsse\.json$")
+_DECISION = re.compile(rf"^{re.escape(GATE_DIR)}/(\d+)\.json$")
+_ENVELOPE = re.compile(rf"^{re.escape(GATE_DIR)}/(\d+)\.dsse\.json$")
 
 
 # -- DSSE ------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from finetrail.governance.evidence.gate import (
     RuleOutcome,
     Signer,
 )
+from finetrail.governance.evidence.store import EvidenceSet, LoadedRecord
 from finetrail.governance.evidence.workspace import Manifest, WorkspaceMetadata
 from finetrail.governance.io import sha256_file
 from finetrail.governance.ledger import LEDGER_NAME
@@ -79,7 +80,7 @@ def _controls(c: Any) -> dict[str, tuple[str, ...]]:
 
 
 class _Context:
-    def __init__(self, ev: evpaths.EvidenceSet, manifest: Manifest | None):
+    def __init__(self, ev: EvidenceSet, manifest: Manifest | None):
         self.ev = ev
         self.manifest = manifest
         self.read: dict[str, str | None] = {}
@@ -96,7 +97,7 @@ class _Context:
                     path = adapter.get("path")
                     self.adapter_path = path if isinstance(path, str) else None
 
-    def integrity_problems(self, records: Iterable[evpaths.LoadedRecord]) -> tuple[str, list[str]]:
+    def integrity_problems(self, records: Iterable[LoadedRecord]) -> tuple[str, list[str]]:
         """('', []) when every record is tracked, untampered and current; else (reason, why)."""
         tampered, stale = [], []
         for r in records:
@@ -128,7 +129,7 @@ class _Context:
         return "", []
 
 
-def _digests(records: Iterable[evpaths.LoadedRecord]) -> tuple[EvidenceDigest, ...]:
+def _digests(records: Iterable[LoadedRecord]) -> tuple[EvidenceDigest, ...]:
     seen: dict[str, str | None] = {}
     for r in records:
         seen.setdefault(r.rel or LEDGER_NAME, r.sha256)
@@ -152,7 +153,7 @@ def _where(rule: Rule) -> evpaths.Predicate | None:
 
 def _reference(
     rule: Rule, ctx: _Context
-) -> tuple[list[Any], RuleOutcome | None, list[evpaths.LoadedRecord]]:
+) -> tuple[list[Any], RuleOutcome | None, list[LoadedRecord]]:
     """The reference values of a ``ref`` rule, or a failing outcome stub when they are unusable."""
     assert rule.ref is not None
     res = evpaths.resolve(evpaths.parse_path(rule.ref), ctx.ev)
@@ -387,7 +388,7 @@ def evaluate(
     keyring_problem = status.keyring_problem
     fe = status.four_eyes
     summary = status.summary
-    ctx = _Context(evpaths.EvidenceSet(root, computed={"reviews": summary}), manifest)
+    ctx = _Context(EvidenceSet(root, computed={"reviews": summary}), manifest)
 
     integrity = Integrity(
         ok=report.ok,

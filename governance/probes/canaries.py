@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 
 from finetrail.errors import InputError
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
+from finetrail.governance.evidence.registry import location
 from finetrail.governance.io import (
     atomic_write_bytes,
     canonical_json,
@@ -259,10 +260,10 @@ def commit_canaries(ws: Workspace, canary_set: CanarySet, *, actor: str) -> None
 
 
 def _check_before_training(ws: Workspace) -> None:
-    if ws.path("evidence/training.json").exists():
+    if ws.path(location("training")).exists():
         raise InputError(
             "training evidence already exists: canaries must be committed before training",
-            path=str(ws.path("evidence/training.json")),
+            path=str(ws.path(location("training"))),
             fix="plant canaries in a fresh workspace, then train on the augmented data",
         )
     if ws.path(CANARIES_ARTIFACT).exists():

@@ -13,7 +13,8 @@ from typing import Any
 
 from finetrail.errors import DependencyMissing, InputError, IntegrityError
 from finetrail.governance.evidence.base import EvidenceRecord
-from finetrail.governance.evidence.probes import PROBE_FILES, ProbeSubject
+from finetrail.governance.evidence.probes import ProbeSubject
+from finetrail.governance.evidence.registry import location, probe_location
 from finetrail.governance.io import read_json_strict, sha256_bytes, sha256_file
 from finetrail.governance.probes.canaries import (
     CANARIES_ARTIFACT,
@@ -28,7 +29,7 @@ from finetrail.governance.probes.models import ProbeModels, from_loaded
 from finetrail.governance.probes.registry import select_probes
 from finetrail.governance.workspace import Workspace, default_actor
 
-TRAINING_EVIDENCE = "evidence/training.json"
+TRAINING_EVIDENCE = location("training")
 
 
 @dataclass
@@ -63,13 +64,13 @@ def write_evidence(ws: Workspace, run: ProbeRun, *, actor: str) -> list[str]:
     for name, record in run.records.items():
         subject = getattr(record, "subject", None)
         ws.write_record(
-            PROBE_FILES[name],
+            probe_location(name),
             record,
             event=f"probes.{name}",
             actor=actor,
             extra={"adapter_sha256": getattr(subject, "adapter_sha256", None)},
         )
-        written.append(PROBE_FILES[name])
+        written.append(probe_location(name))
     return written
 
 

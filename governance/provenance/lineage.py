@@ -16,13 +16,13 @@ from finetrail.governance.evidence.dataset import (
     dataset_record_path,
     leaves_artifact_path,
 )
+from finetrail.governance.evidence.registry import DATASETS_DIR
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import sha256_file
 
 if TYPE_CHECKING:
     from finetrail.governance.verify import VerifyContext
 
-DATASETS_DIR = "evidence/datasets"
 _HEX = re.compile(r"[0-9a-f]+")
 
 

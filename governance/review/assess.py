@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from finetrail.errors import CheckFailed, InputError
+from finetrail.governance.evidence.registry import GATE_DIR
 from finetrail.governance.evidence.review import (
     Decision,
     Keyring,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from finetrail.governance.policy.rules import Approvals
 
 REVIEW_PREFIX = "review."
-GATE_PREFIX = "evidence/gate/"
+GATE_PREFIX = f"{GATE_DIR}/"
 
 
 # -- who wrote the workspace, and which files the gate added --------------------------------------

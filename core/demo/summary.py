@@ -1,0 +1,106 @@
+"""The demo's summary table, read from each workspace through the one evidence reader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from finetrail.governance.evidence.store import EvidenceSet
+
+if TYPE_CHECKING:
+    from finetrail.demo.pipeline import DemoResult, Variant
+
+
+def _get(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
+    """Fill ``variant.results`` from its workspace's evidence (read through the one reader)."""
+    ws = variant.workspace
+    ev = EvidenceSet(ws)
+    training = ev.json("training") or {}
+    exposure = ev.json("probes.exposure") or {}
+    extraction = ev.json("probes.extraction") or {}
+    membership = ev.json("probes.membership") or {}
+    audit = ev.json("probes.dp_audit") or {}
+    bias = ev.json("bias") or {}
+    reps = exposure.get("by_repetition") or {}
+    top = max(reps, key=lambda k: int(k), default=None) if reps else None
+    variant.results = {
+        "epsilon": _get(training, "dp.epsilon"),
+        "val_loss": (training.get("val_loss") or [None])[-1],
+        "steps": _get(training, "dp.steps") or _get(training, "compute.steps"),
+        "exposure_top_rep": (top, _get(reps.get(top, {}), "mean_bits")) if top else None,
+        "max_exposure": exposure.get("max_bits"),
+        "memorized": extraction.get("memorized_identifiers"),
+        "mia_auc": membership.get("max_auc"),
+        "empirical_eps": audit.get("empirical_epsilon_lower_bound"),
+        "audit_verdict": audit.get("verdict"),
+        "dp_diff": _get(bias, "disparities.demographic_parity_difference"),
+        "task_f1": _get(bias, "task.f1"),
+        "gate": {0: "PASS", 1: "FAIL"}.get(gate_code, f"ERROR({gate_code})"),
+        "verify": "OK" if verify_code == 0 else "FAILED",
+        "dossier": str(ws / "dossier" / "index.html"),
+        "mlflow_db": str(ws / "mlflow.db"),
+    }
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    if isinstance(v, dict) and "value" in v:
+        lo, hi = v.get("ci_low"), v.get("ci_high")
+        ci = f" [{lo:.2f}, {hi:.2f}]" if isinstance(lo, float) and isinstance(hi, float) else ""
+        return f"{_fmt(v['value'])}{ci}"
+    if isinstance(v, tuple):
+        return f"{_fmt(v[1], 1)} bits ({v[0]}x)"
+    return str(v)
+
+
+def summary_table(variants: Sequence[Variant]) -> str:
+    rows = [
+        ("DP guarantee (epsilon, PRV; delta 1e-5)", "epsilon"),
+        ("validation loss (last)", "val_loss"),
+        ("canary exposure, most repeated group", "exposure_top_rep"),
+        ("max canary exposure (bits)", "max_exposure"),
+        ("memorised identifiers (fine-tune only)", "memorized"),
+        ("membership inference AUC (best attack)", "mia_auc"),
+        ("empirical epsilon lower bound (95%)", "empirical_eps"),
+        ("DP audit verdict", "audit_verdict"),
+        ("demographic parity difference [95% CI]", "dp_diff"),
+        ("task F1", "task_f1"),
+        ("gate (eu-ai-act-high-risk)", "gate"),
+        ("verify", "verify"),
+    ]
+    names = [v.name for v in variants]
+    width = max(len(r[0]) for r in rows)
+    cols = [max(24, *(len(_fmt(v.results.get(k))) for _, k in rows)) for v in variants]
+    line = f"{'':{width}}  " + "  ".join(f"{n:{c}}" for n, c in zip(names, cols, strict=True))
+    out = [line, "-" * len(line)]
+    for label, key in rows:
+        vals = [_fmt(v.results.get(key)) for v in variants]
+        out.append(
+            f"{label:{width}}  " + "  ".join(f"{x:{c}}" for x, c in zip(vals, cols, strict=True))
+        )
+    return "\n".join(out)
+
+
+def print_summary(result: DemoResult, echo: Callable[[str], None]) -> None:
+    echo("")
+    echo(summary_table(result.variants))
+    echo("")
+    for v in result.variants:
+        echo(f"{v.name}: {v.results['dossier']}")
+    echo(f"diff: {result.diff_path}")
+    echo("")
+    echo("Open the MLflow runs (one SQLite store per workspace):")
+    for v in result.variants:
+        echo(f"  mlflow ui --backend-store-uri sqlite:///{v.results['mlflow_db']} --port 5000")
+    echo(f"demo finished in {result.seconds:.0f} s")

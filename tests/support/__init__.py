@@ -1,0 +1,1 @@
+"""Test helpers: evidence builders, workspaces that pass every shipped policy, tiny models."""
