@@ -9,13 +9,12 @@ The pattern: a house number, one to three words, and a street suffix from USPS P
 (Appendix C1: the primary suffix names and their standard abbreviations), then optionally a unit
 ("Apt. 065", "Suite 377", "Unit 4", "# 12") and ", City, ST 12345[-6789]"; and US military mail
 ("PSC 4115, Box 7815, APO AA 41945", "USNS Stewart, FPO AE 31520"). This module imports only
-:mod:`re`, so the report layer can use the same pattern to re-mask free text.
+:mod:`re`; the entries of :mod:`.patterns` (the one PII table) are built from it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 ENTITY = "STREET_ADDRESS"
 
@@ -83,21 +82,3 @@ CONTEXT: tuple[str, ...] = (
     "deliver",
     "residence",
 )
-
-
-def street_address_recognizer(supported_language: str = "en") -> Any:
-    """A Presidio ``PatternRecognizer`` for :data:`ENTITY` (imports presidio on call)."""
-    from presidio_analyzer import Pattern, PatternRecognizer
-
-    return PatternRecognizer(
-        supported_entity=ENTITY,
-        name="StreetAddressRecognizer",
-        patterns=[
-            Pattern("US street address, city, state, ZIP", STREET + UNIT + CITY_STATE_ZIP, 0.85),
-            Pattern("US street address", STREET + UNIT, 0.5),
-            Pattern("US military address", MILITARY, 0.85),
-        ],
-        context=list(CONTEXT),
-        supported_language=supported_language,
-        global_regex_flags=FLAGS,
-    )

@@ -23,7 +23,7 @@ from typing import Any
 
 import regex
 import tldextract
-from presidio_analyzer import AnalyzerEngine, PatternRecognizer, RecognizerResult
+from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecognizer
 from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
@@ -31,10 +31,11 @@ from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.dataset import PiiEngineInfo
 from finetrail.governance.pii import prefilter
-from finetrail.governance.pii.addresses import street_address_recognizer
+from finetrail.governance.pii.addresses import CONTEXT as ADDRESS_CONTEXT
 from finetrail.governance.pii.config import MIN_KEY_BYTES, ScanConfig
 from finetrail.governance.pii.names import PREFILTER as NAME_PREFILTER
 from finetrail.governance.pii.names import NameListRecognizer, load_name_lists
+from finetrail.governance.pii.patterns import ENTITIES, PATTERNS, PiiPattern
 
 Finding = tuple[str, int, int, float]  # (entity type, start, end, score)
 
@@ -70,6 +71,40 @@ class OfflineEmailRecognizer(EmailRecognizer):
 
     def validate_result(self, pattern_text: str) -> bool:
         return bool(OFFLINE_TLD_EXTRACTOR(pattern_text).fqdn != "")
+
+
+class TablePatternRecognizer(PatternRecognizer):
+    """The entries of finetrail's PII pattern table (:mod:`.patterns`) for one entity, as one
+    Presidio recogniser; the table's validate hook is Presidio's ``validate_result``."""
+
+    def __init__(self, entries: Sequence[PiiPattern], *, supported_language: str) -> None:
+        self.entries = tuple(entries)
+        entity = self.entries[0].entity
+        flags = {e.flags for e in self.entries}
+        assert len(flags) == 1 and all(e.entity == entity for e in self.entries)
+        hooks = {e.validate for e in self.entries}
+        assert len(hooks) == 1, f"one validate hook per entity ({entity})"
+        self.hook = hooks.pop()
+        super().__init__(
+            supported_entity=entity,
+            name=f"finetrail:{entity}",
+            patterns=[Pattern(e.name, e.regex, e.score) for e in self.entries],
+            context=list(ADDRESS_CONTEXT) if entity == "STREET_ADDRESS" else None,
+            supported_language=supported_language,
+            global_regex_flags=flags.pop(),
+        )
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        if self.hook is None:
+            return None  # keep Presidio's score
+        return self.hook(pattern_text)
+
+
+# Presidio's predefined recognisers that the pattern table replaces (their patterns miss
+# 2-series Mastercard and UnionPay numbers, undelimited labelled SSNs and most IPv6 forms).
+REPLACED_BY_TABLE: frozenset[str] = frozenset(
+    {"CreditCardRecognizer", "UsSsnRecognizer", "IbanRecognizer", "IpRecognizer"}
+)
 
 
 class OfflineSpacyNlpEngine(SpacyNlpEngine):
@@ -135,8 +170,11 @@ def _describe(recognizer: Any, spacy_model: str | None) -> str:
     if isinstance(recognizer, PhoneRecognizer):
         regions = ", ".join(getattr(recognizer, "supported_regions", []) or [])
         return f"PhoneRecognizer (Presidio, python-phonenumbers; regions {regions})"
-    if getattr(recognizer, "name", None) == "StreetAddressRecognizer":
-        return "StreetAddressRecognizer (finetrail pattern: US street address, USPS suffixes)"
+    if isinstance(recognizer, TablePatternRecognizer):
+        hook = recognizer.hook
+        check = f"; validated by {hook.__name__}" if hook is not None else ""
+        names = ", ".join(e.name for e in recognizer.entries)
+        return f"finetrail pattern table ({names}{check})"
     if isinstance(recognizer, PatternRecognizer):
         return f"{getattr(recognizer, 'name', type(recognizer).__name__)} (Presidio pattern)"
     if type(recognizer).__name__ == "SpacyRecognizer":
@@ -243,6 +281,7 @@ def build_engine(config: ScanConfig) -> PiiEngine:
     registry.add_nlp_recognizer(nlp_engine=nlp_engine)
     loaded = registry.recognizers
     assert isinstance(loaded, list)
+    loaded[:] = [r for r in loaded if type(r).__name__ not in REPLACED_BY_TABLE]
     for i, rec in enumerate(loaded):
         if type(rec) is EmailRecognizer:  # keep its place (result order) and its name
             loaded[i] = OfflineEmailRecognizer(
@@ -253,8 +292,11 @@ def build_engine(config: ScanConfig) -> PiiEngine:
         lists = load_name_lists(config.name_locales)
         registry.add_recognizer(NameListRecognizer(lists, supported_language=config.language))
         name_info = lists.describe()
-    if config.language == "en":
-        registry.add_recognizer(street_address_recognizer(supported_language=config.language))
+    for entity in ENTITIES:
+        if entity == "STREET_ADDRESS" and config.language != "en":
+            continue  # US addresses: English text only
+        entries = [e for e in PATTERNS if e.entity == entity]
+        registry.add_recognizer(TablePatternRecognizer(entries, supported_language=config.language))
     analyzer = AnalyzerEngine(
         registry=registry, nlp_engine=nlp_engine, supported_languages=[config.language]
     )

@@ -1,7 +1,8 @@
 """Finding identifiers in text for the extraction probe, and masking them for storage.
 
-:class:`RegexPiiScanner` recognises the canary formats and a few structured identifiers
-(e-mail, US SSN, phone number, credit card number, IPv4). It is what the probe always runs; a
+:class:`RegexPiiScanner` recognises the canary formats and the structured identifiers of the
+one PII pattern table (:mod:`finetrail.governance.pii.patterns`, shared with the scan engine
+and report re-masking). It is what the probe always runs; a
 richer scanner (the provenance layer's Presidio analyzer, through :class:`PresidioScanner`) can
 be combined with it through the :class:`PiiScanner` protocol. Only masked values ever leave this module in evidence.
 """
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from finetrail.governance.pii import patterns
 from finetrail.governance.probes.formats import CanaryFormat
 
 
@@ -30,43 +32,35 @@ class PiiScanner(Protocol):
     def find(self, text: str) -> list[PiiMatch]: ...
 
 
-# Structured identifiers; order matters where patterns overlap (the first to claim a span wins).
-PATTERNS: tuple[tuple[str, str], ...] = (
-    ("EMAIL_ADDRESS", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-    ("US_SSN", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"),
-    ("CREDIT_CARD", r"(?<!\d)(?:\d{4}[ -]?){3}\d{1,4}(?!\d)"),
-    (
-        "PHONE_NUMBER",
-        r"(?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?:\s?x\d{1,5})?(?!\d)",
-    ),
-    ("IP_ADDRESS", r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"),
-)
-
-
 class RegexPiiScanner:
-    """Regular expressions for structured identifiers plus the given canary formats."""
+    """The canary formats plus the structured identifiers of the one PII pattern table
+    (:mod:`finetrail.governance.pii.patterns`, validate hooks included)."""
 
     name = "regex"
 
     def __init__(self, formats: Sequence[CanaryFormat] = ()) -> None:
-        pats = [(f.entity, f.regex) for f in formats] + list(PATTERNS)
+        self._formats: list[tuple[str, re.Pattern[str]]] = []
         seen: set[tuple[str, str]] = set()
-        self._patterns: list[tuple[str, re.Pattern[str]]] = []
-        for entity, pattern in pats:
-            if (entity, pattern) not in seen:
-                seen.add((entity, pattern))
-                self._patterns.append((entity, re.compile(pattern)))
+        for f in formats:
+            if (f.entity, f.regex) not in seen:
+                seen.add((f.entity, f.regex))
+                self._formats.append((f.entity, re.compile(f.regex)))
 
     def find(self, text: str) -> list[PiiMatch]:
         taken: list[tuple[int, int]] = []
         out = []
-        for entity, pattern in self._patterns:
+        for entity, pattern in self._formats:  # canaries first: they are what was planted
             for m in pattern.finditer(text):
                 s, e = m.span()
                 if any(s < te and ts < e for ts, te in taken):
                     continue
                 taken.append((s, e))
                 out.append(PiiMatch(entity, m.group(0).strip(), s, e))
+        for pm in patterns.find(text):
+            if any(pm.start < te and ts < pm.end for ts, te in taken):
+                continue
+            taken.append((pm.start, pm.end))
+            out.append(PiiMatch(pm.entity, pm.value(text).strip(), pm.start, pm.end))
         return sorted(out, key=lambda m: m.start)
 
 
