@@ -41,51 +41,18 @@ def corpus(n: int, seed: int) -> list[str]:
 
 
 def tokenizer(texts: list[str], vocab: int = 3000) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from finetrail.training.tiny import bpe_tokenizer, fast_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
-        texts,
-        trainers.BpeTrainer(
-            vocab_size=vocab,
-            special_tokens=["<pad>", "<s>", "</s>"],
-            show_progress=False,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
+    tok = bpe_tokenizer(texts, vocab_size=vocab, template="<s> $A")
+    return fast_tokenizer(tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
 def model(vocab: int, *, hidden: int = 128, layers: int = 2, seed: int = 0) -> Any:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from finetrail.training.tiny import tiny_causal_lm
 
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            intermediate_size=hidden * 4,
-            max_position_embeddings=256,
-            tie_word_embeddings=True,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
+    ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    return tiny_causal_lm(
+        vocab_size=vocab, hidden=hidden, layers=layers, max_positions=256, token_ids=ids, seed=seed
     ).eval()
 
 

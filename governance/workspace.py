@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ from finetrail.governance.ledger import LEDGER_NAME, Ledger, Signer
 R = TypeVar("R", bound=EvidenceRecord)
 
 WORKSPACE_FILE = "workspace.json"
+MLFLOW_DB = "mlflow.db"  # the default MLflow backend of a workspace
 MANIFEST_FILE = "manifest.json"
 TRACKED_DIRS = ("evidence", "artifacts")
 SUBDIRS = ("evidence", "artifacts", "dossier")
@@ -62,6 +64,70 @@ def _check_relpath(rel: str) -> str:
             why=f"evidence and artifacts live under {', '.join(TRACKED_DIRS)}/",
         )
     return str(p)
+
+
+@dataclass(frozen=True)
+class TrackingUri:
+    """The MLflow store a command talks to, and why that one."""
+
+    uri: str
+    source: str  # "explicit" (--tracking-uri / $MLFLOW_TRACKING_URI), "recorded", "workspace"
+    refused: str | None = None  # a recorded URI that points outside this workspace
+
+    @property
+    def is_default(self) -> bool:
+        return self.source == "workspace"
+
+
+def workspace_store_uri(root: str | os.PathLike[str]) -> str:
+    """The workspace's own MLflow store: ``sqlite:///<workspace>/mlflow.db``."""
+    return f"sqlite:///{Path(root).resolve() / MLFLOW_DB}"
+
+
+def _local_path(uri: str) -> Path | None:
+    for prefix in ("sqlite:///", "file://"):
+        if uri.startswith(prefix):
+            return Path(uri.removeprefix(prefix).split("?", 1)[0])
+    if "://" not in uri:
+        return Path(uri)
+    return None
+
+
+def belongs_to(uri: str, root: str | os.PathLike[str]) -> bool:
+    """Whether a recorded tracking URI may be honoured for the workspace at ``root``.
+
+    A server (``http(s)://``, a database URL) is the team's store and belongs; a local file
+    store belongs only when it lies inside the workspace (a copied or moved workspace must not
+    write to the store of the original).
+    """
+    path = _local_path(uri)
+    if path is None:
+        return True
+    try:
+        path.resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def tracking_uri(
+    root: str | os.PathLike[str], *, explicit: str | None = None, recorded: str | None = None
+) -> TrackingUri:
+    """The one precedence rule for the MLflow tracking URI.
+
+    1. ``explicit``: the command's ``--tracking-uri`` (the CLI fills it from
+       ``$MLFLOW_TRACKING_URI``); library code never reads the environment;
+    2. ``recorded``: the URI the training run recorded, only when it belongs to this workspace
+       (:func:`belongs_to`);
+    3. the workspace's own ``mlflow.db``.
+    """
+    if explicit and explicit.strip():
+        return TrackingUri(explicit, "explicit")
+    if recorded and recorded.strip() and "***" not in recorded:
+        if belongs_to(recorded, root):
+            return TrackingUri(recorded, "recorded")
+        return TrackingUri(workspace_store_uri(root), "workspace", refused=recorded)
+    return TrackingUri(workspace_store_uri(root), "workspace")
 
 
 def default_actor(explicit: str | None, *, owner: str | None = None) -> str:

@@ -24,11 +24,17 @@ def train(
     check_dp: bool = False,
     progress: bool = False,
     actor: str | None = None,
+    tracking_uri: str | None = None,
 ) -> TrainingEvidence:
     """Fine-tune as ``config`` (a YAML path or a ``TrainConfig``) says; write the evidence into
     ``workspace``. See :func:`finetrail.training.api.train`."""
     from finetrail.training.api import train as _train
 
     return _train(
-        config=config, workspace=workspace, check_dp=check_dp, progress=progress, actor=actor
+        config=config,
+        workspace=workspace,
+        check_dp=check_dp,
+        progress=progress,
+        actor=actor,
+        tracking_uri=tracking_uri,
     )

@@ -99,6 +99,7 @@ def train(
     check_dp: bool = False,
     progress: bool = False,
     actor: str | None = None,
+    tracking_uri: str | None = None,
 ) -> TrainingEvidence:
     """Fine-tune as ``config`` says and write the evidence into ``workspace``.
 
@@ -142,6 +143,7 @@ def train(
             actor=default_actor(actor, owner=ws.metadata.owner),
             progress=progress,
             check_dp=check_dp,
+            tracking_uri=tracking_uri,
         ).run()
         if world > 1:
             import torch.distributed as dist
@@ -172,8 +174,10 @@ class _Run:
         actor: str,
         progress: bool,
         check_dp: bool,
+        tracking_uri: str | None = None,
     ) -> None:
         self.loaded, self.ws, self.datasets, self.base = loaded, ws, datasets, base
+        self.tracking_uri = tracking_uri
         self.actor, self.progress, self.check_dp = actor, progress, check_dp
         self.cfg: TrainConfig = loaded.config
         self.tracker: Any = None
@@ -367,6 +371,7 @@ class _Run:
             workspace_root=self.ws.root,
             experiment=self.cfg.tracking.experiment or name,
             registered_model=self.cfg.tracking.registered_model or name,
+            tracking_uri=self.tracking_uri,
         )
         params = {
             "config": self.cfg.model_dump(mode="json"),

@@ -159,24 +159,9 @@ def _cached(out: Path, digest: str) -> bool:
 
 def train_tokenizer(texts: Sequence[str], *, vocab_size: int) -> Any:
     """A byte-level BPE tokenizer whose pre-tokenizer puts each digit in its own token."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from finetrail.training.tiny import bpe_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[PAD_TOKEN, EOS_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(list(texts), trainer)
-    return tok
+    return bpe_tokenizer(texts, vocab_size=vocab_size, special_tokens=(PAD_TOKEN, EOS_TOKEN))
 
 
 def _pack(ids: Sequence[Sequence[int]], eos_id: int, context: int) -> Any:

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from finetrail.cli_options import actor_option
+from finetrail.cli_options import actor_option, tracking_uri_option
 from finetrail.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
 
 
@@ -160,20 +160,32 @@ def base_model_build_cmd(
     help="Show a progress bar (step, loss, epsilon, ETA) on stderr.",
 )
 @actor_option("trains")
+@tracking_uri_option()
 def train_cmd(
-    config: str, workspace: str, check_dp: bool, nproc: int, progress: bool, actor: str | None
+    config: str,
+    workspace: str,
+    check_dp: bool,
+    nproc: int,
+    progress: bool,
+    actor: str | None,
+    tracking_uri: str | None,
 ) -> int:
     """Fine-tune a model as CONFIG (YAML) says and write evidence/training.json.
 
     The stated epsilon is the PRV accountant's; RDP is recorded beside it. The run is tracked in
-    MLflow (sqlite:///WORKSPACE/mlflow.db unless MLFLOW_TRACKING_URI is set).
+    MLflow (sqlite:///WORKSPACE/mlflow.db unless --tracking-uri or MLFLOW_TRACKING_URI is given).
     """
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return _torchrun(config, workspace, check_dp, nproc, progress, actor)
+        return _torchrun(config, workspace, check_dp, nproc, progress, actor, tracking_uri)
     from finetrail.training.api import train
 
     record = train(
-        config=config, workspace=workspace, check_dp=check_dp, progress=progress, actor=actor
+        config=config,
+        workspace=workspace,
+        check_dp=check_dp,
+        progress=progress,
+        actor=actor,
+        tracking_uri=tracking_uri,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return EXIT_OK
@@ -198,7 +210,13 @@ def train_cmd(
 
 
 def _torchrun(
-    config: str, workspace: str, check_dp: bool, nproc: int, progress: bool, actor: str | None
+    config: str,
+    workspace: str,
+    check_dp: bool,
+    nproc: int,
+    progress: bool,
+    actor: str | None,
+    tracking_uri: str | None,
 ) -> int:
     cmd = [
         sys.executable,
@@ -217,6 +235,8 @@ def _torchrun(
         cmd.append("--check-dp")
     if actor:
         cmd += ["--actor", actor]
+    if tracking_uri:
+        cmd += ["--tracking-uri", tracking_uri]
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     try:
         proc = subprocess.run(cmd, env=env, check=False)

@@ -19,19 +19,12 @@ from typing import Any
 
 from finetrail.governance.evidence.registry import location
 from finetrail.governance.evidence.training import EpsilonPoint, MlflowRecord
+from finetrail.governance.workspace import tracking_uri as resolve_tracking_uri
 from finetrail.training.data import Datasets
 
-__all__ = ["MlflowTracker", "tracking_uri"]
+__all__ = ["MlflowTracker"]
 
 FLUSH_EVERY = 50
-
-
-def tracking_uri(workspace_root: Path) -> tuple[str, bool]:
-    """(uri, is_default): the env override or the workspace's SQLite file."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env, False
-    return f"sqlite:///{workspace_root.resolve() / 'mlflow.db'}", True
 
 
 def redact(uri: str) -> str:
@@ -53,13 +46,21 @@ def _model_name(name: str) -> str:
 
 
 class MlflowTracker:
-    def __init__(self, *, workspace_root: Path, experiment: str, registered_model: str) -> None:
+    def __init__(
+        self,
+        *,
+        workspace_root: Path,
+        experiment: str,
+        registered_model: str,
+        tracking_uri: str | None = None,
+    ) -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         import mlflow
         from mlflow import MlflowClient
 
         self.mlflow = mlflow
-        self.uri, default = tracking_uri(workspace_root)
+        resolved = resolve_tracking_uri(workspace_root, explicit=tracking_uri)
+        self.uri, default = resolved.uri, resolved.is_default
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:

@@ -4,9 +4,9 @@ For every prompt and every label, the model scores the label's continuation (e.g
 after the prompt: the sum of the log-probabilities of its tokens. The prediction is the best
 label; the probability of the positive label, normalised over the labels, is kept for AUC.
 
-Batches are right-padded with an attention mask, so a prompt scores the same alone and in a
-batch with longer prompts (the padding comes after the tokens being scored). torch is imported
-inside the functions: this module is light to import.
+Scoring is the one LM scoring kernel of :mod:`finetrail.governance.probes.scoring` (padding
+masked, position ids kept, so a prompt scores the same alone and in a batch with longer prompts).
+torch is imported inside the functions: this module is light to import.
 """
 
 from __future__ import annotations
@@ -61,50 +61,37 @@ def verbaliser_log_likelihoods(
     batch_size: int = 32,
     max_length: int = 1024,
 ) -> npt.NDArray[np.float64]:
-    """``out[i, j]`` = log P(verbaliser j | prompt i) under ``model`` (token ids in, no text)."""
-    import torch
+    """``out[i, j]`` = log P(verbaliser j | prompt i) under ``model`` (token ids in, no text).
 
+    Scored by the one LM scoring kernel (:mod:`finetrail.governance.probes.scoring`): one pass in
+    all when every verbaliser is one token, else log p(continuation | prompt) per label. A prompt
+    longer than the model allows keeps its last tokens.
+    """
+    from finetrail.governance.probes.scoring import continuation_logprobs, next_token_logprobs
+
+    del batch_size  # the kernel packs batches by a token budget
     n, n_labels = len(prompt_ids), len(verb_ids)
     out = np.zeros((n, n_labels), dtype=np.float64)
-    device = next(model.parameters()).device
-    single = all(len(v) == 1 for v in verb_ids)
-    # one pass per label (one pass in all when every verbaliser is one token)
-    passes = [[]] if single else [list(v) for v in verb_ids]
-    order = sorted(range(n), key=lambda i: len(prompt_ids[i]))  # similar lengths per batch
+
+    def cut(ids: Sequence[int], cont: int) -> list[int]:
+        keep = max_length - cont
+        kept = list(ids)[-keep:] if keep > 0 else []
+        if not kept:
+            raise InputError("a prompt is empty after tokenization", field="prompt")
+        return kept
+
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            for p, cont in enumerate(passes):
-                for start in range(0, n, batch_size):
-                    idx = order[start : start + batch_size]
-                    seqs, prompt_lens = [], []
-                    for i in idx:
-                        keep = max_length - len(cont)
-                        ids = list(prompt_ids[i])[-keep:] if keep > 0 else []
-                        if not ids:
-                            raise InputError("a prompt is empty after tokenization", field="prompt")
-                        seqs.append(ids + cont)
-                        prompt_lens.append(len(ids))
-                    width = max(len(s) for s in seqs)
-                    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-                    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-                    for r, s in enumerate(seqs):
-                        input_ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-                        mask[r, : len(s)] = 1
-                    logits = model(
-                        input_ids=input_ids.to(device), attention_mask=mask.to(device)
-                    ).logits
-                    logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-                    for r, i in enumerate(idx):
-                        last = prompt_lens[r] - 1  # the position that predicts the next token
-                        if single:
-                            for j, v in enumerate(verb_ids):
-                                out[i, j] = float(logp[r, last, v[0]])
-                        else:
-                            pos = torch.arange(last, last + len(cont))
-                            tok = torch.tensor(cont, dtype=torch.long)
-                            out[i, p] = float(logp[r, pos, tok].sum())
+        if all(len(v) == 1 for v in verb_ids):
+            scores = next_token_logprobs(
+                model, [cut(p, 1) for p in prompt_ids], [v[0] for v in verb_ids], pad_id=pad_id
+            )
+            out[:, :] = np.asarray(scores, dtype=np.float64).reshape(n, n_labels)
+        else:
+            for j, cont in enumerate(verb_ids):
+                pairs = [(cut(p, len(cont)), list(cont)) for p in prompt_ids]
+                out[:, j] = continuation_logprobs(model, pairs, pad_id=pad_id)
     finally:
         if was_training:
             model.train()

@@ -14,7 +14,7 @@ from finetrail.governance.bias._scoring import lm_scorer
 from finetrail.governance.evidence.bias import DISPARITY_METRICS, BiasAuditEvidence, BiasSubject
 from finetrail.governance.evidence.registry import location
 from finetrail.governance.io import sha256_file
-from finetrail.governance.workspace import Workspace, default_actor
+from finetrail.governance.workspace import Workspace, default_actor, tracking_uri
 
 BIAS_FILE = location("bias")
 TRAINING_FILE = location("training")
@@ -97,6 +97,7 @@ def audit_workspace_bias(
     counterfactual: bool | str | os.PathLike[str] = True,
     settings: BiasAuditSettings | None = None,
     actor: str | None = None,
+    tracking_uri_arg: str | None = None,
 ) -> BiasAuditEvidence:
     """Audit the workspace's model (or given predictions / model folders) and record it.
 
@@ -160,7 +161,14 @@ def audit_workspace_bias(
     run_id = _get(training, "mlflow.run_id")
     if isinstance(run_id, str) and run_id:
         try:
-            log_mlflow_metrics(ws, run_id, record)
+            recorded = _get(training, "mlflow.tracking_uri")
+            log_mlflow_metrics(
+                ws,
+                run_id,
+                record,
+                explicit_uri=tracking_uri_arg,
+                recorded_uri=recorded if isinstance(recorded, str) else None,
+            )
         except Exception as exc:  # the evidence is written; MLflow is a secondary copy
             logging.getLogger(__name__).warning(
                 "bias metrics not logged to MLflow run %s: %s", run_id, exc
@@ -168,11 +176,18 @@ def audit_workspace_bias(
     return record
 
 
-def log_mlflow_metrics(ws: Workspace, run_id: str, record: BiasAuditEvidence) -> None:
+def log_mlflow_metrics(
+    ws: Workspace,
+    run_id: str,
+    record: BiasAuditEvidence,
+    *,
+    explicit_uri: str | None = None,
+    recorded_uri: str | None = None,
+) -> None:
     """Add the headline numbers to the training run in MLflow (numbers only, no examples)."""
     from mlflow.tracking import MlflowClient
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(ws.root / 'mlflow.db').resolve()}"
+    uri = tracking_uri(ws.root, explicit=explicit_uri, recorded=recorded_uri).uri
     client = MlflowClient(tracking_uri=uri)
     metrics = {f"bias.{m}": record.disparities[m].value for m in DISPARITY_METRICS}
     metrics["bias.task_accuracy"] = record.task.accuracy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from finetrail.cli_options import actor_option
+from finetrail.cli_options import actor_option, tracking_uri_option
 from finetrail.errors import EXIT_OK
 
 
@@ -76,6 +76,7 @@ def audit_group() -> None:
 )
 @click.option("--no-counterfactual", is_flag=True, help="Skip the counterfactual probes.")
 @actor_option("runs the audit")
+@tracking_uri_option()
 def bias_cmd(
     workspace: str,
     eval_path: str | None,
@@ -92,6 +93,7 @@ def bias_cmd(
     counterfactual_path: str | None,
     no_counterfactual: bool,
     actor: str | None,
+    tracking_uri: str | None,
 ) -> int:
     """Audit the model for group disparities; write evidence/bias.json.
 
@@ -120,6 +122,7 @@ def bias_cmd(
         counterfactual=cf,
         settings=settings,
         actor=actor,
+        tracking_uri_arg=tracking_uri,
     )
     click.echo(render_summary(record))
     return EXIT_OK

@@ -21,6 +21,7 @@ from finetrail.governance.evidence.store import EvidenceSet
 from finetrail.governance.gate import attest
 from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.gate.mlflow_aliases import (
+    RegistryRefused,
     RegistryUpdate,
     registry_target,
     update_registry,
@@ -38,6 +39,7 @@ class GateResult:
     attestation_path: str | None = None
     not_recorded: str | None = None
     registry: RegistryUpdate | None = None
+    registry_skipped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,9 +79,13 @@ def run_gate(
         else None
     )
     target = None  # resolved first, so that a bad registry reference writes nothing
+    skipped: str | None = None
     if record and registry_update and registry.kind_by_name("training") is not None:
         recs = EvidenceSet(root).records("training")
-        target = registry_target(root, recs[0].data if recs else None, tracking_uri)
+        try:
+            target = registry_target(root, recs[0].data if recs else None, tracking_uri)
+        except RegistryRefused as why:
+            skipped = str(why)
     seq = next_sequence(root)
     decision = evaluate(
         workspace=root,
@@ -89,7 +95,7 @@ def run_gate(
         sequence=seq,
         signer=signer,
     )
-    result = GateResult(decision, loaded)
+    result = GateResult(decision, loaded, registry_skipped=skipped)
     if not record:
         return result
     from finetrail.governance.workspace import Workspace, default_actor
@@ -123,4 +129,4 @@ def run_gate(
         extra={"signed": key is not None, "keyid": signer.keyid if signer else None},
     )
     update = update_registry(target, decision, rel) if target is not None else None
-    return GateResult(decision, loaded, rel, env_rel, None, update)
+    return GateResult(decision, loaded, rel, env_rel, None, update, skipped)

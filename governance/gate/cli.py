@@ -99,6 +99,8 @@ def gate_cmd(
             click.echo(f"not recorded: {result.not_recorded}")
         if result.registry:
             click.echo(result.registry.render())
+        if result.registry_skipped:
+            click.echo(result.registry_skipped)
     return code
 
 

@@ -11,13 +11,13 @@ reviews are also in place. A failing gate removes either alias from this version
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from finetrail.errors import InputError
 from finetrail.governance.evidence.gate import GateDecision
+from finetrail.governance.workspace import tracking_uri as resolve_tracking_uri
 
 CANDIDATE = "candidate"
 APPROVED = "approved"
@@ -47,6 +47,10 @@ class RegistryUpdate:
         )
 
 
+class RegistryRefused(Exception):
+    """The registry step is skipped: the recorded store is not this workspace's."""
+
+
 def registry_target(
     root: Path, training: dict[str, Any] | None, tracking_uri: str | None = None
 ) -> RegistryTarget | None:
@@ -63,12 +67,17 @@ def registry_target(
             field="training.mlflow.model_version",
             fix="record the registered model version with the training evidence",
         )
-    uri = (
-        tracking_uri
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or section.get("tracking_uri")
-        or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    recorded = section.get("tracking_uri")
+    resolved = resolve_tracking_uri(
+        root, explicit=tracking_uri, recorded=recorded if isinstance(recorded, str) else None
     )
+    if resolved.refused is not None:
+        # a copied or moved workspace: the store it recorded belongs to the original
+        raise RegistryRefused(
+            f"not tagged: the training evidence records the MLflow store {resolved.refused}, "
+            "outside this workspace (a copy or a move?); pass --tracking-uri to tag that store"
+        )
+    uri = resolved.uri
     return RegistryTarget(str(name), str(version), str(uri))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from finetrail.cli_options import actor_option
+from finetrail.cli_options import actor_option, tracking_uri_option
 from finetrail.errors import EXIT_OK, InputError
 
 PROBE_NAMES = "exposure,extraction,mia,dp-audit"
@@ -119,6 +119,7 @@ def _summary(name: str, record: Any) -> str:
     help="Probe settings (YAML or JSON; see ProbeConfig).",
 )
 @actor_option("runs the probes")
+@tracking_uri_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records written as JSON.")
 def probe_cmd(
@@ -129,6 +130,7 @@ def probe_cmd(
     text_field: str | None,
     config_path: str | None,
     actor: str | None,
+    tracking_uri: str | None,
     no_progress: bool,
     as_json: bool,
 ) -> int:
@@ -150,6 +152,7 @@ def probe_cmd(
             heldout_data=heldout_data,
             text_field=text_field,
             actor=actor,
+            tracking_uri_arg=tracking_uri,
             progress=progress,
         )
     finally:

@@ -27,7 +27,7 @@ from finetrail.governance.probes.context import DPClaim, ProbeConfig, ProbeConte
 from finetrail.governance.probes.extraction_scanner import PiiScanner
 from finetrail.governance.probes.models import ProbeModels, from_loaded
 from finetrail.governance.probes.registry import select_probes
-from finetrail.governance.workspace import Workspace, default_actor
+from finetrail.governance.workspace import Workspace, default_actor, tracking_uri
 
 TRAINING_EVIDENCE = location("training")
 
@@ -150,6 +150,7 @@ def probe_workspace(
     progress: Progress | None = None,
     scanner: PiiScanner | None = None,
     loader: Callable[[Path], Any] | None = None,
+    tracking_uri_arg: str | None = None,
 ) -> ProbeRun:
     """Probe a trained workspace: load models, run the probes, write evidence, log metrics."""
     ws = Workspace.open(root)
@@ -201,7 +202,14 @@ def probe_workspace(
     write_evidence(ws, run, actor=actor)
     run_id = _get(training, "mlflow.run_id")
     if isinstance(run_id, str) and run.records:
-        warning = log_mlflow(ws, run_id, run)
+        recorded = _get(training, "mlflow.tracking_uri")
+        warning = log_mlflow(
+            ws,
+            run_id,
+            run,
+            explicit_uri=tracking_uri_arg,
+            recorded_uri=recorded if isinstance(recorded, str) else None,
+        )
         if warning:
             run.warnings.append(warning)
     return run
@@ -229,13 +237,20 @@ METRICS: tuple[tuple[str, str], ...] = (
 )
 
 
-def log_mlflow(ws: Workspace, run_id: str, run: ProbeRun) -> str | None:
+def log_mlflow(
+    ws: Workspace,
+    run_id: str,
+    run: ProbeRun,
+    *,
+    explicit_uri: str | None = None,
+    recorded_uri: str | None = None,
+) -> str | None:
     """Log headline probe metrics to the training run; returns a warning instead of failing."""
     try:
         import mlflow
     except ImportError:
         return "mlflow is not installed; probe metrics not logged"
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ws.root.resolve() / 'mlflow.db'}"
+    uri = tracking_uri(ws.root, explicit=explicit_uri, recorded=recorded_uri).uri
     try:
         client = mlflow.MlflowClient(tracking_uri=uri)
         for probe, key in METRICS:

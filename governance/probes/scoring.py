@@ -4,7 +4,10 @@ Works with any Hugging Face causal LM (and peft wrappers). torch is imported ins
 
 - :func:`token_logprobs` scores many sequences of different lengths: sorted by length, packed into
   batches by a token budget, right-padded with an attention mask; padding never enters a score.
-- :func:`continuation_logprobs` gives log p(continuation | prefix) for many pairs.
+- :func:`continuation_logprobs` gives log p(continuation | prefix) for many pairs;
+  :func:`next_token_logprobs` log p(token | prefix) for a few candidate tokens at once (the bias
+  audit's one-token verbalisers). This is the one scoring kernel: probes and the bias audit both
+  use it.
 - :func:`tree_leaf_scores` expands a tree of alternatives (a canary's secret space) level by level
   from a shared prefix: the prefix runs once, each parent's children are one query that reuses
   the parent's KV cache, chunks bound memory, and subtrees whose running log-likelihood falls
@@ -199,6 +202,55 @@ def continuation_logprobs(
 
 
 # -- tree expansion ---------------------------------------------------------------------------
+def next_token_logprobs(
+    model: Any,
+    prefixes: Sequence[Sequence[int]],
+    candidates: Sequence[int],
+    *,
+    pad_id: int = 0,
+    tick: Tick | None = None,
+) -> list[list[float]]:
+    """``out[i][j]`` = log p(candidates[j] | prefixes[i]): one pass, last position only."""
+    import torch
+
+    device = model_device(model)
+    order = sorted(range(len(prefixes)), key=lambda i: len(prefixes[i]))
+    budget = token_budget(model)
+    out: list[list[float]] = [[0.0] * len(candidates) for _ in prefixes]
+    cand = torch.tensor(list(candidates), dtype=torch.long)
+    start = 0
+    with torch.no_grad():
+        while start < len(order):
+            end, width = start, 0
+            while end < len(order):
+                w = max(width, len(prefixes[order[end]]))
+                if end > start and (end - start + 1) * w > 8 * budget:
+                    break
+                width, end = w, end + 1
+            idx = order[start:end]
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, width - len(prefixes[i]) :] = torch.tensor(list(prefixes[i]))
+                mask[row, width - len(prefixes[i]) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits, _ = forward(
+                model,
+                ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                keep_last=1,
+            )
+            logp = torch.log_softmax(logits[:, -1].float(), dim=-1).double().cpu()
+            picked = logp[:, cand]
+            for row, i in enumerate(idx):
+                out[i] = [float(x) for x in picked[row]]
+            if tick is not None:
+                tick(end - start)
+            start = end
+    return out
+
+
 class TreeBudgetExceeded(Exception):
     """The pruned tree would score more candidates than allowed."""
 

@@ -73,32 +73,16 @@ def write_jsonl(path: Path, texts: list[str], field: str = "text") -> Path:
 
 
 def _tokenizer(folder: Path) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from finetrail.training.tiny import bpe_tokenizer, fast_tokenizer
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=160,
-        special_tokens=["<unk>", "<bos>", "<eos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(make_texts(400, seed=99), trainer=trainer)
-    bos, eos = tok.token_to_id("<bos>"), tok.token_to_id("<eos>")
     # Every record is <bos> ... <eos>. The tokenizer has no pad token (finetrail pads with eos).
-    tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A <eos>", special_tokens=[("<bos>", bos), ("<eos>", eos)]
+    tok = bpe_tokenizer(
+        make_texts(400, seed=99),
+        vocab_size=160,
+        special_tokens=("<unk>", "<bos>", "<eos>"),
+        template="<bos> $A <eos>",
     )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>"
-    )
+    fast = fast_tokenizer(tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>")
     fast.save_pretrained(str(folder))
     return fast
 
@@ -112,12 +96,11 @@ def build_tiny(arch: str, root: Path) -> Path:
     torch.set_num_threads(1)
     if arch in _CACHE and _CACHE[arch].is_dir():
         return _CACHE[arch]
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from finetrail.training.tiny import tiny_causal_lm
 
     folder = root / arch
     folder.mkdir(parents=True, exist_ok=True)
     tok = _tokenizer(folder)
-    torch.manual_seed(0)
     # The model's pad_token_id is <bos>, so its embedding's padding_idx is a real token that
     # starts every record: where Opacus's embedding grad sampler (which ignores padding_idx)
     # and autograd (which zeroes that row) disagree unless finetrail clears padding_idx.
@@ -126,24 +109,18 @@ def build_tiny(arch: str, root: Path) -> Path:
         "eos_token_id": tok.eos_token_id,
         "pad_token_id": tok.bos_token_id,
     }
-    if arch == "llama":
-        model = LlamaForCausalLM(
-            LlamaConfig(
-                vocab_size=len(tok),
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=4,
-                max_position_embeddings=128,
-                tie_word_embeddings=False,
-                **ids,
-            )
-        )
-    else:
-        model = GPT2LMHeadModel(
-            GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128, **ids)
-        )
+    model = tiny_causal_lm(
+        arch,
+        vocab_size=len(tok),
+        hidden=32,
+        intermediate=64,
+        layers=2,
+        heads=4,
+        max_positions=128,
+        tie_embeddings=arch != "llama",
+        token_ids=ids,
+        seed=0,
+    )
     model.save_pretrained(str(folder), safe_serialization=True)
     _CACHE[arch] = folder
     return folder

@@ -1,5 +1,5 @@
 """Integration: a real ``mlflow server`` (SQLite backend) on 127.0.0.1; training logs to its http
-URI through MLFLOW_TRACKING_URI; the run is read back with ``MlflowClient``."""
+URI through ``tracking_uri`` (the CLI's ``--tracking-uri`` / MLFLOW_TRACKING_URI); the run is read back with ``MlflowClient``."""
 
 from __future__ import annotations
 
@@ -90,7 +90,6 @@ def test_training_logs_to_a_tracking_server(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     base = tiny_model("llama", tmp_path_factory)
     data = tmp_path / "data"
     data.mkdir()
@@ -103,7 +102,7 @@ def test_training_logs_to_a_tracking_server(
         ),
     )
     ws = Workspace.init(tmp_path / "ws", model="support-assistant", version="1", owner="alice")
-    rec = train(config=cfg, workspace=ws)
+    rec = train(config=cfg, workspace=ws, tracking_uri=mlflow_server)
 
     assert rec.mlflow.tracking_uri == mlflow_server and rec.mlflow.run_id
     assert not (ws.root / "mlflow.db").exists()  # the override replaces the workspace default

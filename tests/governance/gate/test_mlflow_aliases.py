@@ -31,7 +31,19 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
     }
     root = build_workspace(tmp_path / "ws", override={"training": mlflow_ref}).root
 
-    result = run_gate(workspace=root, policy=EU)  # passes, approvals not yet in place
+    # the store lies outside the workspace: recorded, it is refused (a copied workspace must not
+    # tag the original's store); named explicitly (--tracking-uri), it is used
+    refused = run_gate(workspace=root, policy=EU, record=False)
+    assert refused.registry is None
+    result = run_gate(workspace=root, policy=EU)
+    assert result.registry is None and result.registry_skipped is not None
+    assert "outside this workspace" in result.registry_skipped
+    assert (
+        "finetrail.gate.result" not in client.get_model_version("support-assistant", version).tags
+    )
+    root = build_workspace(tmp_path / "ws2", override={"training": mlflow_ref}).root
+
+    result = run_gate(workspace=root, policy=EU, tracking_uri=uri)  # passes, no approvals yet
     assert result.decision.passed and not result.decision.approved
     assert result.registry is not None and result.registry.aliases_set == ("candidate",)
     mv = client.get_model_version("support-assistant", version)
@@ -45,7 +57,7 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
 
     keys = add_reviewers(root, tmp_path / "keys")
     approve(root, keys, (("bob", "model-risk"), ("carol", "privacy")))
-    result = run_gate(workspace=root, policy=EU)
+    result = run_gate(workspace=root, policy=EU, tracking_uri=uri)
     assert result.decision.approved
     assert result.registry is not None and result.registry.aliases_set == ("candidate", "approved")
     assert str(client.get_registered_model("support-assistant").aliases["approved"]) == version
@@ -64,7 +76,7 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
         event="probes.membership.recorded",
         actor="alice",
     )
-    result = run_gate(workspace=root, policy=EU)
+    result = run_gate(workspace=root, policy=EU, tracking_uri=uri)
     assert not result.decision.passed
     assert result.registry is not None and set(result.registry.aliases_removed) == {
         "candidate",

@@ -53,52 +53,26 @@ def corpus(n: int, seed: int) -> list[str]:
 
 
 def build_tokenizer(texts: list[str], vocab: int = 800, split_digits: bool = True) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from finetrail.training.tiny import bpe_tokenizer, fast_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.pre_tokenizer = (
-        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-        if split_digits
-        else byte_level
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab,
-        special_tokens=["<pad>", "<s>", "</s>"],
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
+    tok = bpe_tokenizer(texts, vocab_size=vocab, split_digits=split_digits, template="<s> $A")
+    return fast_tokenizer(tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
 def build_model(
     vocab: int, hidden: int = 64, layers: int = 2, seed: int = 0, init_range: float = 0.02
 ) -> Any:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from finetrail.training.tiny import tiny_causal_lm
 
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
+    ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    return tiny_causal_lm(
         vocab_size=vocab,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        intermediate_size=hidden * 4,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        initializer_range=init_range,
+        hidden=hidden,
+        layers=layers,
+        token_ids=ids,
+        seed=seed,
+        init_range=init_range,
     )
-    return LlamaForCausalLM(cfg)
 
 
 def encode(tok: Any, texts: list[str], seq_len: int = SEQ_LEN) -> tuple[Any, Any]:
