@@ -6,38 +6,15 @@ from __future__ import annotations
 
 import copy
 import platform
-import random
 import warnings
 from typing import Any
 
 
 def corpus(n: int, seed: int) -> list[str]:
-    from faker import Faker
+    """Support-desk style records with identifiers (names, e-mails, phone numbers, numbers)."""
+    from finetrail.training.tiny import support_desk_corpus
 
-    fake = Faker()
-    fake.seed_instance(seed)
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        k = rng.randrange(4)
-        if k == 0:
-            out.append(
-                f"Customer {fake.name()} wrote: {fake.sentence(nb_words=10)} "
-                f"Call {fake.phone_number()}."
-            )
-        elif k == 1:
-            out.append(
-                f"Ticket {rng.randrange(10**6):06d}: {fake.sentence(nb_words=12)} "
-                f"Reply to {fake.email()}."
-            )
-        elif k == 2:
-            out.append(
-                f"Note: {fake.sentence(nb_words=8)} Reference {rng.randrange(10**6):06d}, "
-                f"code {rng.randrange(10**4):04d}."
-            )
-        else:
-            out.append(f"{fake.address()} {fake.sentence(nb_words=6)}".replace("\n", ", "))
-    return out
+    return support_desk_corpus(n, seed)
 
 
 def tokenizer(texts: list[str], vocab: int = 3000) -> Any:

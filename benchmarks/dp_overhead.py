@@ -32,30 +32,7 @@ from typing import Any
 
 SEQ = 64
 WIDTH = 64
-WORDS = [
-    "account",
-    "order",
-    "refund",
-    "delivery",
-    "invoice",
-    "customer",
-    "support",
-    "ticket",
-    "password",
-    "address",
-    "parcel",
-    "payment",
-    "card",
-    "late",
-    "damaged",
-    "replace",
-    "cancel",
-    "upgrade",
-    "plan",
-    "billing",
-    "shipping",
-    "warranty",
-]
+from finetrail.training.tiny import WORDS  # noqa: E402
 
 
 def build_base(folder: Path) -> Path:

@@ -32,6 +32,14 @@ class SampleEvidence(EvidenceRecord):
 @pytest.fixture(autouse=True)
 def _pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINETRAIL_FIXED_TIME", "2026-01-15T12:00:00+00:00")
+    from datetime import datetime
+
+    from finetrail.governance import clock
+
+    # the release gate's clock is a test-only seam (no environment variable reaches it)
+    monkeypatch.setattr(
+        clock, "RELEASE_CLOCK", lambda: datetime.fromisoformat("2026-01-15T12:00:00+00:00")
+    )
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 
 

@@ -8,12 +8,105 @@ made once. torch, tokenizers and transformers are imported inside the functions.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["ARCHITECTURES", "bpe_tokenizer", "fast_tokenizer", "tiny_causal_lm"]
+__all__ = [
+    "ARCHITECTURES",
+    "WORDS",
+    "bpe_tokenizer",
+    "fast_tokenizer",
+    "support_desk_corpus",
+    "tiny_causal_lm",
+    "word_texts",
+]
 
 ARCHITECTURES: tuple[str, ...] = ("llama", "gpt2")
+
+# A small support-desk vocabulary for quick training texts.
+WORDS: tuple[str, ...] = (
+    "account",
+    "order",
+    "refund",
+    "delivery",
+    "invoice",
+    "customer",
+    "support",
+    "ticket",
+    "password",
+    "address",
+    "parcel",
+    "payment",
+    "card",
+    "late",
+    "damaged",
+    "replace",
+    "cancel",
+    "upgrade",
+    "plan",
+    "billing",
+    "shipping",
+    "warranty",
+    "email",
+    "phone",
+    "update",
+    "reset",
+    "login",
+    "issue",
+    "request",
+    "thanks",
+    "please",
+    "kindly",
+    "urgent",
+    "status",
+    "number",
+)
+
+
+def word_texts(
+    n: int, *, seed: int, min_words: int = 3, max_words: int = 14, words: Sequence[str] = WORDS
+) -> list[str]:
+    """``n`` short sentences of :data:`WORDS`, half with a number in them (seeded)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        picked = [rng.choice(words) for _ in range(rng.randint(min_words, max_words))]
+        if rng.random() < 0.5:
+            picked.insert(rng.randrange(len(picked)), str(rng.randint(100, 99999)))
+        out.append(" ".join(picked).capitalize() + ".")
+    return out
+
+
+def support_desk_corpus(n: int, seed: int) -> list[str]:
+    """Support-desk style records with identifiers (names, e-mails, phone numbers, numbers),
+    from Faker (seeded): the probes' memorisation settings of ``shared/notes``."""
+    from faker import Faker
+
+    fake = Faker()
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        k = rng.randrange(4)
+        if k == 0:
+            out.append(
+                f"Customer {fake.name()} wrote: {fake.sentence(nb_words=10)} "
+                f"Call {fake.phone_number()}."
+            )
+        elif k == 1:
+            out.append(
+                f"Ticket {rng.randrange(10**6):06d}: {fake.sentence(nb_words=12)} "
+                f"Reply to {fake.email()}."
+            )
+        elif k == 2:
+            out.append(
+                f"Note: {fake.sentence(nb_words=8)} Reference {rng.randrange(10**6):06d}, "
+                f"code {rng.randrange(10**4):04d}."
+            )
+        else:
+            out.append(f"{fake.address()} {fake.sentence(nb_words=6)}".replace("\n", ", "))
+    return out
 
 
 def bpe_tokenizer(

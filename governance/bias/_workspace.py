@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from finetrail.errors import DependencyMissing, InputError
+from finetrail.errors import InputError
 from finetrail.governance.bias._audit import BiasAuditSettings, audit_bias, scorer_from_path
 from finetrail.governance.bias._scoring import lm_scorer
 from finetrail.governance.evidence.bias import DISPARITY_METRICS, BiasAuditEvidence, BiasSubject
@@ -49,14 +49,12 @@ def weights_digest(path: str | os.PathLike[str]) -> str | None:
 
 def _loaded_models(ws: Workspace, settings: BiasAuditSettings) -> tuple[Any, Any]:
     """Scorers for the workspace's fine-tuned model and its base, via the training loader."""
-    try:
-        from finetrail.training.loading import load_trained
-    except ImportError as exc:
-        raise DependencyMissing(
-            "the training layer's model loader is not available",
-            why=str(exc),
-            fix="pass --model PATH (and --base-model PATH), or --predictions FILE",
-        ) from exc
+    from finetrail.governance.probes.models import trained_model_loader
+
+    load_trained = trained_model_loader(
+        fix="install finetrail[train], or pass --model PATH (and --base-model PATH), "
+        "or --predictions FILE"
+    )
     loaded = load_trained(ws.root)
     tokenizer = loaded.tokenizer
     verbs = list(settings.verbaliser_map().values())

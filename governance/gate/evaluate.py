@@ -419,7 +419,7 @@ def evaluate(
     ]
     for j, kind in enumerate(pol.required_evidence):
         outcomes.append(_required(kind, ctx, policy.position("required_evidence", j).line))
-    today = clock.now().date()
+    today = clock.release_now().date()  # the real clock: the environment cannot move it
     waivers = {w.rule: w for w in pol.waivers}
     for i, rule in enumerate(pol.rules):
         outcome = evaluate_rule(rule, ctx, line=policy.rule_position(i).line)

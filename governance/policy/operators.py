@@ -50,24 +50,66 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+# Values that fill a field without saying anything: "nonempty" rejects them (case-insensitive,
+# surrounding whitespace and punctuation ignored).
+PLACEHOLDERS: frozenset[str] = frozenset(
+    {
+        "noassertion",
+        "none",
+        "null",
+        "nil",
+        "n/a",
+        "na",
+        "n.a.",
+        "tbd",
+        "tba",
+        "todo",
+        "fixme",
+        "xxx",
+        "unknown",
+        "unspecified",
+        "not set",
+        "unset",
+        "placeholder",
+        "-",
+        "--",
+        "?",
+        "...",
+        "\u2026",
+        "needs input",
+    }
+)
+
+
+def is_nonempty(value: Any) -> bool:
+    """Present and saying something: not null, not blank, not a placeholder such as
+    ``NOASSERTION`` or ``TODO``; a list or mapping with at least one such item."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        text = " ".join(value.split()).casefold()
+        return bool(text) and text not in PLACEHOLDERS and text.strip(" .") not in PLACEHOLDERS
+    if isinstance(value, list | tuple):
+        return any(is_nonempty(v) for v in value)
+    if isinstance(value, dict):
+        return any(is_nonempty(v) for v in value.values())
+    return True
+
+
 def compare(op: str, value: Any, bound: Any = None) -> tuple[bool | None, str | None]:
     """Apply ``op``: (True/False, None), or (None, why) when the values cannot be compared."""
     if op == "present":
         return value is not None, None
     if op == "nonempty":
-        if value is None:
-            return False, None
-        if isinstance(value, str | list | dict):
-            return len(value) > 0, None
-        return True, None
+        return is_nonempty(value), None
+    if value is None:
+        return False, None  # null is never a pass, whatever the operator (fail closed)
     if op in ("in", "not_in"):
         found = any(_same(value, b) for b in bound)
         return (found if op == "in" else not found), None
     if op in ("==", "!="):
         eq = _same(value, bound)
         return (eq if op == "==" else not eq), None
-    if value is None:
-        return False, None  # null fails closed (e.g. epsilon is null when DP is off)
     if not _is_number(value) or not math.isfinite(value):
         return None, f"expected a finite number, found {_fmt(value)}"
     if not _is_number(bound) or not math.isfinite(bound):

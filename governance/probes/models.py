@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from finetrail.errors import InputError
+from finetrail.errors import DependencyMissing, InputError
 
 
 @dataclass
@@ -144,3 +145,21 @@ def weights_sha256(model: Any, *, trainable_only: bool = False) -> str:
             h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
             h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def trained_model_loader(*, fix: str | None = None) -> Callable[[Path], Any]:
+    """The seam between governance and training: ``finetrail.training.loading.load_trained``,
+    imported on first use (probes and the bias audit both load the trained model through it).
+
+    Raises :class:`~finetrail.errors.DependencyMissing` naming the extra to install.
+    """
+    try:
+        from finetrail.training.loading import load_trained
+    except ImportError as exc:
+        raise DependencyMissing(
+            "cannot load the trained model: finetrail.training.loading is unavailable",
+            why=str(exc),
+            fix=fix or "install finetrail with the training extra: pip install 'finetrail[train]'",
+        ) from exc
+    loader: Callable[[Path], Any] = load_trained
+    return loader

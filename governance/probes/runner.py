@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetrail.errors import DependencyMissing, InputError, IntegrityError
+from finetrail.errors import InputError, IntegrityError
 from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.evidence.probes import ProbeSubject
 from finetrail.governance.evidence.registry import location, probe_location
@@ -25,7 +25,7 @@ from finetrail.governance.probes.canaries import (
 )
 from finetrail.governance.probes.context import DPClaim, ProbeConfig, ProbeContext, Progress
 from finetrail.governance.probes.extraction_scanner import PiiScanner
-from finetrail.governance.probes.models import ProbeModels, from_loaded
+from finetrail.governance.probes.models import ProbeModels, from_loaded, trained_model_loader
 from finetrail.governance.probes.registry import select_probes
 from finetrail.governance.workspace import Workspace, default_actor, tracking_uri
 
@@ -184,7 +184,7 @@ def probe_workspace(
             accountant=_get(training, "dp.accountant"),
         )
     if loader is None:
-        loader = _default_loader()
+        loader = trained_model_loader()
     models: ProbeModels = from_loaded(loader(ws.root))
     ctx = ProbeContext(
         models=models,
@@ -213,19 +213,6 @@ def probe_workspace(
         if warning:
             run.warnings.append(warning)
     return run
-
-
-def _default_loader() -> Callable[[Path], Any]:
-    try:
-        from finetrail.training.loading import load_trained
-    except ImportError as exc:
-        raise DependencyMissing(
-            "cannot load the trained model: finetrail.training.loading is unavailable",
-            why=str(exc),
-            fix="install finetrail with the training extra: pip install 'finetrail[train]'",
-        ) from exc
-    loader: Callable[[Path], Any] = load_trained
-    return loader
 
 
 METRICS: tuple[tuple[str, str], ...] = (

@@ -8,63 +8,19 @@ and cached; each is a ``save_pretrained`` folder loaded from its path.
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-WORDS = [
-    "account",
-    "order",
-    "refund",
-    "delivery",
-    "invoice",
-    "customer",
-    "support",
-    "ticket",
-    "password",
-    "address",
-    "parcel",
-    "payment",
-    "card",
-    "late",
-    "damaged",
-    "replace",
-    "cancel",
-    "upgrade",
-    "plan",
-    "billing",
-    "shipping",
-    "warranty",
-    "email",
-    "phone",
-    "update",
-    "reset",
-    "login",
-    "issue",
-    "request",
-    "thanks",
-    "please",
-    "kindly",
-    "urgent",
-    "status",
-    "number",
-]
-
 _CACHE: dict[str, Path] = {}
 
 
 def make_texts(n: int, *, seed: int, min_words: int = 3, max_words: int = 14) -> list[str]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(min_words, max_words))]
-        if rng.random() < 0.5:
-            words.insert(rng.randrange(len(words)), str(rng.randint(100, 99999)))
-        out.append(" ".join(words).capitalize() + ".")
-    return out
+    from finetrail.training.tiny import word_texts
+
+    return word_texts(n, seed=seed, min_words=min_words, max_words=max_words)
 
 
 def write_jsonl(path: Path, texts: list[str], field: str = "text") -> Path:

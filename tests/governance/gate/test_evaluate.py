@@ -14,6 +14,7 @@ from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.io import canonical_json
 from finetrail.governance.policy.load import load_policy, shipped_policies
 from finetrail.governance.workspace import Workspace
+from tests.support.clock import set_release_clock
 from tests.support.workspaces import build_workspace
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
@@ -328,7 +329,7 @@ def test_waiver_applies_until_expiry(
     today: str,
     expected: str,
 ) -> None:
-    monkeypatch.setenv("FINETRAIL_FIXED_TIME", f"{today}T12:00:00+00:00")
+    set_release_clock(monkeypatch, f"{today}T12:00:00+00:00")
     b = build_workspace(tmp_path / "ws", override={"training": {"dp.epsilon": 9.5}})
     d = gate(b.root, _with_waiver(tmp_path, "2026-07-01"))
     o = outcome(d, "dp-epsilon-max")
@@ -345,7 +346,7 @@ def test_waiver_applies_until_expiry(
 def test_stale_evidence_cannot_be_waived(
     tmp_path: Path, use_contract_kinds: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FINETRAIL_FIXED_TIME", "2026-06-01T00:00:00+00:00")
+    set_release_clock(monkeypatch, "2026-06-01T00:00:00+00:00")
     b = build_workspace(tmp_path / "ws", override={"training": {"dp.epsilon": 9.5}})
     (b.root / "evidence/training.json").write_bytes(
         (b.root / "evidence/training.json").read_bytes().replace(b'"epsilon":9.5', b'"epsilon":9.6')
@@ -364,3 +365,18 @@ def test_warning_rules_do_not_fail_the_gate(tmp_path: Path, use_contract_kinds: 
     o = outcome(d, "not-substantial-modification")
     assert (o.outcome, o.severity) == ("fail", "warning")
     assert d.passed
+
+
+@pytest.mark.parametrize("variable", ["FINETRAIL_FIXED_TIME", "SOURCE_DATE_EPOCH"])
+def test_the_environment_cannot_revive_an_expired_waiver(
+    tmp_path: Path, use_contract_kinds: object, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    set_release_clock(monkeypatch, "2026-08-01T12:00:00+00:00")  # after the waiver's expiry
+    monkeypatch.setenv(
+        variable, "1767225600" if variable == "SOURCE_DATE_EPOCH" else "2026-01-01T00:00:00+00:00"
+    )
+    b = build_workspace(tmp_path / "ws", override={"training": {"dp.epsilon": 9.5}})
+    d = gate(b.root, _with_waiver(tmp_path, "2026-07-01"))
+    o = outcome(d, "dp-epsilon-max")
+    assert o.outcome == "fail" and not d.passed
+    assert o.waiver is not None and o.waiver.note == "expired on 2026-07-01; not applied"

@@ -102,7 +102,7 @@ def test_registry_step_imports_mlflow_only_when_asked(
     tmp_path: Path, use_contract_kinds: object
 ) -> None:
     """The counter-check: with a registered model and the registry step on, mlflow is imported."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}"  # the workspace's own store
     root = build_workspace(
         tmp_path / "ws",
         override={

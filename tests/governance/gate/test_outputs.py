@@ -13,6 +13,7 @@ from finetrail.cli import main
 from finetrail.governance.ledger import scan_ledger
 from finetrail.governance.policy.load import shipped_policies
 from finetrail.governance.verify import verify_workspace
+from tests.support.clock import set_release_clock
 from tests.support.workspaces import build_workspace
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -100,7 +101,7 @@ def test_junit_parses_one_testcase_per_rule(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("FINETRAIL_FIXED_TIME", "2026-06-01T00:00:00+00:00")
+    set_release_clock(monkeypatch, "2026-06-01T00:00:00+00:00")
     policy = tmp_path / "waived.yaml"
     policy.write_text(
         EU.read_text().replace(
