@@ -160,7 +160,9 @@ def render_summary(record: object) -> str:
                 f"  counterfactual {a.attribute}: {a.pairs} pairs, flip share "
                 f"{_fmt(a.flip_share.value)}, mean change {_fmt(a.mean_change.value)}"
             )
-    lines.append("wrote evidence/bias.json")
+    from finetrail.governance.evidence.registry import location
+
+    lines.append(f"wrote {location('bias')}")
     return "\n".join(lines)
 
 

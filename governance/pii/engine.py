@@ -89,7 +89,7 @@ class TablePatternRecognizer(PatternRecognizer):
             supported_entity=entity,
             name=f"finetrail:{entity}",
             patterns=[Pattern(e.name, e.regex, e.score) for e in self.entries],
-            context=list(ADDRESS_CONTEXT) if entity == "STREET_ADDRESS" else None,
+            context=list(ADDRESS_CONTEXT) if entity == "STREET_ADDRESS" else [],
             supported_language=supported_language,
             global_regex_flags=flags.pop(),
         )
