@@ -20,6 +20,7 @@ import click
 
 from finetrail._version import __version__
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
+from finetrail.textsafe import NeutralStream
 
 # The literal registry of command providers: one ``cli`` module per package, each beside its
 # ``api``. Each module's ``register(group)`` adds its commands; the help lists them in
@@ -91,6 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises for expected errors)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FINETRAIL_DEBUG") == "1"
+    # every line a command prints passes the neutraliser: no raw ESC/BEL/OSC or bidi override
+    # from a user string reaches the terminal
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = NeutralStream(out), NeutralStream(err)  # type: ignore[assignment]
+    try:
+        return _main(args, debug)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(args: list[str], debug: bool) -> int:
     try:
         rv = cli.main(args=args, prog_name="finetrail", standalone_mode=False)
     except FinetrailError as err:

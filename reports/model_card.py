@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from finetrail.reports.loader import get, num
 from finetrail.reports.model import ReportModel, losses
+from finetrail.textsafe import neutralise
 
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 TAGS: tuple[str, ...] = ("finetrail", "peft", "differential-privacy", "dp-sgd", "audited")
@@ -22,7 +23,7 @@ TAGS: tuple[str, ...] = ("finetrail", "peft", "differential-privacy", "dp-sgd", 
 def meta_text(value: object) -> str:
     """Free text for the YAML metadata: no markup survives a renderer that shows front matter raw
     (angle brackets become single guillemets, so ``<EMAIL_ADDRESS>`` reads as ``‹EMAIL_ADDRESS›``)."""
-    text = " ".join(str(value).split()).replace("<", "\u2039").replace(">", "\u203a")
+    text = " ".join(neutralise(str(value)).split()).replace("<", "\u2039").replace(">", "\u203a")
     return text.replace("](", "] (")  # no Markdown link survives either
 
 

@@ -24,6 +24,7 @@ from markupsafe import Markup
 from finetrail.errors import InputError
 from finetrail.reports.loader import base_model_label
 from finetrail.reports.model import fmt
+from finetrail.textsafe import neutralise
 
 PACKAGE = "finetrail.templates"
 _MD_SPECIAL = re.compile(r"([\\`\[\]|<])")
@@ -33,7 +34,7 @@ def md_escape(value: Any) -> str:
     """Text safe to place in Markdown (also inside a table cell): no HTML, links or code spans."""
     if isinstance(value, Markup):
         return str(value)
-    text = fmt(value)
+    text = neutralise(fmt(value))
     text = re.sub(r"\s*[\r\n]+\s*", " ", text)
     return _MD_SPECIAL.sub(lambda m: "&lt;" if m.group(1) == "<" else "\\" + m.group(1), text)
 
@@ -43,6 +44,10 @@ def _finalize_html(value: Any) -> Any:
         return "n/a"
     if isinstance(value, float):
         return fmt(value)
+    if isinstance(value, Markup):
+        return Markup(neutralise(str(value)))
+    if isinstance(value, str):
+        return neutralise(value)
     return value
 
 
