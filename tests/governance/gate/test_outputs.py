@@ -127,7 +127,28 @@ def test_junit_parses_one_testcase_per_rule(
     assert "training.dp.epsilon = 12" in eps.result[0].message
     assert isinstance(cases["membership-auc-max"].result[0], junitparser.Skipped)
     assert cases["training-completed"].is_passed
-    assert suites[0].failures == 2 and suites[0].skipped == 1
+    # error-severity failures are <failure>; failed warning-severity rules are <skipped> with the
+    # reason (a passed gate stays green in CI), waived rules too
+    warned = [
+        o["rule"] for o in data["outcomes"] if o["outcome"] == "fail" and o["severity"] != "error"
+    ]
+    failed = [
+        o["rule"] for o in data["outcomes"] if o["outcome"] == "fail" and o["severity"] == "error"
+    ]
+    assert failed and "dp-epsilon-max" in failed
+    for rule in warned:
+        assert isinstance(cases[rule].result[0], junitparser.Skipped)
+        assert cases[rule].result[0].message.startswith("warning: ")
+    assert suites[0].failures == len(failed) and suites[0].skipped == 1 + len(warned)
+    assert suites[0].failures + suites[0].skipped == 3  # as many non-passing rules as before
+    locations = {p.name: p.value for p in suites[0].properties()}
+    assert locations["rule.dp-epsilon-max.location"].endswith(f"waived.yaml:{eps_line(data)}")
+
+
+def eps_line(data: dict[str, object]) -> int:
+    outcomes = data["outcomes"]
+    assert isinstance(outcomes, list)
+    return int(next(o for o in outcomes if o["rule"] == "dp-epsilon-max")["policy_line"] or 1)
 
 
 def test_sarif_validates_against_the_2_1_0_schema(
