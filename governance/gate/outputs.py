@@ -247,10 +247,9 @@ def render_sarif(
     results = []
     for idx, o in enumerate(d.outcomes):
         if o.outcome == "pass":
-            kind, level = "pass", "none"
-        else:
-            kind = "fail"
-            level = "error" if o.severity == "error" and o.outcome != "waived" else "warning"
+            continue  # code scanning shows results as alerts: a passing rule is not one
+        kind = "fail"
+        level = "error" if o.severity == "error" and o.outcome != "waived" else "warning"
         related = []
         for j, e in enumerate(o.evidence):
             euri, ebase = _uri(Path(workspace) / e.path)
