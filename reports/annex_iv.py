@@ -24,6 +24,7 @@ from finetrail.reports.coverage import (
     RequirementSet,
 )
 from finetrail.reports.loader import Evidence, get, num
+from finetrail.reports.release import build_release
 
 # Which text was checked. The amendment is reported (EUR-Lex diff), see regulatory.md section 0.
 REGULATION = "Regulation (EU) 2024/1689 (CELEX 32024R1689)"
@@ -332,22 +333,18 @@ def training_content_summary(ev: Evidence) -> dict[str, Any]:
     """Sections of the AI Office training-content template, filled from dataset evidence.
 
     For a downstream modifier the summary covers only the data used in the modification."""
-    roles = {
-        str(d.get("sha256")): str(d.get("role", ""))
-        for d in (get(ev.training, "datasets") or [])
-        if isinstance(d, dict)
-    }
     sources = []
-    for d in ev.datasets:
+    for view in build_release(ev).trained_on:  # the data the run read and its ancestors
+        d = view.record or {}
         sources.append(
             {
-                "name": d.get("name"),
-                "sha256": d.get("sha256"),
+                "name": view.name,
+                "sha256": view.sha256,
                 "records": d.get("records"),
                 "source": d.get("source"),
                 "license": d.get("license"),
                 "collection": d.get("collection"),
-                "role": roles.get(str(d.get("sha256")), ""),
+                "role": view.role_text,
             }
         )
     total = sum(int(s["records"]) for s in sources if isinstance(s["records"], int))

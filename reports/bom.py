@@ -21,6 +21,7 @@ from finetrail import __version__
 from finetrail.errors import CheckFailed
 from finetrail.reports.loader import base_model_label, get, num
 from finetrail.reports.model import ReportModel, fmt
+from finetrail.reports.release import LicenceView
 
 NAMESPACE = uuid.UUID("6f1c1f7e-3a57-4f43-9b1e-6d2f3e1e9a10")
 RELEASE_REF = "release"
@@ -39,7 +40,6 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.model.contact import OrganizationalEntity
-    from cyclonedx.model.license import DisjunctiveLicense
     from cyclonedx.model.tool import ToolRepository
     from cyclonedx.output.json import JsonV1Dot6
 
@@ -85,7 +85,7 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
             bom_ref=ADAPTER_REF,
             type=ComponentType.MACHINE_LEARNING_MODEL,
             hashes=sha256(get(t, "adapter.sha256")),
-            description=f"{get(t, 'method')} adapter",
+            description=m.release.method_label,
             properties=props(
                 {
                     "method": get(t, "method"),
@@ -117,35 +117,40 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
         deps[ADAPTER_REF] = {BASE_REF}
         deps[BASE_REF] = set()
 
-    present = {str(d.get("sha256")) for d in ev.datasets}
-    for d in ev.datasets:
-        sha = str(d.get("sha256"))
-        lic = d.get("license")
+    rel = m.release
+    for d in rel.datasets:
+        rec = d.record or {}
         components.append(
             Component(
-                name=str(d.get("name")),
-                bom_ref=_dataset_ref(sha),
+                name=d.name,
+                bom_ref=_dataset_ref(d.sha256),
                 type=ComponentType.DATA,
-                hashes=sha256(sha),
-                licenses=[DisjunctiveLicense(name=str(lic))] if lic else None,
-                description=str(d.get("purpose") or "") or None,
+                hashes=sha256(d.sha256),
+                licenses=_licences(d.licence),
+                description=str(rec.get("purpose") or "") or None,
                 properties=props(
                     {
-                        "records": d.get("records"),
-                        "merkle_root": d.get("merkle_root"),
-                        "role": m.dataset_roles.get(sha),
-                        "source": d.get("source"),
-                        "legal_basis": d.get("legal_basis"),
-                        "pii.records_with_pii": get(d, "pii.records_with_pii"),
+                        "registered": d.registered,
+                        "records": rec.get("records"),
+                        "merkle_root": rec.get("merkle_root"),
+                        "role": d.role_text,
+                        "trained_on": d.trained_on,
+                        "source": rec.get("source"),
+                        "legal_basis": rec.get("legal_basis"),
+                        "pii.status": d.pii.state,
+                        "pii.basis": d.pii.basis,
+                        "pii.records_with_pii": get(rec, "pii.records_with_pii"),
+                        "license.recorded": None if d.licence.spdx else d.licence.text,
                     }
                 ),
             )
         )
-        deps[_dataset_ref(sha)] = {
-            _dataset_ref(str(p)) for p in d.get("derived_from") or [] if str(p) in present
-        }
-        if t is not None:
-            deps[ADAPTER_REF].add(_dataset_ref(sha))
+        deps[_dataset_ref(d.sha256)] = {_dataset_ref(p) for p in d.parents}
+        if t is not None and d.read_by_training:
+            deps[ADAPTER_REF].add(_dataset_ref(d.sha256))
+    known = {_dataset_ref(d.sha256) for d in rel.datasets}
+    for ref in list(deps):  # a parent with no record here is not a component: no dangling ref
+        deps[ref] = {x for x in deps[ref] if x in known or not x.startswith("data-")}
     if model_card_sha256:
         components.append(
             Component(
@@ -179,6 +184,12 @@ def build_bom(m: ReportModel, *, model_card_sha256: str | None) -> dict[str, Any
     return data
 
 
+def _ci(value: Any) -> tuple[Any, Any]:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return value[0], value[1]
+    return None, None
+
+
 def _add_model_card(m: ReportModel, data: dict[str, Any]) -> None:
     ev = m.ev
     metrics: list[dict[str, Any]] = []
@@ -191,17 +202,27 @@ def _add_model_card(m: ReportModel, data: dict[str, Any]) -> None:
             item["confidenceInterval"] = {"lowerBound": fmt(num(lo)), "upperBound": fmt(num(hi))}
         metrics.append(item)
 
-    metric("accuracy", get(ev.bias, "task.accuracy"), "evaluation set")
-    metric("f1", get(ev.bias, "task.f1"), "evaluation set")
+    rel = m.release
+    eval_slice = (
+        f"evaluation data {rel.name(rel.evaluated_on)}" if rel.evaluated_on else "evaluation data"
+    )
+    train_names = ", ".join(d.name for d in rel.with_role("train")) or "training data"
+    metric(
+        "accuracy",
+        get(ev.bias, "task.accuracy"),
+        eval_slice,
+        *(_ci(get(ev.bias, "task.accuracy_ci"))),
+    )
+    metric("f1", get(ev.bias, "task.f1"), eval_slice, *(_ci(get(ev.bias, "task.f1_ci"))))
     for name, d in sorted((get(ev.bias, "disparities") or {}).items()):
         metric(
             name,
             get(d, "value"),
-            "evaluation set, across groups",
+            f"{eval_slice}, across groups",
             get(d, "ci_low"),
             get(d, "ci_high"),
         )
-    metric("membership_inference_auc", get(ev.probes.get("membership"), "max_auc"), "training set")
+    metric("membership_inference_auc", get(ev.probes.get("membership"), "max_auc"), train_names)
     metric("canary_exposure_max_bits", get(ev.probes.get("exposure"), "max_bits"), "canaries")
     metric(
         "dp_audit_epsilon_lower_bound",
@@ -213,7 +234,7 @@ def _add_model_card(m: ReportModel, data: dict[str, Any]) -> None:
         "modelParameters": {
             "approach": {"type": "self-supervised"},
             "task": "text-generation",
-            "datasets": [{"ref": _dataset_ref(str(d.get("sha256")))} for d in ev.datasets],
+            "datasets": [{"ref": _dataset_ref(d.sha256)} for d in rel.trained_on],
             "inputs": [{"format": "text"}],
             "outputs": [{"format": "text"}],
         },
@@ -229,31 +250,53 @@ def _add_model_card(m: ReportModel, data: dict[str, Any]) -> None:
     }
     if metrics:
         card["quantitativeAnalysis"] = {"performanceMetrics": metrics}
-    if ev.training is None:
+    if ev.training is None or not rel.trained_on:
         card["modelParameters"].pop("datasets")
     for comp in [data["metadata"]["component"]]:
         comp["modelCard"] = card
 
 
+CLASSIFICATION: dict[str, str] = {
+    "present": "personal data",
+    "absent": "no personal data found by the scan",
+    "unknown": "unknown: not scanned for personal data",
+}
+
+
 def _add_data_objects(m: ReportModel, data: dict[str, Any]) -> None:
     by_ref = {c["bom-ref"]: c for c in data.get("components", [])}
     provider = str(m.ev.workspace.get("provider") or m.ev.workspace.get("owner"))
-    for d in m.ev.datasets:
-        comp = by_ref[_dataset_ref(str(d.get("sha256")))]
-        pii = get(d, "pii.counts")
+    for d in m.release.datasets:
+        comp = by_ref[_dataset_ref(d.sha256)]
+        rec = d.record or {}
         entry: dict[str, Any] = {
             "type": "dataset",
-            "name": str(d.get("name")),
-            "classification": "personal data (masked)"
-            if get(d, "pii.records_with_pii")
-            else "no personal data detected",
-            "governance": {"owners": [{"organization": {"name": provider}}]},
+            "name": d.name,
+            "classification": CLASSIFICATION[d.pii.state],
+            "description": d.pii.text
+            + (f"; transform: {rec.get('transform')}" if rec.get("transform") else ""),
         }
-        if isinstance(pii, dict) and pii:
-            entry["sensitiveData"] = sorted(str(k) for k in pii)
-        if d.get("transform"):
-            entry["description"] = f"transform: {d.get('transform')}"
+        if d.registered:
+            entry["governance"] = {"owners": [{"organization": {"name": provider}}]}
+        if d.pii.entities:
+            entry["sensitiveData"] = list(d.pii.entities)
         comp["data"] = [entry]
+
+
+def _licences(lic: LicenceView) -> list[Any] | None:
+    """CycloneDX licences: ``license.id`` for one SPDX id, ``expression`` for a compound SPDX
+    expression, ``license.name`` for free text, nothing when none is recorded."""
+    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+
+    if lic.spdx is not None:
+        from cyclonedx.spdx import is_supported_id
+
+        if is_supported_id(lic.spdx):
+            return [DisjunctiveLicense(id=lic.spdx)]
+        return [LicenseExpression(lic.spdx)]
+    if lic.text:
+        return [DisjunctiveLicense(name=lic.text)]
+    return None
 
 
 def validate_bom(data: dict[str, Any]) -> None:

@@ -229,34 +229,50 @@ def bias_bars(ev: Evidence) -> str | None:
 
 
 def lineage(ev: Evidence) -> str | None:
-    """The provenance graph: datasets (and what they derive from), base model, run, adapter, gate."""
+    """The provenance graph: the datasets the run read (with their roles) and everything they
+    derive from, the base model, the run, the adapter and the gate. Registered datasets the run
+    did not read, and that nothing it read derives from, are not drawn (the table lists them)."""
     import networkx as nx
 
     if not ev.datasets and ev.training is None:
         return None
+    records = {str(d.get("sha256")): d for d in ev.datasets}
+    t = ev.training
+    used = {
+        str(d["sha256"]): str(d.get("role") or "")
+        for d in (get(t, "datasets") or [])
+        if isinstance(d, dict) and d.get("sha256")
+    }
     g = nx.DiGraph()
-    names = {}
-    for d in ev.datasets:
-        sha = str(d.get("sha256"))
-        names[sha] = f"dataset\n{label(d.get('name'), 22)}\n{sha[:10]}"
+    names: dict[str, str] = {}
+    if t is None:  # no run: the registered datasets and their lineage
+        stack = sorted(records)
+    else:
+        stack = sorted(used)
+    seen: set[str] = set()
+    while stack:
+        sha = stack.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        d = records.get(sha)
+        role = f" ({used[sha]})" if used.get(sha) else ""
+        if d is None:
+            names[sha] = f"unregistered\n{sha[:10]}{role}"
+        else:
+            names[sha] = f"dataset\n{label(d.get('name'), 22)}\n{sha[:10]}{role}"
         g.add_node(sha)
-        for parent in d.get("derived_from") or []:
+        for parent in (d or {}).get("derived_from") or []:
             p = str(parent)
             g.add_edge(p, sha)
-            names.setdefault(p, f"source\n{p[:10]}")
-    t = ev.training
+            stack.append(p)
     if t is not None:
         bm = str(get(t, "base_model.weights_sha256") or "unknown")
         names["base"] = f"base model\n{bm[:10]}"
         names["run"] = f"fine-tune\n{label(t.get('method') or '?', 12)}"
         g.add_edge("base", "run")
-        for d in ev.datasets:
-            g.add_edge(str(d.get("sha256")), "run")
-        for d in get(t, "datasets") or []:
-            if isinstance(d, dict) and d.get("sha256"):
-                sha = str(d["sha256"])
-                names.setdefault(sha, f"dataset\n{sha[:10]}")
-                g.add_edge(sha, "run")
+        for sha in sorted(used):
+            g.add_edge(sha, "run")
         ad = str(get(t, "adapter.sha256") or "unknown")
         names["adapter"] = f"adapter\n{ad[:10]}"
         g.add_edge("run", "adapter")
@@ -272,7 +288,7 @@ def lineage(ev: Evidence) -> str | None:
         succ = [depth[s] for s in g.successors(node)]
         depth[node] = min(succ) - 1 if succ else 0
     low = min(depth.values())
-    rank = {"base model": 0, "source": 1, "dataset": 2}
+    rank = {"base model": 0, "unregistered": 1, "dataset": 2}
     layers: list[list[str]] = [[] for _ in range(max(depth.values()) - low + 1)]
     for node in sorted(
         g.nodes(), key=lambda n: (rank.get(names.get(n, "").split("\n")[0], 3), names.get(n, n))
@@ -303,7 +319,7 @@ def lineage(ev: Evidence) -> str | None:
         kind = names.get(node, node).split("\n")[0]
         color = {
             "dataset": "#e3edf8",
-            "source": "#eef0f3",
+            "unregistered": "#eef0f3",
             "base model": "#fdf0e2",
             "fine-tune": "#f3e8f8",
             "adapter": "#e6f4ea",

@@ -67,8 +67,15 @@ def datasheet(m: ReportModel, d: dict[str, Any]) -> Datasheet:
             f"threshold {fmt(get(d, 'pii.score_threshold'))}; residual after masking: "
             f"{_text(get(d, 'pii.residual')) or 'none recorded'}"
         )
+    view = m.release.dataset(sha)
+    if pii_text is None and view is not None:  # not scanned: unknown, or inherited from a parent
+        pii_text = view.pii.text
     coverage = _text(get(d, "pii.coverage"))
-    used_in = f"used as the {role} set of this release's fine-tune" if role else None
+    used_in = (
+        f"{role}; {'trained on' if view.trained_on else 'not trained on'} in this release"
+        if role and view is not None
+        else None
+    )
     S = Answer
     sections = (
         (

@@ -13,6 +13,7 @@ from finetrail.governance import clock
 from finetrail.reports import annex_iv, nist
 from finetrail.reports.coverage import Coverage, coverage_json, evaluate
 from finetrail.reports.loader import Evidence, base_model_label, get, num
+from finetrail.reports.release import Release, build_release, gate_view
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -65,7 +66,7 @@ def dp_statement(training: dict[str, Any] | None, dp_audit: dict[str, Any] | Non
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "passed", "blocked", "not gated", "integrity failed"
+    status: str  # "passed", "blocked", "stale", "not gated", "integrity failed"
     headline: str
     css: str
 
@@ -87,6 +88,15 @@ def verdict(ev: Evidence) -> Verdict:
         )
     last = ev.gates[-1]
     policy = f"policy {last.get('policy_id', 'n/a')}"
+    current = gate_view(ev)
+    if not current.current:
+        was = "passed" if last.get("passed") is True else "failed"
+        return Verdict(
+            "stale",
+            f"The last gate decision ({policy}, {was}) no longer describes the evidence "
+            f"({current.stale_reason}): run `finetrail gate` again.",
+            "bad",
+        )
     if last.get("passed") is True:
         return Verdict("passed", f"The release gate passed ({policy}).", "ok")
     failed = [str(r["id"]) for r in gate_rules(last) if r["passed"] is not True]
@@ -156,18 +166,10 @@ def losses(points: Any) -> list[float | None]:
     return [num(p.get("loss")) if isinstance(p, dict) else num(p) for p in points]
 
 
-def dataset_roles(ev: Evidence) -> dict[str, str]:
-    """sha256 -> role: the roles the training run gave its datasets, and ``eval`` for the set
-    the bias audit evaluated (``bias.subject.eval_sha256``) when it is a registered dataset."""
-    roles = {
-        str(d.get("sha256")): str(d.get("role", ""))
-        for d in (get(ev.training, "datasets") or [])
-        if isinstance(d, dict)
-    }
-    eval_sha = get(ev.bias, "subject.eval_sha256")
-    if isinstance(eval_sha, str) and any(d.get("sha256") == eval_sha for d in ev.datasets):
-        roles.setdefault(eval_sha, "eval")
-    return roles
+def dataset_roles(release: Release) -> dict[str, str]:
+    """sha256 -> the dataset's part in this release, in words (``train``, ``validation``,
+    ``eval``, ``ancestor of the training data``, or registered but not used)."""
+    return {d.sha256: d.role_text for d in release.datasets}
 
 
 def summaries(ev: Evidence) -> dict[str, str]:
@@ -267,6 +269,7 @@ def summaries(ev: Evidence) -> dict[str, str]:
         g = ev.gates[-1]
         out["gate"] = (
             f"gate {'passed' if g.get('passed') is True else 'failed'} ({g.get('policy_id')})"
+            + ("" if gate_view(ev).current else "; stale: the evidence changed since")
         )
     if ev.reviews:
         views = [review_view(r) for r in ev.reviews]
@@ -293,6 +296,7 @@ class ReportModel:
     approvals: int
     gates: tuple[dict[str, Any], ...]
     dataset_roles: dict[str, str]
+    release: Release
     text_version_note: str
     regulation: str
     amendment: str
@@ -312,10 +316,7 @@ class ReportModel:
         )
 
     def dataset_name(self, sha: str) -> str:
-        for d in self.ev.datasets:
-            if d.get("sha256") == sha:
-                return str(d.get("name"))
-        return sha[:12] + "..."
+        return self.release.name(sha)
 
 
 def build_model(ev: Evidence) -> ReportModel:
@@ -329,7 +330,8 @@ def build_model(ev: Evidence) -> ReportModel:
     ]
     reviews = tuple(review_view(r) for r in ev.reviews)
     gates = tuple({**g, "rules": gate_rules(g)} for g in ev.gates)
-    roles = dataset_roles(ev)
+    release = build_release(ev)
+    roles = dataset_roles(release)
     return ReportModel(
         ev=ev,
         generated=clock.now().isoformat(),
@@ -342,6 +344,7 @@ def build_model(ev: Evidence) -> ReportModel:
         approvals=ev.approvals,
         gates=gates,
         dataset_roles=roles,
+        release=release,
         text_version_note=annex_iv.TEXT_VERSION_NOTE,
         regulation=annex_iv.REGULATION,
         amendment=annex_iv.AMENDMENT,

@@ -17,7 +17,6 @@ from finetrail.reports.model import ReportModel, losses
 from finetrail.textsafe import neutralise
 
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-TAGS: tuple[str, ...] = ("finetrail", "peft", "differential-privacy", "dp-sgd", "audited")
 
 
 def meta_text(value: object) -> str:
@@ -37,12 +36,15 @@ def _eval_results(m: ReportModel) -> list[Any]:
     from huggingface_hub import EvalResult
 
     ev = m.ev
-    by_role: dict[str, str] = {}
-    for d in ev.datasets:
-        role = m.dataset_roles.get(str(d.get("sha256")), "")
-        by_role.setdefault(role, str(d.get("name")))
-    eval_name = by_role.get("eval") or by_role.get("test") or "evaluation set (needs input)"
-    train_name = by_role.get("train") or "training set"
+    rel = m.release
+    if rel.evaluated_on:
+        eval_name = rel.name(rel.evaluated_on)
+    else:
+        eval_name = "evaluation data (not recorded)"
+    train_name = ", ".join(d.name for d in rel.with_role("train")) or "training data"
+    validation_name = ", ".join(d.name for d in rel.with_role("validation")) or (
+        "validation data (not recorded)"
+    )
     task_type = str(get(ev.bias, "task.type") or "text-generation")
     results: list[Any] = []
 
@@ -74,7 +76,7 @@ def _eval_results(m: ReportModel) -> list[Any]:
         )
     vl = losses(get(ev.training, "val_loss"))
     if vl:
-        add(train_name, "validation_loss", vl[-1], "Validation loss (final)")
+        add(validation_name, "validation_loss", vl[-1], "Validation loss (final)")
     add(
         train_name,
         "canary_exposure_max_bits",
@@ -115,9 +117,9 @@ def front_matter(m: ReportModel) -> Markup:
         model_name=meta_text(ev.workspace.get("model")),
         language="en",
         license=meta_id(ev.workspace.get("license") or "other"),
-        library_name="peft" if get(ev.training, "method") in ("lora", "prefix", "ia3") else None,
+        library_name="peft" if m.release.peft else ("transformers" if ev.training else None),
         base_model=base,  # None, or matched HUB_ID (no markup can pass)
-        tags=list(TAGS),
+        tags=list(m.release.tags),
         eval_results=_eval_results(m) or None,
     )
     return Markup(data.to_yaml().strip())  # YAML from huggingface_hub

@@ -25,6 +25,11 @@ from finetrail import __version__
 from finetrail.errors import CheckFailed, DependencyMissing
 from finetrail.reports.loader import base_model_label, get, num
 from finetrail.reports.model import ReportModel, fmt
+from finetrail.reports.release import (
+    REGISTER_COMMAND,
+    SANITISING_TRANSFORMS,
+    LicenceView,
+)
 
 CONTEXT = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
 SPDX_SCHEMA_URL = "https://spdx.org/schema/3.0.1/spdx-json-schema.json"
@@ -68,33 +73,49 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
     elements: list[Any] = [org, tool]
     roots: list[Any] = []
     datasets: dict[str, Any] = {}
-    for d in ev.datasets:
-        sha = str(d.get("sha256"))
-        has_pii = bool(get(d, "pii.records_with_pii"))
+    licences: dict[str, Any] = {}
+    presence = {
+        "present": s.PresenceType.yes,
+        "absent": s.PresenceType.no,
+        "unknown": s.PresenceType.noAssertion,
+    }
+    rel_view = m.release
+    for dv in rel_view.datasets:
+        sha = dv.sha256
+        d = dv.record or {}
         pkg = s.dataset_DatasetPackage(
             _id=sid(f"dataset-{sha[:16]}"),
             creationInfo=ci,
-            name=str(d.get("name")),
+            name=dv.name,
             verifiedUsing=sha256(sha),
-            suppliedBy=org,
             software_primaryPurpose=s.software_SoftwarePurpose.data,
             dataset_datasetType=[s.dataset_DatasetType.text],
-            dataset_hasSensitivePersonalInformation=s.PresenceType.yes
-            if has_pii
-            else s.PresenceType.no,
-            dataset_intendedUse=str(d.get("purpose") or "") or None,
-            dataset_dataCollectionProcess="; ".join(
-                str(x) for x in (d.get("source"), d.get("collection")) if x
-            )
-            or None,
+            dataset_hasSensitivePersonalInformation=presence[dv.pii.state],
             dataset_dataPreprocessing=[str(d["transform"])] if d.get("transform") else [],
             dataset_anonymizationMethodUsed=[str(d["transform"])]
-            if has_pii and d.get("transform")
+            if d.get("transform") in SANITISING_TRANSFORMS
             else [],
-            comment=f"{fmt(d.get('records'))} records; licence {d.get('license') or 'not recorded'}",
+            comment=(
+                f"{fmt(d.get('records'))} records; personal data: {dv.pii.text}; "
+                f"role: {dv.role_text}"
+                if dv.registered
+                else f"no dataset record in this workspace ({REGISTER_COMMAND}); "
+                f"role: {dv.role_text}"
+            ),
         )
+        if dv.registered:
+            pkg.suppliedBy = org
+            if d.get("purpose"):
+                pkg.dataset_intendedUse = str(d["purpose"])
+            collection = "; ".join(str(x) for x in (d.get("source"), d.get("collection")) if x)
+            if collection:
+                pkg.dataset_dataCollectionProcess = collection
         datasets[sha] = pkg
         elements.append(pkg)
+        lic = _licence_element(s, sid, ci, dv.licence, sha)
+        if lic is not None:
+            elements.append(lic)
+            licences[sha] = lic
 
     rels: list[Any] = []
 
@@ -111,9 +132,11 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
             )
 
     for sha, pkg in datasets.items():
-        d = next(x for x in ev.datasets if str(x.get("sha256")) == sha)
-        parents = [datasets[str(p)] for p in d.get("derived_from") or [] if str(p) in datasets]
+        view = rel_view.dataset(sha)
+        parents = [datasets[p] for p in (view.parents if view else ()) if p in datasets]
         rel(s.RelationshipType.descendantOf, pkg, parents, f"derived-{sha[:16]}")
+        if sha in licences:
+            rel(s.RelationshipType.hasDeclaredLicense, pkg, [licences[sha]], f"licence-{sha[:16]}")
 
     if t is not None:
         base = s.ai_AIPackage(
@@ -134,7 +157,7 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
             releaseTime=created,
             verifiedUsing=sha256(get(t, "adapter.sha256")),
             software_primaryPurpose=s.software_SoftwarePurpose.model,
-            ai_typeOfModel=[f"{get(t, 'method')} adapter for a causal language model"],
+            ai_typeOfModel=[f"{rel_view.method_label} of a causal language model"],
             ai_informationAboutApplication=str(ws.get("intended_purpose") or "") or None,
             ai_informationAboutTraining=m.dp_statement,
             ai_hyperparameter=entries(
@@ -162,25 +185,17 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
                     "task_accuracy": num(get(ev.bias, "task.accuracy")),
                 }
             ),
-            ai_useSensitivePersonalInformation=(
-                s.PresenceType.yes
-                if any(get(d, "pii.records_with_pii") for d in ev.datasets)
-                else s.PresenceType.no
-            ),
+            ai_useSensitivePersonalInformation=presence[rel_view.uses_personal_data],
             ai_limitation="Figures are measurements on the recorded evaluation data; see the dossier.",
         )
         elements += [base, adapter]
         roots.append(adapter)
         rel(s.RelationshipType.descendantOf, adapter, [base], "adapter-base")
-        train = [
-            datasets[sha]
-            for sha, role in sorted(m.dataset_roles.items())
-            if sha in datasets and role == "train"
-        ]
+        train = [datasets[d.sha256] for d in rel_view.trained_on if d.sha256 in datasets]
         test = [
-            datasets[sha]
-            for sha, role in sorted(m.dataset_roles.items())
-            if sha in datasets and role in ("eval", "test", "validation")
+            datasets[d.sha256]
+            for d in rel_view.with_role("eval", "validation")
+            if d.sha256 in datasets and not d.trained_on
         ]
         rel(s.RelationshipType.trainedOn, adapter, train, "trained-on")
         rel(s.RelationshipType.testedOn, adapter, test, "tested-on")
@@ -214,6 +229,25 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(buf.getvalue())
     check_spdx(data)
     return data
+
+
+def _licence_element(s: Any, sid: Any, ci: Any, lic: LicenceView, sha: str) -> Any:
+    """The declared licence: an SPDX license expression, or a custom licence carrying the
+    recorded text; None when none is recorded (the relationship is then absent: no assertion)."""
+    if lic.spdx is not None:
+        return s.simplelicensing_LicenseExpression(
+            _id=sid(f"licence-{sha[:16]}"),
+            creationInfo=ci,
+            simplelicensing_licenseExpression=lic.spdx,
+        )
+    if lic.text:
+        return s.expandedlicensing_CustomLicense(
+            _id=sid(f"licence-{sha[:16]}"),
+            creationInfo=ci,
+            name=lic.text,
+            simplelicensing_licenseText=lic.text,
+        )
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -809,9 +809,13 @@ def gate_decision(
         "approvals": {"required": False, "satisfied": False},
         "counts": counts,
         "outcomes": rows,
-        "evidence": {TRAINING_FILE: sha(TRAINING_FILE)},
+        "evidence": dict(PLACEHOLDER_GATE_READ),
     }
     return _parse(GateDecision, data, changes)
+
+
+# what gate_decision() records as read; write_records() replaces it with the real digests
+PLACEHOLDER_GATE_READ: dict[str, str | None] = {TRAINING_FILE: sha(TRAINING_FILE)}
 
 
 # -- a complete release ----------------------------------------------------------------------------
@@ -911,6 +915,20 @@ def kind_of(record: EvidenceRecord) -> str:
     return EVENTS[record.record_type][0]
 
 
+def _as_read_now(ws: Workspace, record: GateDecision) -> GateDecision:
+    """The decision as the gate records it: the digest of every evidence file it read (every one
+    in the workspace now, and workspace.json), so the decision is current until they change."""
+    from finetrail.governance.io import sha256_file
+
+    read = {
+        p.relative_to(ws.root).as_posix(): sha256_file(p)
+        for p in sorted((ws.root / "evidence").rglob("*.json"))
+        if not p.relative_to(ws.root).as_posix().startswith("evidence/gate/")
+    }
+    read["workspace.json"] = sha256_file(ws.root / "workspace.json")
+    return record.model_copy(update={"evidence": read})
+
+
 def write_records(
     ws: Workspace, records: Mapping[str, EvidenceRecord], *, actor: str = "alice"
 ) -> dict[str, str]:
@@ -926,6 +944,8 @@ def write_records(
                 actor=actor,
                 extra={"dataset": record.sha256, "records": record.records},
             )
+        if isinstance(record, GateDecision) and record.evidence == PLACEHOLDER_GATE_READ:
+            record = _as_read_now(ws, record)
         ws.write_record(rel, record, event=EVENTS[record.record_type][1], actor=actor)
         written[rel] = kind_of(record)
         if isinstance(record, GateDecision):  # as the gate does: its (unsigned) attestation
