@@ -72,27 +72,14 @@ def compare_workspaces(*, before: str | os.PathLike[str], after: str | os.PathLi
     return diff(build_model(load_evidence(before)), build_model(load_evidence(after)))
 
 
-def render_report(
+def render_outputs(
+    m: ReportModel,
     *,
-    workspace: str | os.PathLike[str],
-    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    formats: tuple[str, ...],
     templates: str | os.PathLike[str] | None = None,
-    out: str | os.PathLike[str] | None = None,
-    compare: str | os.PathLike[str] | None = None,
-    keyring: str | os.PathLike[str] | None = None,
-) -> ReportResult:
-    """Render the packs and exports of ``workspace``; returns the files written.
-
-    ``keyring`` is the trusted reviewer keyring (as for the gate); reviews are shown with the
-    states the gate gives them.
-    """
-    formats = parse_formats(list(formats))
-    m = build_model(load_evidence(workspace, keyring=keyring))
-    change = diff(build_model(load_evidence(compare)), m) if compare is not None else None
-    out_dir = Path(out) if out is not None else Path(workspace) / DOSSIER_DIR
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("the output path is not a folder", path=str(out_dir), field="--out")
-    result = ReportResult(out=out_dir, model=m, diff=change)
+    change: Diff | None = None,
+) -> dict[str, bytes]:
+    """Every file of the dossier (relative name -> bytes), rendered in memory from ``m``."""
     md_env = render.make_env(html=False, user_dir=templates)
     html_env = render.make_env(html=True, user_dir=templates)
     outputs: dict[str, bytes] = {}
@@ -137,7 +124,31 @@ def render_report(
                 fix="rename it",
             )
         outputs[out_name] = render.render(env, name, m=m, diff=change).encode()
+    return outputs
 
+
+def render_report(
+    *,
+    workspace: str | os.PathLike[str],
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    templates: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    compare: str | os.PathLike[str] | None = None,
+    keyring: str | os.PathLike[str] | None = None,
+) -> ReportResult:
+    """Render the packs and exports of ``workspace``; returns the files written.
+
+    ``keyring`` is the trusted reviewer keyring (as for the gate); reviews are shown with the
+    states the gate gives them.
+    """
+    formats = parse_formats(list(formats))
+    m = build_model(load_evidence(workspace, keyring=keyring))
+    change = diff(build_model(load_evidence(compare)), m) if compare is not None else None
+    out_dir = Path(out) if out is not None else Path(workspace) / DOSSIER_DIR
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("the output path is not a folder", path=str(out_dir), field="--out")
+    result = ReportResult(out=out_dir, model=m, diff=change)
+    outputs = render_outputs(m, formats=formats, templates=templates, change=change)
     ds_dir = out_dir / "datasheets"
     if ds_dir.is_dir():  # datasheets of datasets no longer in the workspace are stale
         for old in sorted(ds_dir.glob("*.md")):

@@ -41,6 +41,13 @@ from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
     help="An earlier release's workspace: adds a 'changes' section and diff.md.",
 )
 @keyring_option()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing: re-derive every statement of the dossier already in --out from the "
+    "current evidence; exit 1 naming each statement that disagrees.",
+)
+@json_option("the check's result (with --check)")
 def report_cmd(
     workspace: str,
     formats: str,
@@ -48,13 +55,37 @@ def report_cmd(
     out: str | None,
     compare: str | None,
     keyring: str | None,
+    check: bool,
+    as_json: bool,
 ) -> int:
     """Render the documentation packs, exports and the analyst dossier from evidence.
 
     Exit 1 when the workspace fails its integrity check (the dossier is still written and says
-    so), 2 on bad input.
+    so), 2 on bad input. With --check, exit 1 when the rendered dossier no longer says what the
+    evidence says.
     """
     from finetrail.reports.api import parse_formats, render_report
+
+    if check:
+        from finetrail.reports.claims import check_dossier
+
+        res = check_dossier(
+            workspace=workspace, out=out, templates=templates, compare=compare, keyring=keyring
+        )
+        if as_json:
+            echo_json(res.to_json())
+        else:
+            for d in res.disagreements:
+                click.echo(f"DISAGREES {d.text()}")
+            click.echo(
+                f"report --check: {len(res.files)} file(s) checked in {res.out}; "
+                + (
+                    "every statement agrees with the evidence"
+                    if res.ok
+                    else f"{len(res.disagreements)} statement(s) disagree with the evidence"
+                )
+            )
+        return EXIT_OK if res.ok else EXIT_CHECK_FAILED
 
     result = render_report(
         workspace=workspace,

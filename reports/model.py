@@ -319,7 +319,8 @@ class ReportModel:
         return self.release.name(sha)
 
 
-def build_model(ev: Evidence) -> ReportModel:
+def build_model(ev: Evidence, *, generated: str | None = None) -> ReportModel:
+    """The report model of ``ev``; ``generated`` (ISO time) re-renders an earlier report."""
     sums = summaries(ev)
     sets = [
         annex_iv.annex_iv_set(),
@@ -334,7 +335,7 @@ def build_model(ev: Evidence) -> ReportModel:
     roles = dataset_roles(release)
     return ReportModel(
         ev=ev,
-        generated=clock.now().isoformat(),
+        generated=generated or clock.now().isoformat(),
         verdict=verdict(ev),
         dp_statement=dp_statement(ev.training, ev.probes.get("dp_audit")),
         compute_test=annex_iv.compute_test(ev),

@@ -119,7 +119,7 @@ class Release:
     peft: bool
     dp_enabled: bool | None  # None: no training evidence
     evaluated_on: str | None  # the bias audit's evaluation data (sha256)
-    uses_personal_data: PiiState  # over the datasets trained on
+    uses_personal_data: PiiState  # over the datasets the run read for training
     gate: GateView
 
     def dataset(self, sha: str) -> DatasetView | None:
