@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 
@@ -65,8 +71,48 @@ class PiiExample(Frozen):
     masked: str
 
 
-class PiiEngineInfo(Frozen):
-    """What ran the scan, so a reader knows what the counts can and cannot mean."""
+class _Extended(Frozen):
+    """A part that gained optional fields after records were first written: those fields are
+    left out of the serialised record while they are None, so a record written before them
+    serialises, and hashes, exactly as it did."""
+
+    ADDED_OPTIONAL: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.ADDED_OPTIONAL:
+                if name in data and data[name] is None:
+                    del data[name]
+        return data
+
+
+class NerModelInfo(Frozen):
+    """The NER model that ran: which engine, which model, which exact files.
+
+    ``sha256`` is a digest over the pipeline's files (relative path and bytes, sorted), so a
+    reader can tell two builds of a model with the same name and version apart and compare the
+    files with the publisher's release.
+    """
+
+    engine: str = Field(min_length=1)  # "spacy <version>"
+    model: str = Field(min_length=1)  # the pipeline's own name, "<lang>_<name>" from meta.json
+    version: str = Field(min_length=1)  # the pipeline's version from meta.json
+    given: str = Field(min_length=1)  # what was asked for: an installed package name or a path
+    package: str | None = None  # "<distribution> <version>" when loaded from an installed package
+    sha256: str = Field(pattern=SHA256_HEX)
+    labels: tuple[str, ...] = ()  # the NER labels the pipeline predicts
+
+
+class PiiEngineInfo(_Extended):
+    """What ran the scan, so a reader knows what the counts can and cannot mean.
+
+    ``configuration`` is the key of the engine configuration under which its accuracy was
+    measured (see :class:`PiiAccuracy`); ``ner`` names the NER model, when one ran.
+    """
+
+    ADDED_OPTIONAL: ClassVar[tuple[str, ...]] = ("ner", "configuration")
 
     analyzer: str  # "presidio-analyzer <version>"
     nlp_engine: Literal["no_op", "spacy"]
@@ -75,16 +121,74 @@ class PiiEngineInfo(Frozen):
     name_list: dict[str, Any] | None = None  # deny-list recogniser: locales, sizes
     prefilter: bool = True
     fields: tuple[str, ...] | None = None  # the text fields scanned; None = every string field
+    ner: NerModelInfo | None = None
+    configuration: str | None = None
 
 
-class PiiSummary(Frozen):
+class EntityAccuracy(Frozen):
+    """Measured detection counts and rates of one entity type on the labelled evaluation set.
+
+    ``precision`` is ``None`` where the engine reported nothing, ``recall`` where the set has no
+    span of the type; intervals are Wilson 95%.
+    """
+
+    n: int = Field(ge=0)
+    tp: int = Field(ge=0)
+    fp: int = Field(ge=0)
+    fn: int = Field(ge=0)
+    precision: float | None = Field(default=None, ge=0.0, le=1.0)
+    recall: float | None = Field(default=None, ge=0.0, le=1.0)
+    precision_ci: tuple[float, float] | None = None
+    recall_ci: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EntityAccuracy:
+        if self.n != self.tp + self.fn:
+            raise ValueError("n must equal tp + fn")
+        return self
+
+
+class PiiAccuracy(Frozen):
+    """The measured accuracy of the engine configuration that ran the scan.
+
+    ``entities`` has one entry per entity type the scan looked for: its measured figures, or
+    ``None`` where that type was not measured (the evaluation set has no span of it, or the
+    configuration was never benchmarked: then ``measured`` is false and every entry is None).
+    Figures come from ``benchmarks/pii_accuracy.py``; ``measured_with`` names the library and
+    model versions they were measured with, which may differ from the ones that ran.
+    """
+
+    configuration: str = Field(min_length=1)
+    measured: bool
+    entities: dict[str, EntityAccuracy | None] = Field(default_factory=dict)
+    eval_set_sha256: str | None = Field(default=None, pattern=SHA256_HEX)
+    eval_set_records: int | None = Field(default=None, ge=1)
+    matching: str | None = None
+    measured_with: dict[str, str] = Field(default_factory=dict)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PiiAccuracy:
+        if not self.measured and any(v is not None for v in self.entities.values()):
+            raise ValueError("an unmeasured configuration cannot carry figures")
+        if self.measured and self.eval_set_sha256 is None:
+            raise ValueError("measured figures must name the evaluation set (eval_set_sha256)")
+        return self
+
+
+class PiiSummary(_Extended):
     """The PII scan of one dataset (Presidio analyzer).
 
     ``coverage`` maps each entity type that was looked for to the recogniser that looked for it;
     ``not_covered`` names entity types a reader might expect that nothing looked for. ``residual``
     is set on sanitised datasets: what the re-scan still found of the entity types the
-    sanitiser targeted.
+    sanitiser targeted (per type, the most any re-scanning engine found); ``residual_by_engine``
+    the same per engine (the pattern table and Presidio). ``accuracy`` carries the measured
+    precision and recall of the engine configuration that ran (None on records made before it
+    was recorded).
     """
+
+    ADDED_OPTIONAL: ClassVar[tuple[str, ...]] = ("residual_by_engine", "accuracy")
 
     records_scanned: int = Field(ge=0)
     texts_scanned: int = Field(ge=0)
@@ -95,7 +199,9 @@ class PiiSummary(Frozen):
     score_threshold: float = Field(ge=0.0, le=1.0)
     masked_examples: tuple[PiiExample, ...] = ()
     residual: dict[str, int] | None = None
+    residual_by_engine: dict[str, dict[str, int]] | None = None
     engine: PiiEngineInfo
+    accuracy: PiiAccuracy | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PiiSummary:

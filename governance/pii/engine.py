@@ -4,7 +4,9 @@ Heavy: imports presidio (which imports torch and transformers when they are inst
 code that scans or sanitises imports this module, inside the function that needs it.
 
 - NLP engine ``no_op`` by default (no model); a spaCy model only by local path or installed
-  package name, never downloaded.
+  package name, never downloaded, described exactly in the evidence (:mod:`.ner`), its
+  coverage limited to the entity types its NER labels map to.
+- The engine configuration's key and its measured accuracy (:mod:`.accuracy`).
 - Presidio's predefined recognisers for the language, with the email recogniser's Public
   Suffix List lookup served from tldextract's bundled snapshot (no network, no cache writes).
 - Without spaCy, :class:`~finetrail.governance.pii.names.NameListRecognizer` for PERSON.
@@ -14,11 +16,11 @@ code that scans or sanitises imports this module, inside the function that needs
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import regex
@@ -29,12 +31,14 @@ from presidio_analyzer.predefined_recognizers import EmailRecognizer, PhoneRecog
 from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 
 from finetrail.errors import ConfigError
-from finetrail.governance.evidence.dataset import PiiEngineInfo
+from finetrail.governance.evidence.dataset import NerModelInfo, PiiAccuracy, PiiEngineInfo
 from finetrail.governance.pii import prefilter
+from finetrail.governance.pii.accuracy import accuracy_for, configuration_key
 from finetrail.governance.pii.addresses import CONTEXT as ADDRESS_CONTEXT
 from finetrail.governance.pii.config import MIN_KEY_BYTES, ScanConfig
 from finetrail.governance.pii.names import PREFILTER as NAME_PREFILTER
 from finetrail.governance.pii.names import NameListRecognizer, load_name_lists
+from finetrail.governance.pii.ner import check_spacy_model, describe_spacy_model
 from finetrail.governance.pii.patterns import ENTITIES, PATTERNS, PiiPattern
 
 Finding = tuple[str, int, int, float]  # (entity type, start, end, score)
@@ -115,19 +119,6 @@ class OfflineSpacyNlpEngine(SpacyNlpEngine):
         check_spacy_model(model_name)
 
 
-def check_spacy_model(model: str) -> None:
-    import spacy.util
-
-    if Path(model).exists() or spacy.util.is_package(model):
-        return
-    raise ConfigError(
-        f"spaCy model {model!r} is neither a local path nor an installed package",
-        field="spacy_model",
-        why="finetrail never downloads models",
-        fix="install the model package beforehand, or give the path of a saved pipeline",
-    )
-
-
 def _qualname(func: Any) -> str:
     return f"{getattr(func, '__module__', '')}.{getattr(func, '__qualname__', '')}"
 
@@ -193,6 +184,7 @@ class PiiEngine:
     info: PiiEngineInfo
     coverage: dict[str, str]
     not_covered: tuple[str, ...]
+    accuracy: PiiAccuracy | None = None
     gates: list[tuple[Any | None, tuple[str, ...]]] = field(default_factory=list)
     anonymizer: Any = None
     operators: dict[str, Any] | None = None
@@ -241,6 +233,8 @@ class PiiEngine:
             results = [r for r in results if r.entity_type in self.sanitize_entities]
         if not results:
             return found, text, skipped
+        for r in results:
+            r.start, r.end = widen(text, r.start, r.end)
         out = self.anonymizer.anonymize(
             text=text,
             analyzer_results=results,
@@ -250,25 +244,72 @@ class PiiEngine:
         return found, str(out.text), skipped
 
 
-def _nlp_engine(config: ScanConfig) -> Any:
+# A finding that starts or ends inside a word is widened to the whole word before it is
+# replaced, so no fragment of an identifier is left behind (a licence-number match inside a
+# tracking number otherwise leaves a digit run that reads as a phone number). Latin letters,
+# digits and "_" only: text without spaces (CJK) is not widened into whole sentences.
+WORD_CHAR = regex.compile(r"[0-9A-Za-z_\u00c0-\u024f]")
+
+
+def widen(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` extended to the word characters it starts and ends inside."""
+    if start < end and WORD_CHAR.match(text[start]):
+        while start > 0 and WORD_CHAR.match(text[start - 1]):
+            start -= 1
+    if start < end and WORD_CHAR.match(text[end - 1]):
+        while end < len(text) and WORD_CHAR.match(text[end]):
+            end += 1
+    return start, end
+
+
+def _nlp_engine(config: ScanConfig) -> tuple[Any, NerModelInfo | None]:
+    """The NLP engine for ``config`` and, with a spaCy model, what that model is."""
     if config.spacy_model:
         check_spacy_model(config.spacy_model)
         engine = OfflineSpacyNlpEngine(
             models=[{"lang_code": config.language, "model_name": config.spacy_model}]
         )
         engine.load()
-        return engine
-    return NlpEngineProvider(
+        nlp: Any = engine.nlp
+        ner = describe_spacy_model(config.spacy_model, nlp[config.language])
+        conf = engine.ner_model_configuration
+        mapped = dict(conf.model_to_presidio_entity_mapping or {})
+        # labels Presidio cannot map (CARDINAL, MONEY, ...) are never reported; ignoring them
+        # changes no finding and stops one warning per entity per text
+        conf.labels_to_ignore = sorted(
+            set(conf.labels_to_ignore or ()) | {lbl for lbl in ner.labels if lbl not in mapped}
+        )
+        return engine, ner
+    noop = NlpEngineProvider(
         nlp_configuration={
             "nlp_engine_name": "no_op",
             "models": [{"lang_code": config.language, "model_name": "no_op"}],
         }
     ).create_engine()
+    return noop, None
+
+
+def _ner_entities(nlp_engine: Any, ner: NerModelInfo) -> set[str]:
+    """The Presidio entity types the model's NER labels map to (what it can actually find)."""
+    conf = getattr(nlp_engine, "ner_model_configuration", None)
+    mapping = dict(getattr(conf, "model_to_presidio_entity_mapping", None) or {})
+    ignored = set(getattr(conf, "labels_to_ignore", None) or ())
+    return {mapping[label] for label in ner.labels if label in mapping and label not in ignored}
+
+
+def library_versions(ner: NerModelInfo | None) -> dict[str, str]:
+    out = {"presidio-analyzer": importlib.metadata.version("presidio-analyzer")}
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # presidio needs it
+        out["phonenumbers"] = importlib.metadata.version("phonenumbers")
+    if ner is not None:
+        out["spacy"] = ner.engine.removeprefix("spacy ")
+        out["ner-model"] = f"{ner.model} {ner.version}"
+    return out
 
 
 def build_engine(config: ScanConfig) -> PiiEngine:
     """The analyzer for ``config`` with its gates, coverage map and description."""
-    nlp_engine = _nlp_engine(config)
+    nlp_engine, ner = _nlp_engine(config)
     log = logging.getLogger("presidio-analyzer")
     level = log.level
     log.setLevel(logging.ERROR)  # one warning per recogniser of other languages otherwise
@@ -303,13 +344,23 @@ def build_engine(config: ScanConfig) -> PiiEngine:
     recognizers = registry.get_recognizers(language=config.language, all_fields=True)
     coverage: dict[str, str] = {}
     gates: list[tuple[Any | None, tuple[str, ...]]] = []
+    reachable = _ner_entities(nlp_engine, ner) if ner is not None else set()
     for rec in recognizers:
         entities = tuple(rec.get_supported_entities())
         gates.append((_gate_for(rec), entities))
+        is_ner = type(rec).__name__ == "SpacyRecognizer"
         for ent in entities:
+            if is_ner and ent not in reachable:
+                continue  # Presidio's label map names it; this model has no label for it
             desc = _describe(rec, config.spacy_model)
             coverage[ent] = f"{coverage[ent]}; {desc}" if ent in coverage else desc
     not_covered = tuple(e for e in EXPECTED_ENTITIES if e not in coverage)
+    configuration = configuration_key(
+        language=config.language,
+        score_threshold=config.score_threshold,
+        ner=ner,
+        name_locales=config.name_locales,
+    )
     info = PiiEngineInfo(
         analyzer=f"presidio-analyzer {importlib.metadata.version('presidio-analyzer')}",
         nlp_engine="spacy" if config.spacy_model else "no_op",
@@ -318,13 +369,17 @@ def build_engine(config: ScanConfig) -> PiiEngine:
         name_list=name_info,
         prefilter=config.prefilter,
         fields=config.text_fields,
+        ner=ner,
+        configuration=configuration,
     )
+    accuracy = accuracy_for(configuration, coverage, ner=ner, versions=library_versions(ner))
     return PiiEngine(
         analyzer=analyzer,
         config=config,
         info=info,
         coverage=dict(sorted(coverage.items())),
         not_covered=not_covered,
+        accuracy=accuracy,
         gates=gates,
     )
 

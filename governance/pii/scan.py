@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from finetrail.governance.pii.engine import Finding, PiiEngine
 
 EXAMPLE_CONTEXT = 30  # characters of masked context on each side of an example
+MAX_RECORD_POSITIONS = 10  # record positions kept per entity type (for residual messages)
 
 # presidio-analyzer imports these optional packages when they are installed (for transformer
 # NER, which a no_op or plain spaCy scan never uses): about 300 MB and several seconds.
@@ -210,6 +211,8 @@ class PiiTally:
     records_with_pii: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[PiiExample]] = field(default_factory=dict)
+    # the first few record positions (never values) where each entity type was found
+    records_by_entity: dict[str, list[int]] = field(default_factory=dict)
     _last_pii_record: int = -1
 
     def add(self, record: int, fld: str, text: str, findings: Sequence[Finding]) -> None:
@@ -221,6 +224,9 @@ class PiiTally:
             self._last_pii_record = record
         for f in findings:
             self.counts[f[0]] += 1
+            where = self.records_by_entity.setdefault(f[0], [])
+            if len(where) < MAX_RECORD_POSITIONS and record not in where:
+                where.append(record)
             bucket = self.examples.setdefault(f[0], [])
             if len(bucket) < self.max_examples:
                 bucket.append(
@@ -245,6 +251,7 @@ class PiiTally:
             masked_examples=examples,
             residual=residual,
             engine=engine.info,
+            accuracy=engine.accuracy,
         )
 
 

