@@ -139,6 +139,11 @@ class DPRecord(Frozen):
             ]
             if missing:
                 raise ValueError(f"dp.enabled is true but {', '.join(missing)} missing")
+            # No finite noise gives epsilon 0 once a step has run: 0 is a forgery or a bug.
+            if self.steps > 0 and (self.epsilon == 0 or self.epsilon_rdp == 0):
+                raise ValueError(
+                    f"dp.epsilon is 0 after {self.steps} step(s): no finite noise gives that"
+                )
         elif self.epsilon is not None or self.epsilon_rdp is not None:
             raise ValueError("dp.enabled is false but an epsilon is stated")
         return self

@@ -108,3 +108,39 @@ def test_every_registered_kind_resolves_to_a_record_class() -> None:
         assert issubclass(cls, EvidenceRecord)
         assert cls.model_config.get("extra") == "forbid"
         assert cls.model_config.get("frozen") is True
+
+
+def _dp(**changes: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "enabled": True,
+        "guarantee": "(1.0, 1e-05)-DP",
+        "epsilon": 1.0,
+        "epsilon_rdp": 1.1,
+        "delta": 1e-5,
+        "accountant": "prv",
+        "noise_multiplier": 1.2,
+        "sample_rate": 0.01,
+        "steps": 10,
+        "max_grad_norm": 1.0,
+        "clipping_mode": "hooks",
+        "poisson_sampling": True,
+        "expected_batch_size": 8.0,
+        "batch_size_per_process": 8.0,
+        "sampled_records": 800,
+        "private_records": 800,
+        "privacy_unit": "record",
+    }
+    base.update(changes)
+    return base
+
+
+@pytest.mark.parametrize("field", ["epsilon", "epsilon_rdp"])
+def test_dp_epsilon_zero_after_training_is_refused(field: str) -> None:
+    from pydantic import ValidationError
+
+    from finetrail.governance.evidence.training import DPRecord
+
+    DPRecord.model_validate(_dp())  # the honest record is accepted
+    DPRecord.model_validate(_dp(**{field: 0.0, "steps": 0}))  # nothing trained: 0 is true
+    with pytest.raises(ValidationError, match="epsilon is 0 after 10 step"):
+        DPRecord.model_validate(_dp(**{field: 0.0}))
