@@ -22,6 +22,7 @@ from finetrail.governance.evidence.gate import GateDecision, RuleOutcome
 from finetrail.governance.policy.controls import FRAMEWORK_NAMES
 from finetrail.governance.policy.load import LoadedPolicy
 from finetrail.governance.policy.operators import fmt
+from finetrail.textsafe import neutralise, neutralise_value
 
 SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -175,6 +176,14 @@ def render_junit(d: GateDecision, policy: LoadedPolicy) -> bytes:
             ET.SubElement(case, "skipped", message=f"waived: {o.waiver.note if o.waiver else ''}")
         out = ET.SubElement(case, "system-out")
         out.text = _detail(o)
+    # Policy and evidence strings can hold control, bidi and invisible characters: XML 1.0 cannot
+    # carry most C0 controls at all (the file would not parse), and a CI log would render the
+    # rest. Every text and attribute is made visible first.
+    for el in suites.iter():
+        if el.text:
+            el.text = neutralise(el.text)
+        for k, v in el.attrib.items():
+            el.attrib[k] = neutralise(v)
     ET.indent(suites)
     data: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
@@ -309,7 +318,11 @@ def render_sarif(
     }
     if pbase:
         run["originalUriBaseIds"] = {pbase: {"uri": Path.cwd().resolve().as_uri() + "/"}}
-    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    # messages are rendered (GitHub code scanning): user strings made visible, as in JUnit
+    doc: dict[str, Any] = neutralise_value(
+        {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    )
+    return doc
 
 
 def sarif_bytes(doc: dict[str, Any]) -> bytes:
