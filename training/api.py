@@ -350,7 +350,9 @@ class _Run:
             from finetrail.training.artifacts import add_to_workspace, save_weights
 
             folder = Path(tmp) / "adapter"
-            main, kind = save_weights(built.model, built.method, folder)
+            main, kind = save_weights(
+                built.model, built.method, folder, base_model_name=self.base.name or "unknown"
+            )
             if tracker is not None:
                 from finetrail.governance.io import sha256_file
 

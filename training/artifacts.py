@@ -1,7 +1,14 @@
-"""Saving the trained weights (safetensors) and adding them to the workspace as artifacts."""
+"""Saving the trained weights (safetensors) and adding them to the workspace as artifacts.
+
+The saved folder is portable: ``adapter_config.json`` names the base model by
+``base_model.name`` (a Hub id or a user-given name, never the training machine's path), and a
+full fine-tune's ``config.json`` carries no ``_name_or_path``; the loader is given the base
+model's folder and checks it against the digests in the evidence.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,7 +16,7 @@ from typing import Any
 from finetrail.governance.evidence.training import AdapterRef
 from finetrail.governance.io import sha256_file
 
-__all__ = ["ADAPTER_DIR", "add_to_workspace", "save_weights"]
+__all__ = ["ADAPTER_DIR", "add_to_workspace", "name_base_model", "save_weights"]
 
 ADAPTER_DIR = "artifacts/adapter"
 PEFT_WEIGHTS = "adapter_model.safetensors"
@@ -17,7 +24,7 @@ FULL_WEIGHTS = "model.safetensors"
 KEEP = (PEFT_WEIGHTS, "adapter_config.json", FULL_WEIGHTS, "config.json", "generation_config.json")
 
 
-def save_weights(model: Any, method: str, out: Path) -> tuple[str, str]:
+def save_weights(model: Any, method: str, out: Path, *, base_model_name: str) -> tuple[str, str]:
     """Write the trained weights to ``out``; returns (main weights file name, kind)."""
     from finetrail.training.dp_guards import release_for_saving
 
@@ -33,9 +40,25 @@ def save_weights(model: Any, method: str, out: Path) -> tuple[str, str]:
                 shutil.rmtree(p)
             else:
                 p.unlink()
+    name_base_model(out, base_model_name)
     if method == "full":
         return FULL_WEIGHTS, "full_weights"
     return PEFT_WEIGHTS, "peft_adapter"
+
+
+def name_base_model(folder: Path, name: str) -> None:
+    """Replace the local path peft and transformers record with the base model's name."""
+    adapter_config = folder / "adapter_config.json"
+    if adapter_config.is_file():
+        data = json.loads(adapter_config.read_text(encoding="utf-8"))
+        data["base_model_name_or_path"] = name
+        adapter_config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
+    model_config = folder / "config.json"
+    if model_config.is_file():
+        data = json.loads(model_config.read_text(encoding="utf-8"))
+        if "_name_or_path" in data:
+            data["_name_or_path"] = name
+            model_config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
 
 
 def add_to_workspace(ws: Any, folder: Path, main: str, kind: str, *, actor: str) -> AdapterRef:

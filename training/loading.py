@@ -1,8 +1,14 @@
 """The one loader probes and audits call: the fine-tuned model, the base model and the tokenizer.
 
 :func:`load_trained` reads ``evidence/training.json``, refuses an unfinished run, checks that the
-adapter file's SHA-256 is the one the evidence names (and the base model's weights too), and loads
-both models in eval mode on one device. Heavy imports happen inside the function.
+adapter file's SHA-256 is the one the evidence names (and the base model's config, weights and
+tokenizer files too), and loads both models in eval mode on one device. Heavy imports happen
+inside the function.
+
+Portable: the workspace may have been copied anywhere, and the base model may live in another
+folder than at training (``base_model_path``; the folder the evidence recorded otherwise). The
+adapter's ``adapter_config.json`` names the base model by ``base_model.name``, never a path; what
+is loaded is decided by the digests, not by names. Safetensors only.
 """
 
 from __future__ import annotations
@@ -35,7 +41,18 @@ class LoadedModels:
         return self.evidence.adapter.sha256
 
 
-def _verify(root: Path, evidence: TrainingEvidence, base_path: Path) -> None:
+def _check_files(
+    problems: list[str], folder: Path, files: dict[str, str], what: str, field: str
+) -> None:
+    for name, want in sorted(files.items()):
+        f = folder / name
+        if not f.is_file():
+            problems.append(f"{what} {f}: missing")
+        elif sha256_file(f) != want:
+            problems.append(f"{what} {f}: sha256 differs from training.base_model.{field}")
+
+
+def _verify(root: Path, evidence: TrainingEvidence, base_path: Path, tok_path: Path) -> None:
     adapter = evidence.adapter
     if not evidence.completed or adapter is None:
         raise IntegrityError(
@@ -54,18 +71,41 @@ def _verify(root: Path, evidence: TrainingEvidence, base_path: Path) -> None:
         problems.append(f"{adapter.path}: not among the recorded adapter files")
     elif (root / adapter.path).is_file() and sha256_file(root / adapter.path) != adapter.sha256:
         problems.append(f"{adapter.path}: sha256 differs from training.adapter.sha256")
-    for name, want in sorted(evidence.base_model.weight_files.items()):
-        f = base_path / name
-        if not f.is_file():
-            problems.append(f"base model {f}: missing")
-        elif sha256_file(f) != want:
-            problems.append(f"base model {f}: sha256 differs from training.base_model")
+    bm = evidence.base_model
+    _check_files(problems, base_path, {"config.json": bm.config_sha256}, "base model", "config")
+    _check_files(problems, base_path, bm.weight_files, "base model", "weight_files")
+    _check_files(problems, tok_path, bm.tokenizer_files, "base tokenizer", "tokenizer_files")
     if problems:
         raise IntegrityError(
             "the weights do not match the training evidence: " + "; ".join(problems),
             path=str(root),
-            fix="restore the files the evidence names",
+            fix="restore the files the evidence names, or pass the base model's folder "
+            "(base_model_path) holding exactly the files it was trained from",
         )
+
+
+def _base_folders(
+    evidence: TrainingEvidence, base_model_path: str | os.PathLike[str] | None
+) -> tuple[Path, Path]:
+    """(base model folder, tokenizer folder): the one given, else where training found them."""
+    recorded_tok = evidence.config.get("base_model", {}).get("tokenizer")
+    if base_model_path is not None:
+        base = Path(base_model_path)
+        # a tokenizer kept apart at training: use it if it is still there, else the base folder
+        tok = Path(recorded_tok) if recorded_tok and Path(recorded_tok).is_dir() else base
+    else:
+        base = Path(evidence.base_model.path)
+        tok = Path(recorded_tok) if recorded_tok else base
+    if not (base / "config.json").is_file():
+        name = evidence.base_model.name or evidence.base_model.model_type
+        raise InputError(
+            f"the base model ({name}) is not at {base}",
+            path=str(base),
+            why="an adapter is loaded onto its base model; the evidence names it by digest",
+            fix="pass base_model_path (probes and audits: --base-model) pointing at a folder "
+            "with the base model's config, safetensors weights and tokenizer",
+        )
+    return base, tok
 
 
 def load_trained(
@@ -84,8 +124,8 @@ def load_trained(
             fix="run `finetrail train CONFIG --workspace W` first",
         )
     evidence = TrainingEvidence.read(record_path)
-    base_path = Path(base_model_path or evidence.base_model.path)
-    _verify(root, evidence, base_path)
+    base_path, tok_path = _base_folders(evidence, base_model_path)
+    _verify(root, evidence, base_path, tok_path)
     assert evidence.adapter is not None
 
     import torch
@@ -97,19 +137,20 @@ def load_trained(
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
         str(evidence.config.get("dtype", "float32"))
     ]
-    tok_path = evidence.config.get("base_model", {}).get("tokenizer") or base_path
-    tokenizer, _ = load_tokenizer(Path(tok_path))
+    tokenizer, _ = load_tokenizer(tok_path)
     adapter_dir = root / Path(evidence.adapter.path).parent
 
     def base() -> Any:
-        m = AutoModelForCausalLM.from_pretrained(str(base_path), local_files_only=True, dtype=dtype)
+        m = AutoModelForCausalLM.from_pretrained(
+            str(base_path), local_files_only=True, use_safetensors=True, dtype=dtype
+        )
         return m.to(dev).eval()
 
     model: Any
     with quiet_loading():
         if evidence.adapter.kind == "full_weights":
             model = AutoModelForCausalLM.from_pretrained(
-                str(adapter_dir), local_files_only=True, dtype=dtype
+                str(adapter_dir), local_files_only=True, use_safetensors=True, dtype=dtype
             )
             model = model.to(dev).eval()
         else:

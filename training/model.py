@@ -24,9 +24,16 @@ from finetrail.training.config import (
     TrainConfig,
 )
 
-__all__ = ["BuiltModel", "build_model", "fingerprint_base_model", "resolve_device"]
+__all__ = [
+    "BuiltModel",
+    "base_model_name",
+    "build_model",
+    "fingerprint_base_model",
+    "resolve_device",
+]
 
-WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+WEIGHT_PATTERN = "*.safetensors"  # safetensors only: a pickled checkpoint can run code on load
+PICKLED_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -90,6 +97,29 @@ def _digest_files(root: Path, names: list[str]) -> tuple[str, dict[str, str]]:
     return sha256_bytes(canonical_json(files)), files
 
 
+def base_model_name(config: TrainConfig, model_cfg: Any) -> tuple[str, str]:
+    """(name, where it came from): what the adapter names as its base model, never a local path.
+
+    ``base_model.name`` when the config gives one; else the base folder's ``config.json``
+    ``_name_or_path`` (the Hub id older ``transformers`` releases wrote) when it is not a
+    filesystem path; else the base folder's name."""
+    if config.base_model.name is not None:
+        return config.base_model.name, "config: base_model.name"
+    stated = model_cfg.get("_name_or_path") if isinstance(model_cfg, dict) else None
+    if isinstance(stated, str) and stated.strip() and not _looks_like_path(stated):
+        return stated.strip(), "config.json _name_or_path"
+    return Path(config.base_model.path).resolve().name, "base model folder name"
+
+
+def _looks_like_path(value: str) -> bool:
+    return (
+        Path(value).is_absolute()
+        or value.startswith(("~", "./", "../", "\\\\"))
+        or (len(value) > 1 and value[1] == ":")  # a Windows drive letter
+        or value.count("/") > 1
+    )
+
+
 def fingerprint_base_model(config: TrainConfig) -> BaseModelFingerprint:
     """Digests of the base model's config, weight files and tokenizer files (no torch import)."""
     root = Path(config.base_model.path)
@@ -100,12 +130,16 @@ def fingerprint_base_model(config: TrainConfig) -> BaseModelFingerprint:
             field="base_model.path",
             fix="point base_model.path at a save_pretrained folder",
         )
-    weights = sorted({p.name for pat in WEIGHT_PATTERNS for p in root.glob(pat)})
+    weights = sorted(p.name for p in root.glob(WEIGHT_PATTERN))
     if not weights:
+        pickled = sorted({p.name for pat in PICKLED_PATTERNS for p in root.glob(pat)})
         raise InputError(
-            "base model folder has no weight files (*.safetensors)",
+            "base model folder has no safetensors weights"
+            + (f" (only pickled checkpoints: {', '.join(pickled)})" if pickled else ""),
             path=str(root),
             field="base_model.path",
+            why="finetrail loads safetensors only: unpickling a checkpoint can run arbitrary code",
+            fix="convert the weights once with save_pretrained(..., safe_serialization=True)",
         )
     weights_sha, weight_files = _digest_files(root, weights)
     tok_root = Path(config.base_model.tokenizer or root)
@@ -116,6 +150,7 @@ def fingerprint_base_model(config: TrainConfig) -> BaseModelFingerprint:
         )
     tok_sha, tok_files = _digest_files(tok_root, tok_names)
     model_cfg = read_json_strict(root / "config.json")
+    name, name_source = base_model_name(config, model_cfg)
     flops = config.base_model.training_flops
     flops_source = "config: base_model.training_flops" if flops is not None else None
     compute_file = root / TRAINING_COMPUTE_FILE
@@ -133,7 +168,8 @@ def fingerprint_base_model(config: TrainConfig) -> BaseModelFingerprint:
         model_type=str(model_cfg.get("model_type", "unknown"))
         if isinstance(model_cfg, dict)
         else "unknown",
-        name=config.base_model.name,
+        name=name,
+        name_source=name_source,
         parameters=0,  # filled in once the model is loaded
         config_sha256=sha256_file(root / "config.json"),
         weights_sha256=weights_sha,
@@ -184,7 +220,10 @@ def build_model(
     torch.manual_seed(config.seed)
     with quiet_loading():
         model = AutoModelForCausalLM.from_pretrained(
-            str(config.base_model.path), local_files_only=True, dtype=_dtype(dtype or config.dtype)
+            str(config.base_model.path),
+            local_files_only=True,
+            use_safetensors=True,
+            dtype=_dtype(dtype or config.dtype),
         )
     model.to(device)  # before PEFT wraps it (opacus#820)
     method = config.method

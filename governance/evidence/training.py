@@ -39,7 +39,10 @@ class BaseModelFingerprint(Frozen):
 
     path: str
     model_type: str
-    name: str | None = None  # the config's base_model.name, for people; identity is the digests
+    # What the adapter names as its base model (a Hub id or a user-given name, never a local
+    # path), for people; identity is the digests. Written into adapter_config.json.
+    name: str | None = None
+    name_source: str | None = None  # config: base_model.name | config.json _name_or_path | ...
     parameters: int = Field(ge=0)
     config_sha256: str = Field(pattern=SHA256_PATTERN)
     weights_sha256: str = Field(pattern=SHA256_PATTERN)
