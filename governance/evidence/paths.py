@@ -288,13 +288,18 @@ class Resolution:
     records: list[LoadedRecord] = field(default_factory=list)  # every record consulted
 
 
-Predicate = typing.Callable[[dict[str, Any], str], bool]
+Predicate = typing.Callable[[Any, str], bool]
 
 
 def resolve(
-    path: EvidencePath, evidence: EvidenceSet, *, keep: Predicate | None = None
+    path: EvidencePath,
+    evidence: EvidenceSet,
+    *,
+    keep: Predicate | None = None,
+    keep_items: Predicate | None = None,
 ) -> Resolution:
-    """Every value ``path`` addresses; ``keep(record_data, pointer)`` filters records first."""
+    """Every value ``path`` addresses; ``keep(record_data, pointer)`` filters records first,
+    ``keep_items(item, pointer)`` the items of the path's first ``[*]`` inside a record."""
     res = Resolution()
     records = evidence.records(path.kind)
     if path.many:
@@ -324,10 +329,49 @@ def resolve(
         if keep is not None and not keep(rec.data, base):
             continue
         kept += 1
-        _descend(rec.data, path.tokens, base, rec, res)
+        if keep_items is None:
+            _descend(rec.data, path.tokens, base, rec, res)
+        else:
+            _descend_filtered(rec.data, path.tokens, base, rec, res, keep_items)
     if keep is not None and chosen and kept == 0 and not res.errors:
         res.missing.append(f"no {path.kind} record satisfies the rule's 'where' condition")
     return res
+
+
+STAR: Token = ("item", "*")
+
+
+def item_prefix(path: EvidencePath) -> str | None:
+    """The path up to and including its first ``[*]`` inside the record (what an item-level
+    ``where`` filters), or None when the path has none."""
+    if STAR not in path.tokens:
+        return None
+    head = path.tokens[: path.tokens.index(STAR) + 1]
+    return path.kind + render_tokens(head)
+
+
+def _descend_filtered(
+    value: Any,
+    tokens: Sequence[Token],
+    at: str,
+    rec: LoadedRecord,
+    res: Resolution,
+    keep_items: Predicate,
+) -> None:
+    if STAR not in tokens:
+        res.errors.append(f"{at}: an item-level 'where' needs a [*] in the path")
+        return
+    star = list(tokens).index(STAR)
+    head = Resolution()
+    _descend(value, tokens[: star + 1], at, rec, head)
+    res.missing += head.missing
+    kept = 0
+    for m in head.matches:
+        if keep_items(m.value, m.pointer):
+            kept += 1
+            _descend(m.value, tokens[star + 1 :], m.pointer, rec, res)
+    if head.matches and kept == 0:
+        res.missing.append(f"no item of {at}{render_tokens(tokens[:star])} satisfies 'where'")
 
 
 def _descend(

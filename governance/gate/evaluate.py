@@ -142,7 +142,7 @@ def _where(rule: Rule) -> evpaths.Predicate | None:
         return None
     tokens = evpaths.parse_tokens(cond.path)
 
-    def keep(data: dict[str, Any], at: str) -> bool:
+    def keep(data: Any, at: str) -> bool:
         res = evpaths.values_at(data, tokens, at)
         if not res.matches:
             return False
@@ -213,7 +213,14 @@ def _stub(rule: Rule, outcome: str, reason: str, message: str) -> RuleOutcome:
 
 def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> RuleOutcome:
     path = evpaths.parse_path(rule.path)
-    res = evpaths.resolve(path, ctx.ev, keep=_where(rule))
+    # 'where' filters the records of a list kind, or inside a single record the items of the
+    # path's first [*] (bias.groups[*] where too_small == false)
+    where = _where(rule)
+    res = (
+        evpaths.resolve(path, ctx.ev, keep=where)
+        if path.many
+        else evpaths.resolve(path, ctx.ev, keep_items=where)
+    )
     records = list(res.records)
     base: dict[str, Any] = {
         "rule": rule.id,

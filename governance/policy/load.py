@@ -262,15 +262,21 @@ def lint_policy(loaded: LoadedPolicy) -> list[Problem]:
                 )
         if rule.where is not None and not check.problem:
             parsed = evpaths.parse_path(rule.path)
-            if not parsed.many:
+            prefix = evpaths.item_prefix(parsed)
+            if not parsed.many and prefix is None:
                 add(
-                    f"'where' filters the records of a list kind; {parsed.kind!r} is a single record",
+                    f"'where' filters the records of a list kind, or the items of a [*] inside "
+                    f"one record; {rule.path!r} has neither",
                     "rules",
                     i,
                     "where",
                 )
             else:
-                rel = evpaths.check_relative(rule.path, rule.where.path)
+                rel = (
+                    evpaths.check_relative(rule.path, rule.where.path)
+                    if parsed.many
+                    else evpaths.check_path(f"{prefix}.{rule.where.path}")
+                )
                 if rel.problem:
                     add(
                         f"unknown evidence path {rule.where.path!r}: {rel.problem}",

@@ -17,6 +17,7 @@ OPERATORS: dict[str, tuple[int, str]] = {
     "!=": (2, "different from"),
     "in": (2, "one of"),
     "not_in": (2, "none of"),
+    "strictly_between": (2, "strictly between"),  # threshold [low, high]: low < value < high
     "present": (1, "present (not null)"),
     "nonempty": (1, "present and not empty"),
 }
@@ -112,6 +113,9 @@ def compare(op: str, value: Any, bound: Any = None) -> tuple[bool | None, str | 
         return (eq if op == "==" else not eq), None
     if not _is_number(value) or not math.isfinite(value):
         return None, f"expected a finite number, found {_fmt(value)}"
+    if op == "strictly_between":
+        low, high = bound
+        return low < value < high, None
     if not _is_number(bound) or not math.isfinite(bound):
         return None, f"the reference value {_fmt(bound)} is not a finite number"
     result = {

@@ -57,6 +57,20 @@ def _check_operands(op: str, threshold: Any, has_ref: bool, *, allow_ref: bool =
     if op in ("in", "not_in"):
         if has_ref or not isinstance(threshold, list) or not threshold:
             raise ValueError(f"operator {op!r} needs a non-empty list as threshold")
+    elif op == "strictly_between":
+        if (
+            has_ref
+            or not isinstance(threshold, list)
+            or len(threshold) != 2
+            or not all(
+                isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
+                for t in threshold
+            )
+            or not threshold[0] < threshold[1]
+        ):
+            raise ValueError(
+                f"operator {op!r} needs a threshold [low, high] of two finite numbers, low < high"
+            )
     elif isinstance(threshold, list):
         raise ValueError(f"operator {op!r} compares with one value, not a list")
     if (

@@ -380,3 +380,66 @@ def test_the_environment_cannot_revive_an_expired_waiver(
     o = outcome(d, "dp-epsilon-max")
     assert o.outcome == "fail" and not d.passed
     assert o.waiver is not None and o.waiver.note == "expired on 2026-07-01; not applied"
+
+
+def _groups(tmp_path: Path, **changes: dict[str, object]) -> list[dict[str, object]]:
+    """The standard bias record's groups, with per-group changes (by group name)."""
+    ref = tmp_path / "ref"
+    if not ref.exists():
+        build_workspace(ref)
+    groups = json.loads((ref / "evidence/bias.json").read_text())["groups"]
+    for g in groups:
+        for key, value in changes.get(g["group"], {}).items():
+            g[key] = value
+    return list(groups)
+
+
+@pytest.mark.parametrize(
+    ("override", "rule", "fragment"),
+    [
+        # a model that answers "no" to everyone: F1 0, parity gap 0 [0, 0]
+        ({"task.selection_rate": 0.0}, "task-predictions-not-constant", "= 0"),
+        ({"task.selection_rate": 1.0}, "task-predictions-not-constant", "= 1"),
+        ({"task.f1_ci": [0.2, 0.45]}, "task-f1-min", "bias.task.f1_ci[0] = 0.2"),
+        ({"task.f1_ci": [0.2, 0.45]}, "task-not-worse-than-base", "bias.base.task.f1"),
+    ],
+)
+def test_a_useless_model_fails_the_high_risk_pack(
+    tmp_path: Path,
+    use_contract_kinds: object,
+    override: dict[str, object],
+    rule: str,
+    fragment: str,
+) -> None:
+    honest = gate(build_workspace(tmp_path / "honest").root)
+    assert outcome(honest, rule).outcome == "pass"
+    d = gate(build_workspace(tmp_path / "ws", override={"bias": override}).root)
+    o = outcome(d, rule)
+    assert (o.outcome, o.reason, o.severity) == ("fail", "threshold", "error"), o.message
+    assert fragment in o.message, o.message
+    assert not d.passed
+
+
+def test_constant_predictions_in_a_judged_group_fail_but_not_in_a_too_small_one(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    constant = {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0}
+    names = [g["group"] for g in _groups(tmp_path)]
+    first = str(names[0])
+    groups = _groups(tmp_path, **{first: {"selection_rate": constant}})
+    d = gate(build_workspace(tmp_path / "judged", override={"bias": {"groups": groups}}).root)
+    o = outcome(d, "group-predictions-not-constant")
+    assert o.outcome == "fail" and "bias.groups[0].selection_rate.value = 1" in o.message
+    # the same group marked too small to judge: it is filtered out by the rule's 'where'
+    groups = _groups(tmp_path, **{first: {"selection_rate": constant, "too_small": True}})
+    d = gate(build_workspace(tmp_path / "small", override={"bias": {"groups": groups}}).root)
+    o = outcome(d, "group-predictions-not-constant")
+    assert o.outcome == "pass", o.message
+    assert [m.pointer for m in o.measured] == [
+        f"bias.groups[{i}].selection_rate.value" for i in range(1, len(names))
+    ]
+    # every group too small: nothing to judge, and the rule says so (fail closed)
+    groups = _groups(tmp_path, **{n: {"too_small": True} for n in map(str, names)})
+    d = gate(build_workspace(tmp_path / "none", override={"bias": {"groups": groups}}).root)
+    o = outcome(d, "group-predictions-not-constant")
+    assert (o.outcome, o.reason) == ("fail", "missing") and "satisfies 'where'" in o.message

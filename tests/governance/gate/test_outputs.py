@@ -40,7 +40,7 @@ def test_exit_0_on_pass_and_records_decision(
     root = build_workspace(tmp_path / "ws").root
     code, out, err = run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk")
     assert code == 0, out + err
-    assert "gate: PASSED (33 passed, 1 failed, 0 errors, 0 waived)" in out
+    assert "gate: PASSED (38 passed, 1 failed, 0 errors, 0 waived)" in out
     assert "recorded: evidence/gate/0001.json and evidence/gate/0001.dsse.json (unsigned)" in out
     kinds = [e.kind for e in scan_ledger(root / "ledger.jsonl").entries]
     assert kinds[-2:] == ["gate.decided", "gate.attested"]
@@ -57,7 +57,7 @@ def test_exit_1_on_fail_with_readable_reasons(
 ) -> None:
     code, out, _ = run(capsys, "gate", str(failing), "--policy", str(EU))
     assert code == 1
-    assert "gate: FAILED (31 passed, 3 failed, 0 errors, 0 waived)" in out
+    assert "gate: FAILED (36 passed, 3 failed, 0 errors, 0 waived)" in out
     assert "dp-epsilon-max [fail, error]: training.dp.epsilon = 12; required <= 8" in out
     assert (
         "controls: EU AI Act Art. 10(5)(b), Art. 15(5); NIST AI RMF MEASURE 2.10, MAP 1.5; "

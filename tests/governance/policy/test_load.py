@@ -62,7 +62,7 @@ MALFORMED = [
         (
             9,
             9,
-            "rules[0].op: unknown operator 'lte'; allowed: <, <=, >, >=, ==, !=, in, not_in, present, nonempty",
+            "rules[0].op: unknown operator 'lte'; allowed: <, <=, >, >=, ==, !=, in, not_in, strictly_between, present, nonempty",
         ),
     ),
     (
