@@ -5,14 +5,9 @@ decision still describes the evidence.
 Every field is computed from evidence, and every unknown is a value of its own (``"unknown"``,
 ``None``) with the command that would record it, never a default that reads as a fact:
 
-- **Lineage decides what was trained on.** ``trained_on`` is exactly the datasets
-  ``training.json`` says the run read for training (roles ``train`` and ``generic``) and, through
-  ``derived_from``, all their ancestors. A registered dataset that training did not read is
-  listed as registered, never as trained on.
-- **PII status** is ``present`` (a scan found personal data, or an ancestor's did and this set was
-  never scanned itself), ``absent`` (a scan found none, or a sanitised set's re-scan found none)
-  or ``unknown`` (never scanned and nothing inherited). A clean parent does not make an unscanned
-  child clean: a transform can add data.
+- **Lineage decides what was trained on**, and **PII status** is present / absent / unknown:
+  one rule for the gate and the reports, in
+  :mod:`finetrail.governance.provenance.trained_on`.
 - **Licences** are SPDX license expressions when they parse as one (``CC0-1.0``,
   ``MIT OR Apache-2.0``), free text otherwise.
 - **The gate's decision is current** only when every evidence file it read still has the digest
@@ -26,15 +21,35 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from finetrail.governance.provenance.trained_on import (
+    REGISTER_COMMAND,
+    SANITISING_TRANSFORMS,
+    SCAN_COMMAND,
+    TRAINING_READ_ROLES,
+    PiiState,
+    PiiView,
+    lineage,
+    uses_personal_data,
+)
 from finetrail.reports.loader import Evidence, get
 
-LICENSE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.-]+")
+__all__ = [
+    "REGISTER_COMMAND",
+    "SANITISING_TRANSFORMS",
+    "SCAN_COMMAND",
+    "TRAINING_READ_ROLES",
+    "DatasetView",
+    "GateView",
+    "LicenceView",
+    "PiiState",
+    "PiiView",
+    "Release",
+    "build_release",
+    "gate_view",
+    "spdx_expression",
+]
 
-PiiState = Literal["present", "absent", "unknown"]
-TRAINING_READ_ROLES: tuple[str, ...] = ("train", "generic")
-SANITISING_TRANSFORMS: tuple[str, ...] = ("pii-sanitize",)
-SCAN_COMMAND = "finetrail data register FILE --workspace WORKSPACE --scan"
-REGISTER_COMMAND = "finetrail data register FILE --workspace WORKSPACE"
+LICENSE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.-]+")
 
 METHOD_LABELS: dict[str, str] = {
     "lora": "LoRA adapter",
@@ -43,17 +58,6 @@ METHOD_LABELS: dict[str, str] = {
     "full": "full fine-tune (every weight updated)",
 }
 PEFT_METHODS: tuple[str, ...] = ("lora", "prefix", "ia3")
-
-
-@dataclass(frozen=True)
-class PiiView:
-    """What the evidence says about personal data in one dataset."""
-
-    state: PiiState
-    basis: Literal["scan", "sanitised", "inherited", "not scanned", "not registered"]
-    text: str  # one sentence for people
-    entities: tuple[str, ...] = ()  # entity types found (scan) or inherited
-    inherited_from: tuple[str, ...] = ()  # sha256 of the ancestors the state comes from
 
 
 @dataclass(frozen=True)
@@ -185,135 +189,30 @@ def _licence(record: dict[str, Any] | None) -> LicenceView:
     return LicenceView(text, spdx_expression(text))
 
 
-def _own_pii(record: dict[str, Any]) -> PiiView | None:
-    """The state a dataset's own scan establishes (None: never scanned)."""
-    pii = record.get("pii")
-    if not isinstance(pii, dict):
-        return None
-    counts = {str(k): v for k, v in (pii.get("counts") or {}).items() if isinstance(v, int) and v}
-    residual = pii.get("residual")
-    left = (
-        {str(k): v for k, v in residual.items() if isinstance(v, int) and v}
-        if isinstance(residual, dict)
-        else {}
-    )
-    found = pii.get("records_with_pii")
-    engine = get(pii, "engine.analyzer") or "the recorded engine"
-    if left or (isinstance(found, int) and found > 0) or counts:
-        entities = tuple(sorted(set(counts) | set(left)))
-        return PiiView(
-            "present",
-            "scan",
-            f"personal data found by the scan ({engine}): "
-            f"{found if isinstance(found, int) else 'some'} records; "
-            + ", ".join(entities or ("entity types not recorded",)),
-            entities,
-        )
-    if record.get("transform") in SANITISING_TRANSFORMS and isinstance(residual, dict):
-        return PiiView(
-            "absent",
-            "sanitised",
-            f"sanitised; the re-scan ({engine}) found no personal data of the types it looks for",
-        )
-    return PiiView(
-        "absent", "scan", f"the scan ({engine}) found no personal data of the types it looks for"
-    )
-
-
 def build_release(ev: Evidence) -> Release:
-    records = {str(d.get("sha256")): d for d in ev.datasets}
     t = ev.training
-    roles: dict[str, list[str]] = {}
-    for use in get(t, "datasets") or []:
-        if isinstance(use, dict) and isinstance(use.get("sha256"), str):
-            roles.setdefault(use["sha256"], [])
-            if use.get("role") and use["role"] not in roles[use["sha256"]]:
-                roles[use["sha256"]].append(str(use["role"]))
     eval_sha = get(ev.bias, "subject.eval_sha256")
-    if isinstance(eval_sha, str):
-        roles.setdefault(eval_sha, []).append("eval")
-
-    def parents(sha: str) -> tuple[str, ...]:
-        rec = records.get(sha)
-        return tuple(str(p) for p in (rec or {}).get("derived_from") or [])
-
-    read = {s for s, r in roles.items() if set(r) & set(TRAINING_READ_ROLES)}
-    trained: set[str] = set()
-    stack = sorted(read)
-    while stack:
-        sha = stack.pop()
-        if sha in trained:
-            continue
-        trained.add(sha)
-        stack += [p for p in parents(sha) if p not in trained]
-
-    pii_memo: dict[str, PiiView] = {}
-
-    def pii_of(sha: str, seen: frozenset[str] = frozenset()) -> PiiView:
-        if sha in pii_memo:
-            return pii_memo[sha]
-        rec = records.get(sha)
-        if rec is None:
-            view = PiiView(
-                "unknown",
-                "not registered",
-                f"not registered, so not scanned: register and scan it ({SCAN_COMMAND})",
-            )
-        else:
-            own = _own_pii(rec)
-            if own is not None:
-                view = own
-            else:
-                sources = [p for p in parents(sha) if p not in seen]
-                present = [p for p in sources if pii_of(p, seen | {sha}).state == "present"]
-                if present:
-                    entities = sorted({e for p in present for e in pii_of(p).entities})
-                    names = ", ".join(str(records.get(p, {}).get("name", p[:12])) for p in present)
-                    view = PiiView(
-                        "present",
-                        "inherited",
-                        f"not scanned itself; derived from {names}, where the scan found "
-                        f"personal data ({', '.join(entities) or 'types not recorded'})",
-                        tuple(entities),
-                        tuple(present),
-                    )
-                else:
-                    view = PiiView(
-                        "unknown",
-                        "not scanned",
-                        f"not scanned for personal data: {SCAN_COMMAND}",
-                    )
-        pii_memo[sha] = view
-        return view
-
-    shas = sorted(set(records) | set(roles))
-    views = []
-    for sha in shas:
-        rec = records.get(sha)
-        views.append(
-            DatasetView(
-                sha256=sha,
-                name=str(rec.get("name")) if rec else f"unregistered dataset {sha[:12]}...",
-                registered=rec is not None,
-                record=rec,
-                roles=tuple(roles.get(sha, ())),
-                read_by_training=sha in read,
-                trained_on=sha in trained,
-                parents=parents(sha),
-                licence=_licence(rec),
-                pii=pii_of(sha),
-            )
-        )
-    views.sort(key=lambda d: (not d.trained_on, d.name, d.sha256))
-
-    states = {pii_of(s).state for s in trained}
-    uses: PiiState = (
-        "present"
-        if "present" in states
-        else "unknown"
-        if "unknown" in states or not trained
-        else "absent"
+    lines = lineage(
+        datasets=ev.datasets,
+        training=t if isinstance(t, dict) else None,
+        eval_sha256=eval_sha if isinstance(eval_sha, str) else None,
     )
+    views = [
+        DatasetView(
+            sha256=d.sha256,
+            name=d.name,
+            registered=d.registered,
+            record=dict(d.record) if d.record is not None else None,
+            roles=d.roles,
+            read_by_training=d.read_by_training,
+            trained_on=d.trained_on,
+            parents=d.parents,
+            licence=_licence(dict(d.record) if d.record is not None else None),
+            pii=d.pii,
+        )
+        for d in lines
+    ]
+    uses = uses_personal_data(lines)
     method = get(t, "method") if isinstance(get(t, "method"), str) else None
     dp = get(t, "dp.enabled")
     return Release(

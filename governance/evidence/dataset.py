@@ -283,3 +283,34 @@ def dataset_record_path(sha256: str) -> str:
 
 def leaves_artifact_path(sha256: str) -> str:
     return f"artifacts/datasets/{sha256}.leaves"
+
+
+class TrainingDataset(Frozen):
+    """One dataset's part in a release, as lineage decides it
+    (:mod:`finetrail.governance.provenance.trained_on`)."""
+
+    sha256: str
+    name: str
+    registered: bool
+    roles: tuple[str, ...] = ()
+    read_by_training: bool
+    trained_on: bool
+    derived_from: tuple[str, ...] = ()
+    pii_state: Literal["present", "absent", "unknown"]
+    pii_basis: Literal["scan", "sanitised", "inherited", "not scanned", "not registered"]
+    pii: str  # the state in one sentence, with the command that would record what is missing
+    license: str | None = None
+    source: str | None = None
+    legal_basis: str | None = None
+
+
+class TrainingDataSummary(EvidenceRecord):
+    """Computed at gate time from ``training.json`` and the dataset records: the datasets the run
+    read for training (``read_for_training``) and those it was trained on through lineage
+    (``trained_on``: those and every ancestor), so rules judge the data training actually used."""
+
+    record_type: Literal["training_data"] = "training_data"
+    training_sha256: str | None = None
+    read_for_training: tuple[TrainingDataset, ...] = ()
+    trained_on: tuple[TrainingDataset, ...] = ()
+    uses_personal_data: Literal["present", "absent", "unknown"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.evidence.bias import BiasAuditEvidence
-from finetrail.governance.evidence.dataset import DatasetRecord
+from finetrail.governance.evidence.dataset import DatasetRecord, TrainingDataSummary
 from finetrail.governance.evidence.gate import GateDecision
 from finetrail.governance.evidence.probes import (
     DPAuditEvidence,
@@ -67,6 +67,7 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
 )
 COMPUTED_KINDS: tuple[ComputedKind, ...] = (
     ComputedKind("reviews", ReviewSummary),
+    ComputedKind("training_data", TrainingDataSummary),
 )
 # fmt: on
 

@@ -27,6 +27,8 @@ from finetrail.errors import FinetrailError
 from finetrail.governance import clock
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.evidence import registry
+from finetrail.governance.evidence.base import EvidenceRecord
+from finetrail.governance.evidence.dataset import TrainingDataset, TrainingDataSummary
 from finetrail.governance.evidence.gate import (
     AppliedWaiver,
     ApprovalState,
@@ -129,9 +131,15 @@ class _Context:
         return "", []
 
 
+# The files a computed kind is computed from: a rule over it is judged on (and names) them.
+COMPUTED_SOURCES: dict[str, tuple[str, ...]] = {"training_data": ("training", "datasets")}
+
+
 def _digests(records: Iterable[LoadedRecord]) -> tuple[EvidenceDigest, ...]:
     seen: dict[str, str | None] = {}
     for r in records:
+        if not r.rel and r.kind in COMPUTED_SOURCES:
+            continue  # named by the files it is computed from
         seen.setdefault(r.rel or LEDGER_NAME, r.sha256)
     return tuple(EvidenceDigest(path=k, sha256=v) for k, v in seen.items())
 
@@ -211,6 +219,55 @@ def _stub(rule: Rule, outcome: str, reason: str, message: str) -> RuleOutcome:
     )
 
 
+def training_data_summary(ev: EvidenceSet) -> TrainingDataSummary | None:
+    """The datasets training read and was trained on (lineage), or None without readable
+    training evidence (the rules over ``training_data`` then fail as missing)."""
+    from finetrail.governance.provenance.trained_on import lineage, uses_personal_data
+
+    recs = ev.records("training")
+    if not recs or recs[0].data is None:
+        return None
+    datasets = [r.data for r in ev.records("datasets") if r.data is not None]
+    bias = ev.records("bias")
+    subject = (bias[0].data or {}).get("subject") if bias else None
+    eval_sha = subject.get("eval_sha256") if isinstance(subject, dict) else None
+    lines = lineage(
+        datasets=datasets,
+        training=recs[0].data,
+        eval_sha256=eval_sha if isinstance(eval_sha, str) else None,
+    )
+
+    def one(d: Any) -> TrainingDataset:
+        rec = d.record or {}
+
+        def text(key: str) -> str | None:
+            v = rec.get(key)
+            return v if isinstance(v, str) else None
+
+        return TrainingDataset(
+            sha256=d.sha256,
+            name=d.name,
+            registered=d.registered,
+            roles=d.roles,
+            read_by_training=d.read_by_training,
+            trained_on=d.trained_on,
+            derived_from=d.parents,
+            pii_state=d.pii.state,
+            pii_basis=d.pii.basis,
+            pii=d.pii.text,
+            license=text("license"),
+            source=text("source"),
+            legal_basis=text("legal_basis"),
+        )
+
+    return TrainingDataSummary(
+        training_sha256=recs[0].sha256,
+        read_for_training=tuple(one(d) for d in lines if d.read_by_training),
+        trained_on=tuple(one(d) for d in lines if d.trained_on),
+        uses_personal_data=uses_personal_data(lines),
+    )
+
+
 def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> RuleOutcome:
     path = evpaths.parse_path(rule.path)
     # 'where' filters the records of a list kind, or inside a single record the items of the
@@ -222,6 +279,11 @@ def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> Rule
         else evpaths.resolve(path, ctx.ev, keep_items=where)
     )
     records = list(res.records)
+    for source in COMPUTED_SOURCES.get(path.kind, ()):
+        for r in ctx.ev.records(source):
+            records.append(r)
+            if r.data is None:  # a computed kind is only as good as every file it reads
+                res.errors.append(f"{r.rel}: {r.error}")
     base: dict[str, Any] = {
         "rule": rule.id,
         "title": rule.title,
@@ -251,7 +313,7 @@ def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> Rule
 
     if res.errors:
         return done("error", "unparseable", "; ".join(res.errors))
-    reason, why = ctx.integrity_problems(res.records)
+    reason, why = ctx.integrity_problems(records)
     if reason:
         return done("fail", reason, "; ".join(why))
     if not res.matches:
@@ -395,7 +457,11 @@ def evaluate(
     keyring_problem = status.keyring_problem
     fe = status.four_eyes
     summary = status.summary
-    ctx = _Context(EvidenceSet(root, computed={"reviews": summary}), manifest)
+    computed: dict[str, EvidenceRecord] = {"reviews": summary}
+    training_data = training_data_summary(EvidenceSet(root))
+    if training_data is not None:
+        computed["training_data"] = training_data
+    ctx = _Context(EvidenceSet(root, computed=computed), manifest)
 
     integrity = Integrity(
         ok=report.ok,

@@ -443,3 +443,93 @@ def test_constant_predictions_in_a_judged_group_fail_but_not_in_a_too_small_one(
     d = gate(build_workspace(tmp_path / "none", override={"bias": {"groups": groups}}).root)
     o = outcome(d, "group-predictions-not-constant")
     assert (o.outcome, o.reason) == ("fail", "missing") and "satisfies 'where'" in o.message
+
+
+# -- rules over the data training used (the computed training_data kind) ----------------------
+NIST = next(p for p in shipped_policies() if p.stem == "nist-ai-rmf")
+
+
+def test_training_data_rules_pass_on_the_sanitised_set_training_read(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    from tests.support.evidence import CLEAN_SHA, RAW_SHA
+
+    d = gate(build_workspace(tmp_path / "ws").root)
+    clean = outcome(d, "training-data-pii-clean")
+    assert clean.outcome == "pass", clean.message
+    assert [m.pointer for m in clean.measured] == ["training_data.read_for_training[0].pii_state"]
+    # the rule is judged on (and names) the files it is computed from
+    named = {e.path for e in clean.evidence}
+    assert "evidence/training.json" in named
+    assert {f"evidence/datasets/{CLEAN_SHA}.json", f"evidence/datasets/{RAW_SHA}.json"} <= named
+    lic = outcome(d, "training-data-licensed")
+    assert lic.outcome == "pass" and len(lic.measured) == 2  # the set read and its raw parent
+
+
+def test_training_on_the_raw_set_fails_although_a_sanitised_set_exists(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    """The decoy: a clean sanitised set is registered, but training read the raw notes."""
+    from tests.support.evidence import RAW_SHA
+
+    ws = build_workspace(tmp_path / "ws", override={"training": {"datasets.0.sha256": RAW_SHA}})
+    d = gate(ws.root)
+    assert outcome(d, "pii-residual-zero").outcome == "pass"  # what the old control looked at
+    o = outcome(d, "training-data-pii-clean")
+    assert (o.outcome, o.reason) == ("fail", "threshold"), o.message
+    assert '"present"' in o.message
+    assert not d.passed
+
+
+def test_an_unregistered_training_file_fails_registration_and_is_unknown(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    from tests.support.evidence import sha
+
+    other = sha("a file nobody registered")
+    ws = build_workspace(tmp_path / "ws", override={"training": {"datasets.0.sha256": other}})
+    d = gate(ws.root)
+    assert outcome(d, "training-data-registered").outcome == "fail"
+    assert '"unknown"' in outcome(d, "training-data-pii-clean").message
+    n = gate(ws.root, NIST)
+    assert outcome(n, "training-data-pii-scanned").outcome == "fail"
+
+
+def test_an_unscanned_derived_set_inherits_its_parents_pii(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    from tests.support.evidence import CLEAN_SHA, RAW_SHA
+
+    clean_file = f"evidence/datasets/{CLEAN_SHA}.json"
+    raw_file = f"evidence/datasets/{RAW_SHA}.json"
+    ws = build_workspace(tmp_path / "inherit", override={clean_file: {"pii": None}})
+    d = gate(ws.root)
+    assert '"present"' in outcome(d, "training-data-pii-clean").message
+    assert outcome(gate(ws.root, NIST), "training-data-pii-scanned").outcome == "pass"
+    # nothing in the lineage scanned: unknown, and both packs fail
+    ws = build_workspace(
+        tmp_path / "none", override={clean_file: {"pii": None}, raw_file: {"pii": None}}
+    )
+    assert '"unknown"' in outcome(gate(ws.root), "training-data-pii-clean").message
+    assert outcome(gate(ws.root, NIST), "training-data-pii-scanned").outcome == "fail"
+
+
+def test_an_ancestor_without_licence_fails_training_data_licensed(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    from tests.support.evidence import RAW_SHA
+
+    raw_file = f"evidence/datasets/{RAW_SHA}.json"
+    ws = build_workspace(tmp_path / "ws", override={raw_file: {"license": "NOASSERTION"}})
+    o = outcome(gate(ws.root), "training-data-licensed")
+    assert o.outcome == "fail" and "training_data.trained_on" in o.message, o.message
+
+
+def test_unreadable_training_evidence_makes_training_data_rules_fail_closed(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    ws = build_workspace(tmp_path / "ws")
+    (ws.root / "evidence/training.json").write_text("{not json")
+    d = gate(ws.root)
+    for rule in ("training-data-registered", "training-data-pii-clean", "training-data-licensed"):
+        assert outcome(d, rule).outcome in ("fail", "error"), rule
