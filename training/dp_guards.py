@@ -211,11 +211,22 @@ def contiguous_embedding_inputs(model: nn.Module) -> list[str]:
 
 def prepare_for_dp(model: nn.Module) -> list[str]:
     """Make the model's trainable tensors correct under Opacus; return what was changed."""
-    return [*clear_padding_idx(model), *expose_ia3(model), *contiguous_embedding_inputs(model)]
+    from finetrail.training.architectures import prepare_architecture
+
+    return [
+        *clear_padding_idx(model),
+        *expose_ia3(model),
+        *contiguous_embedding_inputs(model),
+        *prepare_architecture(model),
+    ]
 
 
 def release_for_saving(model: nn.Module) -> None:
-    """Undo the IA3 double registration so peft saves the adapter under its own names."""
+    """Undo the IA3 double registration so peft saves the adapter under its own names (and the
+    per-architecture changes of :func:`prepare_for_dp`)."""
+    from finetrail.training.architectures import release_architecture
+
+    release_architecture(model)
     for mod in model.modules():
         for name in [n for n in mod._parameters if n.startswith(IA3_DIRECT_PREFIX)]:
             del mod._parameters[name]
@@ -239,8 +250,11 @@ def choose_clipping_mode(model: nn.Module, *, seq_len: int, requested: str) -> t
     runs a second backward pass. Ghost pays off when ``2 T^2`` is below the layer's size."""
     tied = tied_trainable_parameters(model)
     if requested == "ghost" and tied:
+        from finetrail.training.architectures import model_type
+
         raise DPGuardError(
-            "ghost clipping cannot be used with tied trainable parameters: " + "; ".join(tied),
+            f"ghost clipping cannot be used with tied trainable parameters (architecture "
+            f"{model_type(model)}): " + "; ".join(tied),
             why="Opacus computes one norm per module in ghost mode; a tensor shared by two modules "
             "would be clipped twice (Opacus raises 'Parameter tying is not supported')",
             field="privacy.clipping",
@@ -344,6 +358,11 @@ class Stepper:
         self.criterion = criterion
         self.before_update: Any = None  # non-DP runs: called between backward and update (EWC)
         self._clipped = False
+        self._batch = 0  # examples in the current batch
+        self._first_checked = mode is None  # the first-step check (dp_shapes) is still due
+        self._coef: torch.Tensor | None = None
+        self._norms: torch.Tensor | None = None
+        self.hooks = hooks
         if mode == "ghost":
             if hooks is None or criterion is None:
                 raise DPGuardError(
@@ -354,6 +373,9 @@ class Stepper:
             def _tracked() -> torch.Tensor:
                 self._clipped = True
                 coef: torch.Tensor = original()
+                if not self._first_checked:
+                    self._coef = coef.detach()
+                    self._norms = hooks.per_sample_gradient_norms.detach()
                 return coef
 
             hooks.get_clipping_coef = _tracked
@@ -361,6 +383,7 @@ class Stepper:
     def loss(
         self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> Any:
+        self._batch = int(input_ids.shape[0])
         if self.mode == "ghost":
             return self.criterion(logits, input_ids, attention_mask)
         return sequence_loss(logits, input_ids, attention_mask).mean()
@@ -390,9 +413,45 @@ class Stepper:
             )
         if self.mode is None and self.before_update is not None:
             self.before_update()
-        self.optimizer.step()
+        if not self._first_checked and self._batch > 0:
+            self._first_step()
+        else:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._clipped = False
+
+    def _first_step(self) -> None:
+        """The first non-empty step, checked before its update (:func:`.dp_shapes.check_first_step`)."""
+        from finetrail.training.dp_shapes import check_first_step
+
+        self._first_checked = True
+        names = {}
+        module = getattr(self.hooks, "_module", None)
+        if isinstance(module, nn.Module):
+            names = {id(p): n for n, p in module.named_parameters()}
+        assert self.mode is not None
+        after = check_first_step(
+            mode=self.mode,
+            optimizer=self.optimizer,
+            batch=self._batch,
+            names=names,
+            norms=self._norms,
+            coef=self._coef,
+        )
+        if after is None:
+            self.optimizer.step()
+            return
+        clip_and_accumulate = self.optimizer.clip_and_accumulate
+
+        def checked() -> None:
+            clip_and_accumulate()
+            after()
+
+        self.optimizer.clip_and_accumulate = checked
+        try:
+            self.optimizer.step()
+        finally:
+            del self.optimizer.clip_and_accumulate  # the class's method again
 
     def empty_step(self, params: list[torch.Tensor]) -> None:
         """A Poisson batch with no example: the step still adds noise and is accounted."""

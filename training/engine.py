@@ -25,6 +25,7 @@ from finetrail.training.dp_guards import (
     check_optimizer_params,
     choose_clipping_mode,
 )
+from finetrail.training.dp_shapes import check_per_example_structure
 
 __all__ = ["Engine", "Plan", "build_engine", "plan_run"]
 
@@ -87,6 +88,7 @@ def plan_run(
         )
         source = "target_epsilon"
     mode, msource, reason = choose_clipping_mode(model, seq_len=seq_len, requested=privacy.clipping)
+    check_per_example_structure(model, method=config.method.name, clipping=mode)
     return Plan(
         sampled_records=sampled_records,
         private_records=private_records,

@@ -226,9 +226,11 @@ def build_model(
             dtype=_dtype(dtype or config.dtype),
         )
     model.to(device)  # before PEFT wraps it (opacus#820)
+    check_vocabulary(tokenizer, model, config)
     method = config.method
     if isinstance(method, LoRAMethodConfig | PrefixMethodConfig | IA3MethodConfig):
-        model = _apply_peft(model, method)
+        model, note = _apply_peft(model, method)
+        notes.extend(note)
     else:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -243,36 +245,91 @@ def build_model(
     return built
 
 
-def _apply_peft(model: Any, method: LoRAMethodConfig | PrefixMethodConfig | IA3MethodConfig) -> Any:
+def check_vocabulary(tokenizer: Any, model: Any, config: TrainConfig) -> None:
+    """Every id the tokenizer can produce must index a row of the model's embedding."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        added = [t for i, t in sorted(tokenizer.added_tokens_decoder.items()) if i >= rows]
+        raise InputError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's embedding has {rows} "
+            f"rows" + (f" (beyond it: {', '.join(map(str, added))})" if added else ""),
+            path=str(config.base_model.tokenizer or config.base_model.path),
+            field="base_model.tokenizer",
+            why="an id beyond the embedding fails mid-run (index out of range); AutoTokenizer "
+            "may add a pad or unk token the model was not trained with",
+            fix="save the tokenizer the model was trained with (special tokens included) in the "
+            "base model folder, or resize the model's embeddings before saving it",
+        )
+
+
+def _targets(model: Any, method: LoRAMethodConfig | IA3MethodConfig) -> tuple[Any, Any, list[str]]:
+    """(target_modules, feedforward_modules, notes): the config's, else finetrail's default for
+    the architecture where it has one (:mod:`.architectures`), else peft's."""
+    from finetrail.training.architectures import model_type, target_defaults
+
+    ff = method.feedforward_modules if isinstance(method, IA3MethodConfig) else None
+    if "target_modules" in method.model_fields_set:
+        return method.target_modules, ff, []
+    arch = model_type(model)
+    found = target_defaults(arch, method.name)
+    if found is None:
+        return method.target_modules, ff, []
+    targets, feedforward, why = found
+    if isinstance(method, IA3MethodConfig) and "feedforward_modules" in method.model_fields_set:
+        feedforward = list(method.feedforward_modules or [])
+    note = (
+        f"method.target_modules not set: finetrail's {method.name} default for {arch} is "
+        f"{targets}"
+        + (f" (feed-forward: {feedforward})" if method.name == "ia3" else "")
+        + f" ({why})"
+    )
+    return targets, feedforward, [note]
+
+
+def _apply_peft(
+    model: Any, method: LoRAMethodConfig | PrefixMethodConfig | IA3MethodConfig
+) -> tuple[Any, list[str]]:
     from peft import IA3Config, LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
 
+    from finetrail.training.architectures import prefix_dimensions
+
     peft_config: Any
+    notes: list[str] = []
     if isinstance(method, LoRAMethodConfig):
+        targets, _, notes = _targets(model, method)
         peft_config = LoraConfig(
             task_type=TaskType.CAUSAL_LM,
             r=method.rank,
             lora_alpha=method.alpha,  # type: ignore[arg-type]  # peft accepts floats
             lora_dropout=method.dropout,
-            target_modules=method.target_modules,
+            target_modules=targets,
             bias="none",
         )
     elif isinstance(method, PrefixMethodConfig):
+        dims = prefix_dimensions(model.config)
+        if dims:
+            notes.append(
+                f"prefix sized to the model's key/value heads ({dims['num_attention_heads']} "
+                f"head(s), {dims['token_dim']} values per layer and token)"
+            )
         peft_config = PrefixTuningConfig(
-            task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.num_virtual_tokens
+            task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.num_virtual_tokens, **dims
         )
     else:
+        targets, feedforward, notes = _targets(model, method)
         peft_config = IA3Config(
             task_type=TaskType.CAUSAL_LM,
-            target_modules=method.target_modules,
-            feedforward_modules=method.feedforward_modules,
+            target_modules=targets,
+            feedforward_modules=feedforward,
         )
     try:
-        return get_peft_model(model, peft_config)
+        return get_peft_model(model, peft_config), notes
     except ValueError as exc:
         raise InputError(
-            f"peft could not apply method '{method.name}': {exc}",
+            f"peft could not apply method '{method.name}' to {type(model).__name__}: {exc}",
             field="method",
-            fix="check method.target_modules against the model's module names",
+            fix="set method.target_modules to module names of the model (docs/models.md lists "
+            "the defaults per architecture)",
         ) from exc
 
 

@@ -22,7 +22,25 @@ __all__ = [
     "word_texts",
 ]
 
-ARCHITECTURES: tuple[str, ...] = ("llama", "gpt2")
+# The ``model_type`` of every architecture :func:`tiny_causal_lm` builds.
+ARCHITECTURES: tuple[str, ...] = (
+    "llama",
+    "gpt2",
+    "gpt_neox",
+    "opt",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen3",
+    "phi",
+    "phi3",
+    "gemma2",
+    "gemma3_text",
+    "falcon",
+    "bloom",
+    "gptj",
+    "gpt_bigcode",
+)
 
 # A small support-desk vocabulary for quick training texts.
 WORDS: tuple[str, ...] = (
@@ -156,6 +174,96 @@ def fast_tokenizer(tok: Any, **special: str) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=tok, **special)
 
 
+def _config_kwargs(
+    arch: str, *, hidden: int, layers: int, heads: int, kv_heads: int, inter: int, positions: int
+) -> tuple[str, dict[str, Any]]:
+    """(config class name, its size keywords) for each architecture of :data:`ARCHITECTURES`."""
+    head_dim = hidden // heads
+    common = {
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "max_position_embeddings": positions,
+    }
+    decoder = {**common, "intermediate_size": inter, "num_key_value_heads": kv_heads}
+    table: dict[str, tuple[str, dict[str, Any]]] = {
+        "llama": ("LlamaConfig", decoder),
+        "mistral": ("MistralConfig", {**decoder, "sliding_window": None}),
+        "mixtral": (
+            "MixtralConfig",
+            {**decoder, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None},
+        ),
+        "qwen2": ("Qwen2Config", decoder),
+        "qwen3": ("Qwen3Config", {**decoder, "head_dim": head_dim}),
+        "phi3": (
+            "Phi3Config",
+            {**decoder, "original_max_position_embeddings": positions, "sliding_window": None},
+        ),
+        "phi": ("PhiConfig", {**decoder}),
+        "gemma2": (
+            "Gemma2Config",
+            {
+                **decoder,
+                "head_dim": head_dim,
+                "query_pre_attn_scalar": head_dim,
+                "sliding_window": positions,
+            },
+        ),
+        "gemma3_text": (
+            "Gemma3TextConfig",
+            {
+                **decoder,
+                "head_dim": head_dim,
+                "query_pre_attn_scalar": head_dim,
+                "sliding_window": positions,
+            },
+        ),
+        "gpt_neox": ("GPTNeoXConfig", {**common, "intermediate_size": inter}),
+        "falcon": ("FalconConfig", {**common, "ffn_hidden_size": inter}),
+        "opt": (
+            "OPTConfig",
+            {**common, "ffn_dim": inter, "word_embed_proj_dim": hidden},
+        ),
+        "bloom": ("BloomConfig", {"hidden_size": hidden, "n_layer": layers, "n_head": heads}),
+        "gpt2": (
+            "GPT2Config",
+            {
+                "n_embd": hidden,
+                "n_layer": layers,
+                "n_head": heads,
+                "n_positions": positions,
+                "n_inner": inter,
+            },
+        ),
+        "gptj": (
+            "GPTJConfig",
+            {
+                "n_embd": hidden,
+                "n_layer": layers,
+                "n_head": heads,
+                "n_positions": positions,
+                "n_inner": inter,
+                "rotary_dim": head_dim,
+            },
+        ),
+        "gpt_bigcode": (
+            "GPTBigCodeConfig",
+            {
+                "n_embd": hidden,
+                "n_layer": layers,
+                "n_head": heads,
+                "n_positions": positions,
+                "n_inner": inter,
+            },
+        ),
+    }
+    if arch not in table:
+        raise ValueError(
+            f"unknown tiny architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}"
+        )
+    return table[arch]
+
+
 def tiny_causal_lm(
     arch: str = "llama",
     *,
@@ -163,6 +271,7 @@ def tiny_causal_lm(
     hidden: int = 32,
     layers: int = 2,
     heads: int = 4,
+    kv_heads: int | None = None,
     intermediate: int | None = None,
     max_positions: int = 128,
     tie_embeddings: bool = True,
@@ -170,48 +279,33 @@ def tiny_causal_lm(
     seed: int = 0,
     init_range: float | None = None,
 ) -> Any:
-    """A randomly initialised causal LM of a real ``transformers`` architecture.
+    """A randomly initialised causal LM of a real ``transformers`` architecture (one of
+    :data:`ARCHITECTURES`, by its ``model_type``), built from its config class on the CPU.
 
-    ``token_ids`` sets ``pad_token_id``/``bos_token_id``/``eos_token_id``; ``intermediate``
-    defaults to 4x ``hidden`` (Llama); ``init_range`` overrides ``initializer_range``.
+    ``token_ids`` sets ``pad_token_id``/``bos_token_id``/``eos_token_id`` (unset ones are None,
+    never a config default outside the tiny vocabulary); ``kv_heads`` (grouped-query attention)
+    defaults to ``heads``; ``intermediate`` to 4x ``hidden``; ``init_range`` overrides
+    ``initializer_range`` (``init_std`` for OPT).
     """
     import torch
+    import transformers
 
-    ids = dict(token_ids or {})
+    name, sizes = _config_kwargs(
+        arch,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        kv_heads=kv_heads or heads,
+        inter=intermediate or hidden * 4,
+        positions=max_positions,
+    )
+    ids = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+    ids.update(token_ids or {})
     extra: dict[str, Any] = {}
     if init_range is not None:
-        extra["initializer_range"] = init_range
+        extra["init_std" if arch == "opt" else "initializer_range"] = init_range
+    config = getattr(transformers, name)(
+        vocab_size=vocab_size, tie_word_embeddings=tie_embeddings, **sizes, **ids, **extra
+    )
     torch.manual_seed(seed)
-    if arch == "llama":
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        return LlamaForCausalLM(
-            LlamaConfig(
-                vocab_size=vocab_size,
-                hidden_size=hidden,
-                intermediate_size=intermediate or hidden * 4,
-                num_hidden_layers=layers,
-                num_attention_heads=heads,
-                num_key_value_heads=heads,
-                max_position_embeddings=max_positions,
-                tie_word_embeddings=tie_embeddings,
-                **ids,
-                **extra,
-            )
-        )
-    if arch == "gpt2":
-        from transformers import GPT2Config, GPT2LMHeadModel
-
-        return GPT2LMHeadModel(
-            GPT2Config(
-                vocab_size=vocab_size,
-                n_embd=hidden,
-                n_layer=layers,
-                n_head=heads,
-                n_positions=max_positions,
-                tie_word_embeddings=tie_embeddings,
-                **ids,
-                **extra,
-            )
-        )
-    raise ValueError(f"unknown tiny architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    return transformers.AutoModelForCausalLM.from_config(config)
