@@ -11,6 +11,7 @@ takes the value as a parameter and never reads or writes ``os.environ`` for it.
 | ``--json`` | | commands with a machine-readable result |
 | ``--policy`` | | ``gate``, ``review``, ``report`` |
 | ``--keyring`` | ``FINETRAIL_KEYRING`` | ``gate``, ``verify``, ``review``, ``report`` |
+| ``--trust`` | ``FINETRAIL_TRUST`` | ``gate``, ``verify``, ``review`` |
 | ``--signing-key`` | ``FINETRAIL_SIGNING_KEY`` | ``gate`` |
 | ``--tracking-uri`` | ``MLFLOW_TRACKING_URI`` | ``train``, ``probe``, ``audit bias``, ``gate`` |
 """
@@ -27,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ACTOR_ENV = "FINETRAIL_ACTOR"
 KEYRING_ENV = "FINETRAIL_KEYRING"
+TRUST_ENV = "FINETRAIL_TRUST"
 SIGNING_KEY_ENV = "FINETRAIL_SIGNING_KEY"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
@@ -78,6 +80,19 @@ def keyring_option() -> Callable[[F], F]:
         envvar=KEYRING_ENV,
         show_envvar=True,
         help="Keyring of trusted reviewer keys (default: WORKSPACE/keyring.json).",
+    )
+
+
+def trust_option() -> Callable[[F], F]:
+    return click.option(
+        "--trust",
+        "trust",
+        default=None,
+        type=click.Path(),
+        envvar=TRUST_ENV,
+        show_envvar=True,
+        help="Trust file naming the keys that may sign, by role (kept outside the workspace; "
+        "see docs/security.md). Without it signatures are not checked against a trust root.",
     )
 
 

@@ -6,7 +6,13 @@ from dataclasses import asdict
 
 import click
 
-from finetrail.cli_options import echo_json, json_option, keyring_option, workspace_argument
+from finetrail.cli_options import (
+    echo_json,
+    json_option,
+    keyring_option,
+    trust_option,
+    workspace_argument,
+)
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 
@@ -46,12 +52,17 @@ def init_cmd(
 @click.command("verify")
 @click.argument("workspace", type=click.Path())
 @keyring_option()
+@trust_option()
 @json_option("the findings")
-def verify_cmd(workspace: str, keyring: str | None, as_json: bool) -> int:
-    """Recompute every digest and walk the ledger chain; exit 1 on any problem."""
+def verify_cmd(workspace: str, keyring: str | None, trust: str | None, as_json: bool) -> int:
+    """Recompute every digest and walk the ledger chain; exit 1 on any problem.
+
+    With --trust, every signature is checked against the trust file (by role, validity window
+    and release); a trust file inside WORKSPACE is refused (exit 2).
+    """
     from finetrail.governance.verify import verify_workspace
 
-    report = verify_workspace(workspace, keyring=keyring)
+    report = verify_workspace(workspace, keyring=keyring, trust=trust)
     if as_json:
         echo_json(
             {

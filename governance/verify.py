@@ -12,7 +12,14 @@ Checks (all run; every problem is reported, not just the first):
 - the manifest's anchor names the ledger's last entry (``truncated`` / ``unanchored``);
 - the manifest agrees with the last ledger event for each file (``disagrees``);
 - the manifest's sizes and version stamp, then the checks of :func:`extra_checks`
-  (attestations, reviews, dataset lineage).
+  (attestations, reviews, dataset lineage, signed entries).
+
+Signatures: with a trust root (``trust=``, ``--trust FILE``; :mod:`finetrail.governance.trust`)
+every gate attestation and signed ledger entry is checked against the keys it names, by role and
+validity window, and against the release it was made for; without one, the keyring (reviews) and
+the records themselves (attestations) are all there is, and a warning says so (``untrusted``).
+A trust file inside the workspace, a malformed trust file and an unreadable ``keyring=`` are bad
+input (:class:`~finetrail.errors.InputError`, exit 2), never findings.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from finetrail.errors import FinetrailError, InputError
 from finetrail.governance.evidence.workspace import LedgerEntry, Manifest, WorkspaceMetadata
@@ -28,6 +36,9 @@ from finetrail.governance.findings import Finding
 from finetrail.governance.io import sha256_file
 from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
 from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPACE_FILE
+
+if TYPE_CHECKING:
+    from finetrail.governance.trust import TrustRoot
 
 ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
 
@@ -37,12 +48,15 @@ class VerifyContext:
     """What the core checks read, handed to the extra checks so they need not re-read it.
 
     ``keyring`` is the keyring file the caller named (``--keyring``); ``None`` means the
-    workspace's own ``keyring.json`` if it has one.
+    workspace's own ``keyring.json`` if it has one. ``trust`` is the trust root (``--trust``),
+    ``metadata`` the workspace's ``workspace.json`` when it parses (the release's identity).
     """
 
     manifest: Manifest | None
     entries: list[LedgerEntry]
     keyring: Path | None = None
+    trust: TrustRoot | None = None
+    metadata: WorkspaceMetadata | None = None
 
 
 def extra_checks() -> tuple[ExtraCheck, ...]:
@@ -51,8 +65,9 @@ def extra_checks() -> tuple[ExtraCheck, ...]:
     from finetrail.governance.gate.attest import check_attestations
     from finetrail.governance.provenance.lineage import check_datasets
     from finetrail.governance.review.assess import check_reviews
+    from finetrail.governance.trust import check_trust
 
-    return (check_manifest_sizes, check_attestations, check_reviews, check_datasets)
+    return (check_manifest_sizes, check_attestations, check_reviews, check_datasets, check_trust)
 
 
 def check_manifest_sizes(root: Path, ctx: VerifyContext) -> list[Finding]:
@@ -131,13 +146,28 @@ class VerifyReport:
 
 
 def verify_workspace(
-    root: str | os.PathLike[str], *, keyring: str | os.PathLike[str] | None = None
+    root: str | os.PathLike[str],
+    *,
+    keyring: str | os.PathLike[str] | None = None,
+    trust: TrustRoot | str | os.PathLike[str] | None = None,
 ) -> VerifyReport:
+    """Run every check on the workspace at ``root``.
+
+    ``keyring`` names a keyring file explicitly (it must be readable: a broken one raises
+    :class:`InputError`); ``trust`` is a trust file (path) or a loaded
+    :class:`~finetrail.governance.trust.TrustRoot`, refused when it lies inside ``root``.
+    """
+    from finetrail.governance.review.keyring import load_keyring
+    from finetrail.governance.trust import as_trust_root
+
     path = Path(root)
     if not path.is_dir():
         raise InputError("workspace not found", path=str(path))
     if not (path / WORKSPACE_FILE).exists() and not (path / LEDGER_NAME).exists():
         raise InputError(f"not a finetrail workspace (no {WORKSPACE_FILE})", path=str(path))
+    trust_root = as_trust_root(trust, path)
+    if keyring:
+        load_keyring(keyring)  # an unreadable keyring the caller named is bad input
     report = VerifyReport(workspace=str(path))
     add = report.findings.append
 
@@ -149,6 +179,7 @@ def verify_workspace(
 
     # workspace.json
     metadata_digest: str | None = None
+    meta: WorkspaceMetadata | None = None
     try:
         meta = WorkspaceMetadata.read(path / WORKSPACE_FILE)
         metadata_digest = meta.content_digest()
@@ -192,7 +223,11 @@ def verify_workspace(
         _check_files(path, manifest, _last_recorded(entries), add)
 
     ctx = VerifyContext(
-        manifest=manifest, entries=entries, keyring=Path(keyring) if keyring else None
+        manifest=manifest,
+        entries=entries,
+        keyring=Path(keyring) if keyring else None,
+        trust=trust_root,
+        metadata=meta,
     )
     for check in extra_checks():
         report.findings.extend(check(path, ctx))

@@ -80,6 +80,22 @@ class Signer(Frozen):
     public_key: str  # base64 of the raw 32-byte Ed25519 public key
 
 
+class ReleaseBinding(Frozen):
+    """Which release a decision was taken for (signed with it, so that it cannot be replayed).
+
+    ``workspace_sha256`` is the digest of ``workspace.json`` that the ledger's first event
+    records (model, version, owner, creation time: the workspace's identity);
+    ``ledger_entries``/``ledger_head`` name the ledger the gate judged (its length and the digest
+    of its last entry), so the decision holds only in a workspace with that very history.
+    """
+
+    model: str
+    version: str
+    workspace_sha256: str = Field(pattern=SHA256_PATTERN)
+    ledger_entries: int = Field(ge=0)
+    ledger_head: str | None = Field(default=None, pattern=SHA256_PATTERN)
+
+
 class GateDecision(EvidenceRecord):
     record_type: Literal["gate"] = "gate"
     sequence: int = Field(ge=1)
@@ -101,3 +117,5 @@ class GateDecision(EvidenceRecord):
     outcomes: tuple[RuleOutcome, ...]
     evidence: dict[str, str | None]  # every evidence file read -> sha256
     signer: Signer | None = None
+    release: ReleaseBinding | None = None  # absent in decisions recorded before release binding
+    trust_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)  # the trust file used

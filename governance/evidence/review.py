@@ -28,6 +28,9 @@ class ReviewPayload(Frozen):
     keyid: str = Field(pattern=SHA256_PATTERN)
     model: str
     version: str
+    # the digest of workspace.json the ledger's first event records (the release's identity);
+    # absent in reviews signed before release binding
+    workspace_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
 
 
 class TrustedKey(Frozen):

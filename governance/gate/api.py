@@ -4,6 +4,13 @@
 to ``evidence/gate/<n>.json`` (ledger event ``gate.decided``) and its DSSE envelope to
 ``evidence/gate/<n>.dsse.json`` (``gate.attested``), signed with Ed25519 when a signing key is
 given (``--signing-key`` or ``$FINETRAIL_SIGNING_KEY``).
+
+With a trust root (``trust_file``, ``--trust`` or ``$FINETRAIL_TRUST``; never inside the
+workspace) every signature the gate relies on is checked against it, and a decision it records
+must be signed by one of its gate keys valid now: an unsigned recording, or a key the trust root
+does not name as a gate key, is refused before anything is written (exit 2). Without one, the
+``trust-root`` outcome fails (blocking for policies that ask for approvals). A ``keyring_file``
+that cannot be read is bad input even when the policy asks for no approvals.
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetrail.errors import FinetrailError
-from finetrail.governance import keys
+from finetrail.errors import FinetrailError, InputError
+from finetrail.governance import clock, keys
 from finetrail.governance.evidence import registry
 from finetrail.governance.evidence.gate import GateDecision, Signer
 from finetrail.governance.evidence.store import EvidenceSet
@@ -27,6 +34,7 @@ from finetrail.governance.gate.mlflow_aliases import (
     update_registry,
 )
 from finetrail.governance.policy.load import LoadedPolicy, load_policy, resolve_policy
+from finetrail.governance.trust import TrustRoot
 
 _NUMBERED = re.compile(r"^(\d+)\.json$")
 
@@ -56,6 +64,24 @@ def next_sequence(root: Path) -> int:
     return max(numbers, default=0) + 1
 
 
+def _check_gate_key(trust: TrustRoot, signer: Signer | None, signing_key: str | None) -> None:
+    """A decision recorded under a trust root is signed by one of its gate keys, valid now."""
+    if signer is None:
+        raise InputError(
+            "with a trust root, the gate records only signed decisions",
+            why=f"verify --trust refuses unsigned gate decisions ({trust.path})",
+            fix="pass --signing-key (a gate key the trust root names), or --dry-run",
+        )
+    problems = trust.check(keyid=signer.keyid, role="gate", at=clock.now(), now=clock.release_now())
+    if problems:
+        raise InputError(
+            "the trust root does not accept this signing key for gate decisions",
+            path=signing_key,
+            why="; ".join(p.message for p in problems),
+            fix=f"sign with a gate key that {trust.path} names and that is valid now",
+        )
+
+
 def run_gate(
     *,
     workspace: str | os.PathLike[str],
@@ -67,17 +93,26 @@ def run_gate(
     registry_update: bool = True,
     tracking_uri: str | None = None,
     actor: str | None = None,
+    trust_file: str | os.PathLike[str] | TrustRoot | None = None,
 ) -> GateResult:
+    from finetrail.governance.review.keyring import load_keyring
+    from finetrail.governance.trust import as_trust_root
+
     root = Path(workspace)
     loaded = (
         policy if isinstance(policy, LoadedPolicy) else load_policy(resolve_policy(str(policy)))
     )
+    trust = as_trust_root(trust_file, root)
+    if keyring_file:
+        load_keyring(keyring_file)  # named, so it must be readable (approvals or not)
     key = keys.load_private_key(signing_key) if signing_key else None
     signer = (
         Signer(keyid=keys.keyid_of(key.public_key()), public_key=keys.public_b64(key.public_key()))
         if key
         else None
     )
+    if trust is not None and record:
+        _check_gate_key(trust, signer, signing_key)
     target = None  # resolved first, so that a bad registry reference writes nothing
     skipped: str | None = None
     if record and registry_update and registry.kind_by_name("training") is not None:
@@ -94,6 +129,7 @@ def run_gate(
         require_approvals=require_approvals,
         sequence=seq,
         signer=signer,
+        trust=trust,
     )
     result = GateResult(decision, loaded, registry_skipped=skipped)
     if not record:

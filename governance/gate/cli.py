@@ -17,6 +17,7 @@ from finetrail.cli_options import (
     policy_option,
     signing_key_option,
     tracking_uri_option,
+    trust_option,
     workspace_argument,
 )
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
@@ -30,6 +31,7 @@ from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
 @click.option("--sarif", "sarif", type=click.Path(dir_okay=False), help="Write SARIF 2.1.0 here.")
 @signing_key_option()
 @keyring_option()
+@trust_option()
 @click.option(
     "--require-approvals",
     is_flag=True,
@@ -47,6 +49,7 @@ def gate_cmd(
     sarif: str | None,
     signing_key: str | None,
     keyring: str | None,
+    trust: str | None,
     require_approvals: bool,
     dry_run: bool,
     no_registry: bool,
@@ -56,7 +59,8 @@ def gate_cmd(
     """Evaluate every rule of a policy on WORKSPACE; exit 0 pass, 1 fail, 2 bad input.
 
     Fails closed: missing, unparseable, tampered or stale evidence fails its rule, and a
-    workspace that `finetrail verify` rejects fails the gate.
+    workspace that `finetrail verify` rejects fails the gate. Without --trust, signatures are not
+    checked against a trust root and the release policies fail (trust-root).
     """
     from finetrail.governance.gate.api import run_gate
     from finetrail.governance.gate.outputs import (
@@ -72,6 +76,7 @@ def gate_cmd(
         policy=policy,
         signing_key=signing_key,
         keyring_file=keyring,
+        trust_file=trust,
         require_approvals=require_approvals,
         record=not dry_run,
         registry_update=not (dry_run or no_registry),

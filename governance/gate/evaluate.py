@@ -3,6 +3,9 @@
 :func:`evaluate` reads; it writes nothing (``gate_run`` records, attests and tags). Outcomes:
 
 - ``workspace-integrity``: ``verify`` must accept the workspace, else the gate fails;
+- ``trust-root``: signatures were checked against a trust root outside the workspace; without
+  one it fails, blocking for a policy that asks for signed approvals (the shipped release packs),
+  a warning otherwise;
 - ``evidence.<kind>``: each kind the policy requires is present, readable, untampered, current;
 - one outcome per rule: ``pass``, ``fail``, ``waived`` or ``error`` with the measured values,
   the threshold or reference values, the evidence files and their digests, and the controls;
@@ -21,7 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetrail.errors import FinetrailError
 from finetrail.governance import clock
@@ -37,6 +40,7 @@ from finetrail.governance.evidence.gate import (
     GateSubject,
     Integrity,
     MeasuredValue,
+    ReleaseBinding,
     RuleOutcome,
     Signer,
 )
@@ -49,6 +53,9 @@ from finetrail.governance.policy.operators import OPERATORS, compare, fmt
 from finetrail.governance.policy.rules import Rule, Waiver
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPACE_FILE
+
+if TYPE_CHECKING:
+    from finetrail.governance.trust import TrustRoot
 
 WAIVABLE = ("threshold", "null", "missing")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -436,12 +443,16 @@ def evaluate(
     require_approvals: bool = False,
     sequence: int = 1,
     signer: Signer | None = None,
+    trust: TrustRoot | None = None,
 ) -> GateDecision:
-    """Evaluate ``policy`` on ``workspace``; returns the decision (nothing is written)."""
+    """Evaluate ``policy`` on ``workspace``; returns the decision (nothing is written).
+
+    ``trust`` is the trust root every signature is checked against (verify and reviews).
+    """
     from finetrail.governance import review
 
     root = Path(workspace)
-    report = verify_workspace(root, keyring=keyring_file)
+    report = verify_workspace(root, keyring=keyring_file, trust=trust)
     manifest = _manifest(root)
     meta = _metadata(root)
     entries = report.ledger
@@ -453,6 +464,7 @@ def evaluate(
         owner=meta.owner if meta else None,
         rule=pol.approvals,
         keyring_file=keyring_file,
+        trust=trust,
     )
     keyring_problem = status.keyring_problem
     fe = status.four_eyes
@@ -490,6 +502,7 @@ def evaluate(
             policy_line=1,
         )
     ]
+    outcomes.append(_trust_outcome(trust, release_policy=pol.approvals is not None))
     for j, kind in enumerate(pol.required_evidence):
         outcomes.append(_required(kind, ctx, policy.position("required_evidence", j).line))
     today = clock.release_now().date()  # the real clock: the environment cannot move it
@@ -551,6 +564,45 @@ def evaluate(
         outcomes=tuple(outcomes),
         evidence=dict(sorted(ctx.read.items())),
         signer=signer,
+        release=(
+            ReleaseBinding(
+                model=meta.model,
+                version=meta.version,
+                workspace_sha256=meta.content_digest(),
+                ledger_entries=len(entries),
+                ledger_head=entries[-1].digest if entries else None,
+            )
+            if meta
+            else None
+        ),
+        trust_sha256=trust.sha256 if trust is not None else None,
+    )
+
+
+def _trust_outcome(trust: TrustRoot | None, *, release_policy: bool) -> RuleOutcome:
+    """Whether the signatures the gate relied on were checked against a trust root."""
+    base: dict[str, Any] = {
+        "rule": "trust-root",
+        "title": "signatures are checked against a trust root outside the workspace",
+        "severity": "error" if release_policy else "warning",
+        "policy_line": 1,
+    }
+    if trust is not None:
+        return RuleOutcome(
+            **base,
+            outcome="pass",
+            reason="ok",
+            message=f"trust root {trust.path.name} (sha256 {trust.sha256[:16]}..., "
+            f"{len(trust.keys)} keys)",
+            evidence=(EvidenceDigest(path=trust.path.name, sha256=trust.sha256),),
+        )
+    return RuleOutcome(
+        **base,
+        outcome="fail",
+        reason="untrusted",
+        message="signatures not checked against a trust root: pass --trust FILE (kept outside "
+        "the workspace) or set FINETRAIL_TRUST"
+        + ("; a policy that asks for signed approvals needs one" if release_policy else ""),
     )
 
 

@@ -29,6 +29,7 @@ from finetrail.governance.review.keyring import keyring_path, load_keyring
 
 if TYPE_CHECKING:
     from finetrail.governance.policy.rules import Approvals
+    from finetrail.governance.trust import TrustRoot
 
 State = Literal["current", "stale", "invalid"]
 
@@ -60,6 +61,7 @@ class ReviewStatus:
     keyring: Path | None
     keyring_problem: str | None
     author_names: frozenset[str]
+    trust: Path | None = None  # the trust file the signatures were checked against
 
     @property
     def satisfied(self) -> bool:
@@ -96,13 +98,17 @@ def review_status(
     owner: str | None,
     rule: Approvals | None = None,
     keyring_file: str | os.PathLike[str] | None = None,
+    trust: TrustRoot | None = None,
 ) -> ReviewStatus:
-    """Assess every review in ``entries`` against ``manifest`` and the keyring.
+    """Assess every review in ``entries`` against ``manifest`` and the keyring, or the trust
+    root when one is given (then the keyring is not consulted).
 
     A keyring that cannot be read is reported in ``keyring_problem`` (and every signature is
     then unverifiable), never ignored.
     """
-    kr_path = keyring_path(root, keyring_file)
+    from finetrail.governance.trust import read_identity
+
+    kr_path = None if trust is not None else keyring_path(root, keyring_file)
     keyring: Keyring | None = None
     problem: str | None = None
     if kr_path is not None:
@@ -110,7 +116,7 @@ def review_status(
             keyring = load_keyring(kr_path)
         except FinetrailError as err:
             problem = f"keyring {kr_path}: {err.what}"
-    a = assess(entries, manifest, keyring)
+    a = assess(entries, manifest, keyring, trust=trust, identity=read_identity(root))
     names = authors(owner, entries)
     fe = four_eyes(a, rule, names)
     return ReviewStatus(
@@ -121,6 +127,7 @@ def review_status(
         keyring=kr_path,
         keyring_problem=problem,
         author_names=frozenset(names),
+        trust=trust.path if trust is not None else None,
     )
 
 
@@ -129,11 +136,17 @@ def workspace_review_status(
     *,
     rule: Approvals | None = None,
     keyring_file: str | os.PathLike[str] | None = None,
+    trust: TrustRoot | str | os.PathLike[str] | None = None,
 ) -> ReviewStatus:
-    """:func:`review_status` for a workspace on disk (reads its ledger and manifest)."""
+    """:func:`review_status` for a workspace on disk (reads its ledger and manifest); ``trust``
+    is a trust file outside the workspace (or a loaded root)."""
+    from finetrail.governance.trust import as_trust_root
     from finetrail.governance.workspace import Workspace
 
     ws = Workspace.open(root)
+    trust_root = as_trust_root(trust, ws.root)
+    if keyring_file and trust_root is None:
+        load_keyring(keyring_file)  # a keyring the caller named must be readable
     return review_status(
         root=ws.root,
         entries=ws.ledger.entries(),
@@ -141,4 +154,5 @@ def workspace_review_status(
         owner=ws.metadata.owner,
         rule=rule,
         keyring_file=keyring_file,
+        trust=trust_root,
     )

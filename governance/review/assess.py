@@ -13,7 +13,14 @@ An approval is *current* while the workspace's files are those it signed. Gate d
 after it do not make it stale: they judge the approved files rather than change them (the digest
 is recomputed without the gate files recorded after the approval). Any other change does.
 
-Rejected at signing time: keys outside the keyring, a key used under another name, a role the
+With a trust root (``trust=``, ``--trust FILE``; :mod:`finetrail.governance.trust`) the trust
+root's *reviewer* keys replace the keyring: a key counts for the person and the review roles it
+names, in its validity window at the entry's time. Every review binds the release it was made
+for (model, version and the workspace's identity, :attr:`ReviewPayload.workspace_sha256`), and
+its signature covers the previous ledger entry's digest, so it holds only in this workspace's
+history.
+
+Rejected at signing time: keys outside the keyring (or the trust root), a key used under another name, a role the
 keyring does not grant, a second current approval by one person, self-approval by an author
 (unless the policy allows it), and a workspace that ``verify`` rejects. ``verify`` re-checks every
 review entry (:func:`check_reviews`): unknown keys, forged or altered signatures, duplicates.
@@ -53,6 +60,7 @@ from finetrail.governance.review.keyring import (
 
 if TYPE_CHECKING:
     from finetrail.governance.policy.rules import Approvals
+    from finetrail.governance.trust import ReleaseIdentity, TrustRoot
 
 REVIEW_PREFIX = "review."
 GATE_PREFIX = f"{GATE_DIR}/"
@@ -99,6 +107,11 @@ class ReviewState:
     payload: ReviewPayload | None
     problems: list[str] = field(default_factory=list)  # unknown key, forged, ... (not counted)
     current: bool = False
+    codes: list[str] = field(default_factory=list)  # the finding code of each problem
+
+    def flag(self, code: str, problem: str) -> None:
+        self.codes.append(code)
+        self.problems.append(problem)
 
     @property
     def valid(self) -> bool:
@@ -119,60 +132,139 @@ class Assessment:
         ]
 
 
-def _check_entry(e: LedgerEntry, keyring: Keyring | None) -> ReviewState:
+def _binding_problems(
+    payload: ReviewPayload, identity: ReleaseIdentity | None, *, strict: bool
+) -> list[tuple[str, str]]:
+    """The review was signed for this release (else it was copied from another)."""
+    if identity is None:
+        return []
+    out = []
+    if (payload.model, payload.version) != (identity.model, identity.version):
+        out.append(
+            (
+                "replayed",
+                f"signed for {payload.model} {payload.version}, this workspace is "
+                f"{identity.model} {identity.version} (replayed from another release?)",
+            )
+        )
+    if payload.workspace_sha256 is None:
+        if strict:
+            out.append(("unbound", "not bound to a workspace (signed before release binding)"))
+    elif payload.workspace_sha256 != identity.workspace_sha256:
+        out.append(
+            (
+                "replayed",
+                f"signed for workspace sha256:{payload.workspace_sha256[:16]}..., this is "
+                f"{identity.describe()} (replayed from another release?)",
+            )
+        )
+    return out
+
+
+def _signature_verifies(e: LedgerEntry, public_key_b64: str) -> bool:
     from finetrail.governance.keys import verify_signature
 
+    try:
+        raw = base64.b64decode(e.signature or "", validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    return verify_signature(public_key_b64, raw, e.signing_bytes())
+
+
+def _check_entry(
+    e: LedgerEntry,
+    keyring: Keyring | None,
+    *,
+    trust: TrustRoot | None = None,
+    identity: ReleaseIdentity | None = None,
+) -> ReviewState:
     try:
         payload = ReviewPayload.model_validate(e.payload)
     except ValidationError as exc:
         first = exc.errors()[0]
-        return ReviewState(
-            e,
-            None,
-            [f"malformed review payload ({'.'.join(map(str, first['loc']))}: {first['msg']})"],
-        )
+        bad = ReviewState(e, None)
+        loc = ".".join(map(str, first["loc"]))
+        bad.flag("review", f"malformed review payload ({loc}: {first['msg']})")
+        return bad
     state = ReviewState(e, payload)
     if e.kind != f"{REVIEW_PREFIX}{payload.decision}":
-        state.problems.append(f"event kind {e.kind!r} disagrees with decision {payload.decision!r}")
+        state.flag("review", f"event kind {e.kind!r} disagrees with decision {payload.decision!r}")
+    for code, problem in _binding_problems(payload, identity, strict=trust is not None):
+        state.flag(code, problem)
     if not e.signature or not e.signer:
-        state.problems.append("review entry is not signed")
+        state.flag("unsigned", "review entry is not signed")
+        return state
+    if trust is not None:
+        from finetrail.governance.clock import release_now
+
+        problems = trust.check(
+            keyid=e.signer,
+            role="reviewer",
+            at=e.time,
+            name=payload.reviewer,
+            review_role=payload.role,
+            now=release_now(),
+        )
+        for p in problems:
+            state.flag(p.code, p.message)
+        key = trust.lookup(e.signer)
+        if key is None:
+            return state
+        if e.actor != payload.reviewer or payload.keyid != e.signer:
+            state.flag(
+                "review",
+                f"the entry's actor {e.actor!r} and key {payload.keyid[:12]}... do not match "
+                f"its signer {key.entry.name!r}",
+            )
+        if not _signature_verifies(e, key.public_key_b64):
+            state.flag(
+                "forged",
+                "the signature does not verify with the trusted key (forged or altered entry)",
+            )
         return state
     if keyring is None:
-        state.problems.append("no keyring to check the signature against")
+        state.flag("review", "no keyring to check the signature against")
         return state
-    key = keyring.by_keyid(e.signer)
-    if key is None:
-        state.problems.append(f"signed by an unknown key {e.signer[:12]}... (not in the keyring)")
+    kr_key = keyring.by_keyid(e.signer)
+    if kr_key is None:
+        state.flag("review", f"signed by an unknown key {e.signer[:12]}... (not in the keyring)")
         return state
-    if key.name != e.actor or key.name != payload.reviewer or payload.keyid != e.signer:
-        state.problems.append(
-            f"the key belongs to {key.name!r}, the entry names {payload.reviewer!r}"
+    if kr_key.name != e.actor or kr_key.name != payload.reviewer or payload.keyid != e.signer:
+        state.flag(
+            "review", f"the key belongs to {kr_key.name!r}, the entry names {payload.reviewer!r}"
         )
-    if payload.role not in key.roles:
-        state.problems.append(f"the keyring does not grant {key.name!r} the role {payload.role!r}")
-    try:
-        raw = base64.b64decode(e.signature, validate=True)
-    except binascii.Error:
-        raw = b""
-    if not verify_signature(key.public_key, raw, e.signing_bytes()):
-        state.problems.append("the signature does not verify (forged or altered entry)")
+    if payload.role not in kr_key.roles:
+        state.flag(
+            "review", f"the keyring does not grant {kr_key.name!r} the role {payload.role!r}"
+        )
+    if not _signature_verifies(e, kr_key.public_key):
+        state.flag("forged", "the signature does not verify (forged or altered entry)")
     return state
 
 
 def assess(
-    entries: list[LedgerEntry], manifest: Manifest | None, keyring: Keyring | None
+    entries: list[LedgerEntry],
+    manifest: Manifest | None,
+    keyring: Keyring | None,
+    *,
+    trust: TrustRoot | None = None,
+    identity: ReleaseIdentity | None = None,
 ) -> Assessment:
-    """Check every review entry and decide which approvals are current."""
+    """Check every review entry and decide which approvals are current.
+
+    With ``trust`` the trust root's reviewer keys decide (``keyring`` is not consulted);
+    ``identity`` is the release the reviews must have been signed for.
+    """
     reviews = [e for e in entries if e.kind.startswith(REVIEW_PREFIX)]
-    states = [_check_entry(e, keyring) for e in reviews]
+    states = [_check_entry(e, keyring, trust=trust, identity=identity) for e in reviews]
     findings: list[Finding] = []
     first_seq = first_recorded(entries)
     cache: dict[int, str] = {}
     seen: dict[str, ReviewState] = {}
     for s in states:
         loc = f"{LEDGER_NAME}:{s.entry.seq + 1}"
-        for p in s.problems:
-            code = "forged" if "does not verify" in p else "review"
+        for i, p in enumerate(s.problems):
+            code = s.codes[i] if i < len(s.codes) else "review"
             findings.append(Finding("error", code, loc, f"review by {s.entry.actor!r}: {p}"))
         if s.payload is None or manifest is None:
             continue
@@ -287,6 +379,26 @@ def summary(
 
 
 # -- signing a review ------------------------------------------------------------------------------
+def _signer_problems_keyring(
+    keyring: Keyring, kr_path: Path, keyid: str, reviewer: str, role: str, key_file: str
+) -> None:
+    trusted = keyring.by_keyid(keyid)
+    if trusted is None:
+        raise InputError(
+            "unknown key: its public key is not in the keyring",
+            path=key_file,
+            fix=f"add it with `finetrail keys add` ({kr_path})",
+        )
+    if trusted.name != reviewer:
+        raise InputError(f"the key belongs to {trusted.name!r}, not {reviewer!r}", path=key_file)
+    if role not in trusted.roles:
+        raise InputError(
+            f"the keyring does not grant {reviewer!r} the role {role!r}",
+            field="role",
+            fix=f"roles granted: {', '.join(trusted.roles) or 'none'}",
+        )
+
+
 def record_review(
     root: str | os.PathLike[str],
     *,
@@ -297,42 +409,59 @@ def record_review(
     note: str,
     keyring_file: str | os.PathLike[str] | None = None,
     rule: Approvals | None = None,
+    trust: TrustRoot | str | os.PathLike[str] | None = None,
 ) -> LedgerEntry:
-    """Sign and append a review; raises on every condition the module docstring lists."""
+    """Sign and append a review; raises on every condition the module docstring lists.
+
+    With ``trust`` (a trust file outside the workspace, or a loaded root) the key must be one of
+    its reviewer keys, for ``reviewer`` and ``role``, valid now; the keyring is not needed.
+    """
+    from finetrail.governance import clock
     from finetrail.governance.keys import keyid_of, load_private_key
     from finetrail.governance.ledger import scan_ledger
+    from finetrail.governance.trust import as_trust_root, release_identity
     from finetrail.governance.verify import verify_workspace
     from finetrail.governance.workspace import Workspace
 
     ws = Workspace.open(root)
+    trust_root = as_trust_root(trust, ws.root)
+    keyring: Keyring | None = None
     kr_path = keyring_path(ws.root, keyring_file)
-    if kr_path is None:
-        raise InputError(
-            "no keyring of trusted reviewer keys",
-            path=str(ws.root),
-            fix="add keys with `finetrail keys add`, or pass --keyring FILE",
-        )
-    keyring = load_keyring(kr_path)
+    if trust_root is None:
+        if kr_path is None:
+            raise InputError(
+                "no keyring of trusted reviewer keys",
+                path=str(ws.root),
+                fix="pass --trust FILE, add keys with `finetrail keys add`, or pass --keyring FILE",
+            )
+        keyring = load_keyring(kr_path)
+    elif keyring_file:
+        load_keyring(keyring_file)  # named, so it must be readable
     key = load_private_key(key_file)
     keyid = keyid_of(key.public_key())
-    trusted = keyring.by_keyid(keyid)
-    if trusted is None:
-        raise InputError(
-            "unknown key: its public key is not in the keyring",
-            path=str(key_file),
-            fix=f"add it with `finetrail keys add` ({kr_path})",
+    if trust_root is None:
+        assert keyring is not None and kr_path is not None
+        _signer_problems_keyring(keyring, kr_path, keyid, reviewer, role, str(key_file))
+    else:
+        problems = trust_root.check(
+            keyid=keyid,
+            role="reviewer",
+            at=clock.now(),
+            name=reviewer,
+            review_role=role,
+            now=clock.release_now(),
         )
-    if trusted.name != reviewer:
-        raise InputError(
-            f"the key belongs to {trusted.name!r}, not {reviewer!r}", path=str(key_file)
-        )
-    if role not in trusted.roles:
-        raise InputError(
-            f"the keyring does not grant {reviewer!r} the role {role!r}",
-            field="role",
-            fix=f"roles granted: {', '.join(trusted.roles) or 'none'}",
-        )
-    report = verify_workspace(ws.root, keyring=kr_path)
+        if problems:
+            raise InputError(
+                "the trust root does not accept this key for this review",
+                path=str(key_file),
+                why="; ".join(p.message for p in problems),
+                fix=f"use a reviewer key that {trust_root.path} names for {reviewer!r} "
+                f"and the role {role!r}, valid now",
+            )
+    report = verify_workspace(
+        ws.root, keyring=kr_path if trust_root is None else keyring_file, trust=trust_root
+    )
     if not report.ok:
         raise CheckFailed(
             "refusing to sign a workspace that verify rejects",
@@ -342,6 +471,7 @@ def record_review(
         )
     manifest = ws.read_manifest()
     entries = scan_ledger(ws.root / LEDGER_NAME).entries
+    identity = release_identity(ws.metadata)
     if decision == "approve":
         if reviewer.casefold() in authors(ws.metadata.owner, entries) and not (
             rule and rule.author_may_approve
@@ -350,7 +480,7 @@ def record_review(
                 f"self-approval: {reviewer!r} is an author of this workspace",
                 fix="ask a reviewer who did not produce the evidence (four-eyes)",
             )
-        state = assess(entries, manifest, keyring)
+        state = assess(entries, manifest, keyring, trust=trust_root, identity=identity)
         mine = [
             s
             for s in state.states
@@ -371,6 +501,7 @@ def record_review(
         keyid=keyid,
         model=ws.metadata.model,
         version=ws.metadata.version,
+        workspace_sha256=identity.workspace_sha256 if identity else None,
     )
     sign: Callable[[bytes], bytes] = key.sign
     return ws.append_event(
@@ -384,11 +515,19 @@ def record_review(
 
 # -- the verify check ------------------------------------------------------------------------------
 def check_reviews(root: Path, ctx: Any) -> list[Finding]:
-    """Signatures, keys, roles, duplicates and currency of every review; the keyring's digest."""
+    """Signatures, keys, roles, release binding, duplicates and currency of every review (against
+    the trust root when there is one, else the keyring); the keyring's digest."""
+    from finetrail.governance.trust import release_identity
+
     entries: list[LedgerEntry] = getattr(ctx, "entries", [])
     findings = check_keyring_file(root, entries)
     if not any(e.kind.startswith(REVIEW_PREFIX) for e in entries):
         return findings
+    manifest = getattr(ctx, "manifest", None)
+    identity = release_identity(getattr(ctx, "metadata", None))
+    trust = getattr(ctx, "trust", None)
+    if trust is not None:
+        return findings + assess(entries, manifest, None, trust=trust, identity=identity).findings
     path = keyring_path(root, getattr(ctx, "keyring", None))
     keyring: Keyring | None = None
     if path is None:
@@ -397,8 +536,9 @@ def check_reviews(root: Path, ctx: Any) -> list[Finding]:
                 "error",
                 "unverifiable",
                 LEDGER_NAME,
-                "review signatures cannot be checked: no keyring "
-                f"(pass --keyring, set {KEYRING_ENV}, or add {KEYRING_FILE} to the workspace)",
+                "review signatures cannot be checked: no trust root or keyring (pass --trust "
+                f"FILE or --keyring FILE, set {KEYRING_ENV}, or add {KEYRING_FILE} to the "
+                "workspace)",
             )
         )
         return findings
@@ -406,5 +546,5 @@ def check_reviews(root: Path, ctx: Any) -> list[Finding]:
         keyring = load_keyring(path)
     except InputError as err:
         findings.append(Finding("error", "modified", str(path), err.what))
-    findings += assess(entries, getattr(ctx, "manifest", None), keyring).findings
+    findings += assess(entries, manifest, keyring, identity=identity).findings
     return findings

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from finetrail.cli_options import actor_option, keyring_option, policy_option, workspace_argument
+from finetrail.cli_options import (
+    actor_option,
+    keyring_option,
+    policy_option,
+    trust_option,
+    workspace_argument,
+)
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
 if TYPE_CHECKING:
@@ -42,6 +48,7 @@ def _review_command(decision: Decision) -> click.Command:
     )
     @click.option("--note", default="", help="What you reviewed, or why.")
     @keyring_option()
+    @trust_option()
     @policy_option(required=False, help="Policy whose approval rules apply (author_may_approve).")
     def cmd(
         workspace: str,
@@ -50,6 +57,7 @@ def _review_command(decision: Decision) -> click.Command:
         key: str,
         note: str,
         keyring: str | None,
+        trust: str | None,
         policy: str | None,
     ) -> int:
         from finetrail.governance.review.assess import record_review
@@ -70,6 +78,7 @@ def _review_command(decision: Decision) -> click.Command:
             note=note,
             keyring_file=keyring,
             rule=rule,
+            trust=trust,
         )
         click.echo(
             f"{decision}: {reviewer} ({role}) signed files digest "
@@ -84,7 +93,10 @@ def _review_command(decision: Decision) -> click.Command:
 @workspace_argument()
 @policy_option(required=False, help="Policy whose approval requirement to check.")
 @keyring_option()
-def review_status_cmd(workspace: str, policy: str | None, keyring: str | None) -> int:
+@trust_option()
+def review_status_cmd(
+    workspace: str, policy: str | None, keyring: str | None, trust: str | None
+) -> int:
     """List reviews (current, stale, invalid); exit 1 if a policy's requirement is not met."""
     from finetrail.governance.review.api import workspace_review_status
 
@@ -93,7 +105,7 @@ def review_status_cmd(workspace: str, policy: str | None, keyring: str | None) -
         from finetrail.governance.policy.load import load_policy, resolve_policy
 
         rule = load_policy(resolve_policy(policy)).policy.approvals
-    status = workspace_review_status(workspace, rule=rule, keyring_file=keyring)
+    status = workspace_review_status(workspace, rule=rule, keyring_file=keyring, trust=trust)
     if status.keyring_problem:
         click.echo(f"  - {status.keyring_problem}")
     for row in status.rows:
@@ -150,6 +162,7 @@ def keys_generate(reviewer: str, out: str) -> int:
     click.echo(f"private key: {private} (keep it secret)")
     click.echo(f"public key:  {public}")
     click.echo(f"keyid:       {keys.keyid_of(key.public_key())}")
+    click.echo(f"public_key:  {keys.public_b64(key.public_key())} (for a trust file)")
     click.echo(
         f"trust it:    finetrail keys add --reviewer {reviewer} --public-key {public} "
         "--role ROLE (--workspace WS | --keyring FILE)"

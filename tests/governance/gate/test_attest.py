@@ -17,8 +17,9 @@ from securesystemslib.signer import SSlibKey
 from finetrail.cli import main
 from finetrail.governance import keys as ed25519
 from finetrail.governance.gate import attest
-from finetrail.governance.io import canonical_json
+from finetrail.governance.io import canonical_json, sha256_bytes
 from finetrail.governance.verify import verify_workspace
+from tests.support.trust import trust_for
 from tests.support.workspaces import build_workspace, make_key
 
 
@@ -34,8 +35,18 @@ def signed(
 ) -> tuple[Path, Path]:
     root = build_workspace(tmp_path / "ws").root
     private, public = make_key(tmp_path / "keys", "ci-gate")
+    trust = trust_for(tmp_path / "keys", tmp_path / "trust.yaml", reviewers={})
     code = main(
-        ["gate", str(root), "--policy", "eu-ai-act-high-risk", "--signing-key", str(private)]
+        [
+            "gate",
+            str(root),
+            "--policy",
+            "eu-ai-act-high-risk",
+            "--signing-key",
+            str(private),
+            "--trust",
+            str(trust),
+        ]
     )
     assert code == 0, capsys.readouterr()
     capsys.readouterr()
@@ -88,8 +99,19 @@ def test_statement_subjects_and_predicate(signed: tuple[Path, Path]) -> None:
     assert {o["rule"] for o in statement["predicate"]["outcomes"]} >= {
         "dp-epsilon-max",
         "approvals",
+        "trust-root",
     }
-    assert verify_workspace(root).ok
+    # the statement binds the release: model, version, workspace identity, the judged ledger
+    release = statement["predicate"]["release"]
+    assert (release["model"], release["version"]) == ("support-assistant", "1.0.0")
+    assert release["workspace_sha256"] == sha256_bytes((root / "workspace.json").read_bytes())
+    assert statement["predicate"]["trust_sha256"] is not None
+    assert verify_workspace(root, trust=root.parent / "trust.yaml").ok
+    # without the trust root the signature was checked only against the key the decision
+    # carries, and verify says so
+    untrusted = [f for f in verify_workspace(root).findings if f.code == "untrusted"]
+    assert [f.severity for f in untrusted] == ["warning"]
+    assert "signatures not checked against a trust root" in untrusted[0].message
 
 
 def _rewrite(path: Path, mutate: object) -> None:

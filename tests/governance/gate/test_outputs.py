@@ -14,6 +14,7 @@ from finetrail.governance.ledger import scan_ledger
 from finetrail.governance.policy.load import shipped_policies
 from finetrail.governance.verify import verify_workspace
 from tests.support.clock import set_release_clock
+from tests.support.trust import trust_for
 from tests.support.workspaces import build_workspace
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -38,18 +39,44 @@ def test_exit_0_on_pass_and_records_decision(
     tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = build_workspace(tmp_path / "ws").root
-    code, out, err = run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk")
+    trust = trust_for(tmp_path / "keys", tmp_path / "trust.yaml", reviewers={})
+    signed = ("--trust", str(trust), "--signing-key", str(tmp_path / "keys" / "ci-gate.key"))
+    code, out, err = run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk", *signed)
     assert code == 0, out + err
-    assert "gate: PASSED (38 passed, 1 failed, 0 errors, 0 waived)" in out
-    assert "recorded: evidence/gate/0001.json and evidence/gate/0001.dsse.json (unsigned)" in out
+    assert "gate: PASSED (" in out and "trust-root" in out
+    assert "recorded: evidence/gate/0001.json and evidence/gate/0001.dsse.json (signed)" in out
     kinds = [e.kind for e in scan_ledger(root / "ledger.jsonl").entries]
     assert kinds[-2:] == ["gate.decided", "gate.attested"]
-    report = verify_workspace(root)
+    report = verify_workspace(root, trust=trust)
     assert report.ok, report.render()
     # a second run is numbered on, and the first decision still verifies
-    assert run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk")[0] == 0
+    assert run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk", *signed)[0] == 0
     assert (root / "evidence/gate/0002.dsse.json").is_file()
-    assert verify_workspace(root).ok
+    assert verify_workspace(root, trust=trust).ok
+
+
+def test_release_policy_fails_closed_without_a_trust_root(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = build_workspace(tmp_path / "ws").root
+    code, out, _ = run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk")
+    assert code == 1
+    assert "gate: FAILED (" in out
+    assert (
+        "trust-root [fail, error]: signatures not checked against a trust root: pass --trust "
+        "FILE (kept outside the workspace) or set FINETRAIL_TRUST; a policy that asks for "
+        "signed approvals needs one" in out
+    )
+    assert "recorded: evidence/gate/0001.json and evidence/gate/0001.dsse.json (unsigned)" in out
+    assert verify_workspace(root).ok  # an unsigned workspace: nothing to distrust
+    # the development pack asks for no approvals: the missing trust root is a warning there
+    code, out, _ = run(capsys, "gate", str(root), "--policy", "development", "--dry-run")
+    assert code == 0 and "trust-root [fail, warning]" in out
+    # with a trust root, the gate records only signed decisions
+    trust = trust_for(tmp_path / "keys", tmp_path / "trust.yaml", reviewers={})
+    code, _, err = run(capsys, "gate", str(root), "--policy", str(EU), "--trust", str(trust))
+    assert code == 2 and "with a trust root, the gate records only signed decisions" in err
+    assert "Traceback" not in err and not (root / "evidence/gate/0002.json").exists()
 
 
 def test_exit_1_on_fail_with_readable_reasons(
@@ -57,7 +84,7 @@ def test_exit_1_on_fail_with_readable_reasons(
 ) -> None:
     code, out, _ = run(capsys, "gate", str(failing), "--policy", str(EU))
     assert code == 1
-    assert "gate: FAILED (36 passed, 3 failed, 0 errors, 0 waived)" in out
+    assert "gate: FAILED (" in out and "trust-root [fail, error]" in out
     assert "dp-epsilon-max [fail, error]: training.dp.epsilon = 12; required <= 8" in out
     assert (
         "controls: EU AI Act Art. 10(5)(b), Art. 15(5); NIST AI RMF MEASURE 2.10, MAP 1.5; "
@@ -140,7 +167,8 @@ def test_junit_parses_one_testcase_per_rule(
         assert isinstance(cases[rule].result[0], junitparser.Skipped)
         assert cases[rule].result[0].message.startswith("warning: ")
     assert suites[0].failures == len(failed) and suites[0].skipped == 1 + len(warned)
-    assert suites[0].failures + suites[0].skipped == 3  # as many non-passing rules as before
+    # as many non-passing rules as before, and the missing trust root
+    assert suites[0].failures + suites[0].skipped == 4 and "trust-root" in failed
     locations = {p.name: p.value for p in suites[0].properties()}
     assert locations["rule.dp-epsilon-max.location"].endswith(f"waived.yaml:{eps_line(data)}")
 
