@@ -182,6 +182,7 @@ class _Run:
         self.cfg: TrainConfig = loaded.config
         self.tracker: Any = None
         self.facts: Any = None
+        self.train_loss_mask: Any = None  # prompt/completion and chat data: the loss tokens
 
     def run(self) -> TrainingEvidence:
         import torch
@@ -197,13 +198,15 @@ class _Run:
         started = clock.now()
         built = build_model(self.cfg, device=device, dp=dp)
         trainable, total = built.counts()
-        from finetrail.training.data import tokenize
+        from finetrail.training.data import encode
         from finetrail.training.engine import plan_run
         from finetrail.training.evidence import RunFacts
         from finetrail.training.loop import RunState
 
-        max_len = self.cfg.data.max_length
-        train_ids, train_mask = tokenize(built.tokenizer, self.datasets.sampled_texts, max_len)
+        train_ids, train_mask, self.train_loss_mask, notes = encode(
+            built.tokenizer, self.datasets.sampled_records, self.cfg.data
+        )
+        built.adjustments.extend(notes)
         plan = plan_run(
             self.cfg,
             sampled_records=train_ids.shape[0],
@@ -250,7 +253,10 @@ class _Run:
                 field="privacy",
             )
         report = check_per_sample_gradients(
-            self.cfg, texts=self.datasets.train.texts, mode=plan.clipping_mode
+            self.cfg,
+            texts=self.datasets.train.texts,
+            records=self.datasets.train.records,
+            mode=plan.clipping_mode,
         )
         self.facts.dp_check = report.record
         if not report.record.passed:
@@ -293,15 +299,23 @@ class _Run:
             cfg,
             model=built.model,
             plan=plan,
-            dataset=TensorDataset(train_ids, train_mask),
+            dataset=TensorDataset(
+                train_ids,
+                train_mask,
+                *([] if self.train_loss_mask is None else [self.train_loss_mask]),
+            ),
             distributed=plan.world_size > 1,
             post_privatise=ewc.add_gradient if ewc is not None else None,
         )
         validation = None
         if self.datasets.validation is not None:
-            validation = tokenize(
-                built.tokenizer, self.datasets.validation.texts, cfg.data.max_length
+            from finetrail.training.data import encode
+
+            # validation loss: the mean over every token of each record (the loop's evaluate)
+            v_ids, v_mask, _, _ = encode(
+                built.tokenizer, self.datasets.validation.records, cfg.data
             )
+            validation = (v_ids, v_mask)
         eps_at = None
         privacy = cfg.privacy
         if isinstance(privacy, PrivacyConfig):

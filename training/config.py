@@ -128,6 +128,11 @@ class DataConfig(_Strict):
     validation: Path | None = None
     generic: Path | None = None
     generic_fraction: float = Field(default=0.0, ge=0, lt=0.5)
+    # text: {"text": ...}; prompt_completion: {"prompt", "completion"}; messages: chat turns
+    format: Literal["text", "prompt_completion", "messages"] = "text"
+    # prompt_completion and messages: the loss on the completion / assistant tokens (unset:
+    # completion), or on all; text: always all
+    loss_on: Literal["completion", "all"] | None = None
     text_field: str = Field(default="text", min_length=1)
     max_length: int = Field(default=128, ge=4, le=32768)
     unregistered: Literal["refuse", "flag"] = "refuse"
@@ -136,7 +141,17 @@ class DataConfig(_Strict):
     def _generic_needed(self) -> DataConfig:
         if self.generic_fraction > 0 and self.generic is None:
             raise ValueError("generic_fraction > 0 needs data.generic (the public corpus)")
+        if self.format == "text" and self.loss_on == "completion":
+            raise ValueError(
+                "loss_on: completion needs format: prompt_completion or messages (plain text "
+                "has no completion)"
+            )
         return self
+
+    @property
+    def loss_tokens(self) -> Literal["completion", "all"]:
+        """Where the loss is taken: ``all`` for text, else ``loss_on`` (default completion)."""
+        return "all" if self.format == "text" else (self.loss_on or "completion")
 
 
 class EarlyStoppingConfig(_Strict):

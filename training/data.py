@@ -1,6 +1,7 @@
 """Datasets of a training run: JSONL files read, hashed, checked against the workspace, tokenised.
 
-A dataset is a JSONL file, one JSON object per line with a text field. Its identity is the SHA-256
+A dataset is a JSONL file, one JSON object per line: a text field, a prompt and its completion,
+or chat messages (``data.format``; :mod:`finetrail.training.formats`). Its identity is the SHA-256
 of the file's bytes. It counts as *registered* when ``evidence/datasets/<sha256>.json`` exists in
 the workspace (the provenance layer writes those); ``data.unregistered`` decides whether an
 unregistered dataset is refused (default) or used and flagged in the evidence.
@@ -22,11 +23,20 @@ from finetrail.errors import ConfigError, FinetrailError, InputError
 from finetrail.governance.evidence.registry import dataset_location
 from finetrail.governance.io import read_text_strict, sha256_bytes
 from finetrail.training.config import PrivacyConfig, TrainConfig
+from finetrail.training.formats import Record, parse_record
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DatasetFile", "Datasets", "dataset_record_path", "preflight", "read_jsonl_texts"]
+__all__ = [
+    "DatasetFile",
+    "Datasets",
+    "dataset_record_path",
+    "encode",
+    "preflight",
+    "read_jsonl_records",
+    "read_jsonl_texts",
+]
 
 
 def dataset_record_path(sha256: str) -> str:
@@ -39,8 +49,10 @@ class DatasetFile:
     role: str  # train | validation | generic
     path: Path
     sha256: str
-    texts: tuple[str, ...]
+    texts: tuple[str, ...]  # each record as one string (Record.plain)
     registered: bool
+    records: tuple[Record, ...] = ()
+    format: str = "text"
 
     @property
     def record(self) -> str | None:
@@ -62,11 +74,26 @@ class Datasets:
         """What Poisson sampling draws from: the private records, then the mixed generic ones."""
         return [*self.train.texts, *self.generic_mixed]
 
+    @property
+    def sampled_records(self) -> list[Record]:
+        """:attr:`sampled_texts` as records (the generic ones are plain text)."""
+        train = self.train.records or tuple(Record("text", text=t) for t in self.train.texts)
+        return [*train, *(Record("text", text=t) for t in self.generic_mixed)]
+
 
 def read_jsonl_texts(
     path: Path, text_field: str, *, limit_errors: int = 5
 ) -> tuple[str, tuple[str, ...]]:
     """(sha256 of the bytes, the texts). Raises :class:`InputError` naming file, line and field."""
+    sha, records = read_jsonl_records(path, "text", text_field, limit_errors=limit_errors)
+    return sha, tuple(r.text for r in records)
+
+
+def read_jsonl_records(
+    path: Path, fmt: str, text_field: str = "text", *, limit_errors: int = 5
+) -> tuple[str, tuple[Record, ...]]:
+    """(sha256 of the bytes, the records of format ``fmt``). Raises :class:`InputError` naming
+    the file, the lines and what is wrong with them."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -79,7 +106,7 @@ def read_jsonl_texts(
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = read_text_strict(path)  # raises InputError naming the byte and line
-    texts: list[str] = []
+    records: list[Record] = []
     problems: list[str] = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -89,28 +116,32 @@ def read_jsonl_texts(
         except json.JSONDecodeError as exc:
             problems.append(f"line {n}: malformed JSON ({exc.msg}, column {exc.colno})")
             continue
-        if not isinstance(obj, dict):
-            problems.append(f"line {n}: expected a JSON object")
+        parsed = parse_record(obj, fmt, text_field)
+        if isinstance(parsed, str):
+            problems.append(f"line {n}: {parsed}")
             continue
-        value = obj.get(text_field)
-        if not isinstance(value, str) or not value.strip():
-            problems.append(f"line {n}: field '{text_field}' is missing or not a non-empty string")
-            continue
-        texts.append(value)
+        records.append(parsed)
     if problems:
         more = len(problems) - limit_errors
         shown = problems[:limit_errors] + ([f"... and {more} more"] if more > 0 else [])
+        expect = {
+            "text": f"a JSON object with a non-empty string '{text_field}'",
+            "prompt_completion": "a JSON object with a string 'prompt' and a non-empty string "
+            "'completion'",
+            "messages": "a JSON object with 'messages': a list of {role, content} objects with "
+            "at least one assistant message",
+        }[fmt]
         raise InputError(
             "invalid dataset: " + "; ".join(shown),
             path=str(path),
-            field=text_field,
-            fix=f"each line must be a JSON object with a non-empty string '{text_field}'",
+            field=text_field if fmt == "text" else "data.format",
+            fix=f"each line must be {expect} (data.format: {fmt})",
         )
-    if not texts:
+    if not records:
         raise InputError(
             "the dataset is empty", path=str(path), fix="a dataset needs at least one record"
         )
-    return sha256_bytes(raw), tuple(texts)
+    return sha256_bytes(raw), tuple(records)
 
 
 def preflight(config: TrainConfig, *, workspace_root: Path, source: str) -> Datasets:
@@ -124,14 +155,16 @@ def preflight(config: TrainConfig, *, workspace_root: Path, source: str) -> Data
         path = getattr(data, key)
         if path is None:
             continue
+        fmt = "text" if role == "generic" else data.format  # the public corpus is plain text
         try:
-            sha, texts = read_jsonl_texts(Path(path), data.text_field)
+            sha, records = read_jsonl_records(Path(path), fmt, data.text_field)
         except FinetrailError as err:
             problems.append(f"data.{key}: {err.path}: {err.what}")
             first_field = first_field or f"data.{key}"
             continue
         registered = (workspace_root / dataset_record_path(sha)).is_file()
-        files[role] = DatasetFile(role, Path(path), sha, texts, registered)
+        texts = tuple(r.plain for r in records)
+        files[role] = DatasetFile(role, Path(path), sha, texts, registered, records, fmt)
 
     unregistered = [d for d in files.values() if not d.registered]
     if unregistered and data.unregistered == "refuse":
@@ -200,3 +233,25 @@ def tokenize(
     if mask.shape[1] == 0 or int(mask.sum(1).min()) == 0:
         raise InputError("a record tokenises to no tokens", fix="remove empty records")
     return ids, mask
+
+
+def encode(
+    tokenizer: Any, records: list[Record] | tuple[Record, ...], data: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
+    """(``input_ids``, ``attention_mask``, the loss mask or None when the loss is on every
+    token, sentences for the evidence). Plain text goes through :func:`tokenize` unchanged."""
+    from finetrail.training.formats import encode_records, rendering_note
+
+    if all(r.format == "text" for r in records):
+        ids, mask = tokenize(tokenizer, [r.text for r in records], data.max_length)
+        return ids, mask, None, []
+    ids, mask, loss, empty = encode_records(
+        tokenizer, records, data.max_length, loss_on=data.loss_tokens
+    )
+    notes = [n for n in [rendering_note(tokenizer, records, data.loss_tokens)] if n]
+    if empty:
+        notes.append(
+            f"{empty} record(s) keep no loss token within data.max_length {data.max_length}: "
+            "they are sampled and accounted but contribute a zero gradient"
+        )
+    return ids, mask, (None if data.loss_tokens == "all" else loss), notes

@@ -14,6 +14,7 @@ The error is ``max_i ||opacus_i - brute_i|| / ||brute_i||``; the check passes at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from finetrail.governance.evidence.training import DPCheck
 from finetrail.training.config import PrivacyConfig, TrainConfig
-from finetrail.training.data import tokenize
+from finetrail.training.data import encode, tokenize
 from finetrail.training.dp_guards import (
     SequenceLoss,
     choose_clipping_mode,
@@ -30,6 +31,7 @@ from finetrail.training.dp_guards import (
     quiet_hook_warning,
     sequence_loss,
 )
+from finetrail.training.formats import Record
 from finetrail.training.model import build_model
 
 __all__ = ["TOLERANCE", "DPCheckReport", "check_per_sample_gradients"]
@@ -43,15 +45,15 @@ class DPCheckReport:
     worst: tuple[str, ...]  # the tensors (or quantities) with the largest errors
 
 
-def _pick(texts: tuple[str, ...] | list[str], tokenizer: Any, k: int) -> list[str]:
-    """``k`` records of spread-out lengths from the first 64 (so the batch has padding)."""
+def _pick(texts: tuple[str, ...] | list[str], tokenizer: Any, k: int) -> list[int]:
+    """Indices of ``k`` records of spread-out lengths from the first 64 (so the batch has
+    padding)."""
     pool = list(texts[:64])
     lengths = [len(tokenizer(t)["input_ids"]) for t in pool]
     order = sorted(range(len(pool)), key=lambda i: lengths[i])
     if len(order) <= k:
-        return [pool[i] for i in order]
-    idx = sorted({order[round(j * (len(order) - 1) / (k - 1))] for j in range(k)})
-    return [pool[i] for i in idx]
+        return order
+    return sorted({order[round(j * (len(order) - 1) / (k - 1))] for j in range(k)})
 
 
 def _dropout_off(model: torch.nn.Module) -> None:
@@ -65,17 +67,23 @@ def check_per_sample_gradients(
     config: TrainConfig,
     *,
     texts: tuple[str, ...] | list[str],
+    records: Sequence[Record] = (),
     examples: int = 4,
     mode: str | None = None,
 ) -> DPCheckReport:
+    """``records`` (prompt/completion, chat) take the loss on the same tokens as training."""
     privacy = config.privacy
     clip = privacy.max_grad_norm if isinstance(privacy, PrivacyConfig) else 1.0
     requested = mode or (privacy.clipping if isinstance(privacy, PrivacyConfig) else "auto")
     built = build_model(config, device=torch.device("cpu"), dp=True, dtype="float32")
     model = built.model
     _dropout_off(model)
-    batch = _pick(texts, built.tokenizer, examples)
-    ids, mask = tokenize(built.tokenizer, batch, config.data.max_length)
+    picked = _pick(texts, built.tokenizer, examples)
+    ids, mask = tokenize(built.tokenizer, [texts[i] for i in picked], config.data.max_length)
+    loss_mask = mask
+    if records and any(r.format != "text" for r in records):
+        ids, mask, lm, _ = encode(built.tokenizer, [records[i] for i in picked], config.data)
+        loss_mask = mask if lm is None else mask * lm
     chosen, _, _ = choose_clipping_mode(model, seq_len=ids.shape[1], requested=requested)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
@@ -85,7 +93,9 @@ def check_per_sample_gradients(
         n_tok = int(mask[i].sum())
         one_ids, one_mask = ids[i : i + 1, :n_tok], mask[i : i + 1, :n_tok]
         loss = sequence_loss(
-            model(**model_inputs(one_ids, one_mask, built.method)).logits, one_ids, one_mask
+            model(**model_inputs(one_ids, one_mask, built.method)).logits,
+            one_ids,
+            loss_mask[i : i + 1, :n_tok],
         ).sum()
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         brute.append(
@@ -99,7 +109,7 @@ def check_per_sample_gradients(
 
     model.train()  # Opacus's validator wants the whole model in training mode
     optimizer = torch.optim.SGD(params, lr=0.0)
-    loader = DataLoader(TensorDataset(ids, mask), batch_size=ids.shape[0])
+    loader = DataLoader(TensorDataset(ids, mask), batch_size=ids.shape[0])  # only its size
     out = PrivacyEngine(accountant="prv").make_private(
         module=model,
         optimizer=optimizer,
@@ -118,11 +128,11 @@ def check_per_sample_gradients(
             logits = model(**model_inputs(ids, mask, built.method)).logits
             if chosen == "ghost":
                 criterion = out[2]
-                criterion(logits, ids, mask).backward()
+                criterion(logits, ids, loss_mask).backward()
                 errs, worst = _compare_ghost(hooks, named, brute, clip)
                 compared = "per-sample gradient norms and the clipped gradient sum (ghost clipping)"
             else:
-                sequence_loss(logits, ids, mask).mean().backward()  # type: ignore[no-untyped-call]
+                sequence_loss(logits, ids, loss_mask).mean().backward()  # type: ignore[no-untyped-call]
                 errs, worst = _compare_hooks(named, brute)
                 compared = "per-sample gradients of every trainable tensor (hooks)"
     finally:

@@ -359,6 +359,9 @@ class Stepper:
         self.before_update: Any = None  # non-DP runs: called between backward and update (EWC)
         self._clipped = False
         self._batch = 0  # examples in the current batch
+        # the tokens the loss is taken on (prompt/completion, chat data), set per batch by the
+        # engine's loader; None: every attended token
+        self.loss_mask: torch.Tensor | None = None
         self._first_checked = mode is None  # the first-step check (dp_shapes) is still due
         self._coef: torch.Tensor | None = None
         self._norms: torch.Tensor | None = None
@@ -384,6 +387,9 @@ class Stepper:
         self, logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> Any:
         self._batch = int(input_ids.shape[0])
+        if self.loss_mask is not None:
+            lm = self.loss_mask[:, : input_ids.shape[1]].to(attention_mask.device)
+            attention_mask = attention_mask * lm.to(attention_mask.dtype)
         if self.mode == "ghost":
             return self.criterion(logits, input_ids, attention_mask)
         return sequence_loss(logits, input_ids, attention_mask).mean()

@@ -129,6 +129,26 @@ class Engine:
             self.hooks = None
 
 
+class LossMaskLoader:
+    """Batches of (ids, attention mask, loss mask): hands each batch's loss mask to the stepper
+    (which takes the loss on those tokens only) and yields the batch as the loop expects it."""
+
+    def __init__(self, loader: Any, stepper: Stepper) -> None:
+        self.loader, self.stepper = loader, stepper
+
+    def __iter__(self) -> Any:
+        for batch in self.loader:
+            self.stepper.loss_mask = batch[2]
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def _with_loss_mask(loader: Any, stepper: Stepper, dataset: TensorDataset) -> Any:
+    return LossMaskLoader(loader, stepper) if len(dataset.tensors) > 2 else loader
+
+
 def _optimizer(config: TrainConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     o = config.optim
     if o.optimizer == "sgd":
@@ -163,7 +183,7 @@ def build_engine(
             model=model,
             inner=model,
             optimizer=optimizer,
-            loader=loader,
+            loader=_with_loss_mask(loader, stepper, dataset),
             stepper=stepper,
             params=params,
         )
@@ -210,7 +230,7 @@ def build_engine(
         model=forward_model,
         inner=model,
         optimizer=dp_optimizer,
-        loader=dp_loader,
+        loader=_with_loss_mask(dp_loader, stepper, dataset),
         stepper=stepper,
         privacy_engine=engine,
         hooks=hooks,

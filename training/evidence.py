@@ -120,6 +120,7 @@ def _datasets(d: Datasets) -> tuple[DatasetUse, ...]:
                 "records_used": len(f.texts) if f.role != "generic" else len(d.generic_mixed),
                 "registered": f.registered,
                 "record": f.record,
+                "format": f.format,
             }
         )
         for f in d.all()

@@ -74,6 +74,8 @@ class DatasetUse(Frozen):
     records_used: int = Field(ge=0)
     registered: bool
     record: str | None = None  # evidence/datasets/<sha256>.json when registered
+    # text | prompt_completion | messages (data.format; the generic corpus is always text)
+    format: Literal["text", "prompt_completion", "messages"] = "text"
 
 
 class EpsilonPoint(Frozen):
