@@ -12,7 +12,11 @@
   ghost with tied trainable parameters is refused.
 - :func:`prepare_for_dp`: ``padding_idx`` cleared on trainable embeddings (Opacus's embedding
   grad sampler ignores it) and IA3 vectors made visible to Opacus (peft keeps them in a
-  ``ParameterDict`` that is never called, so no hook would see them).
+  ``ParameterDict`` that is never called, so no hook would see them); the per-architecture
+  changes of :mod:`.architectures`.
+- :mod:`.dp_shapes` (called from :func:`.engine.plan_run` and :meth:`Stepper.step`): every
+  hooked layer is per-example before training, and the first step's per-sample gradients have
+  the batch's leading dimension and are clipped once per example.
 """
 
 from __future__ import annotations
