@@ -99,8 +99,11 @@ def _scaled_embedding_grad_sample(
 ) -> dict[nn.Parameter, torch.Tensor]:
     from opacus.grad_sample.embedding import compute_embedding_grad_sample
 
-    scale = layer.embed_scale.to(backprops.dtype)  # type: ignore[operator]
-    return compute_embedding_grad_sample(layer, activations, backprops * scale)
+    scale: torch.Tensor = getattr(layer, "embed_scale").to(backprops.dtype)  # noqa: B009
+    out: dict[nn.Parameter, torch.Tensor] = compute_embedding_grad_sample(
+        layer, activations, backprops * scale
+    )
+    return out
 
 
 def _scaled_embedding_norm_sample(
@@ -108,8 +111,11 @@ def _scaled_embedding_norm_sample(
 ) -> dict[nn.Parameter, torch.Tensor]:
     from opacus.grad_sample.embedding import compute_embedding_norm_sample
 
-    scale = layer.embed_scale.to(backprops.dtype)  # type: ignore[operator]
-    return compute_embedding_norm_sample(layer, activations, backprops * scale)
+    scale: torch.Tensor = getattr(layer, "embed_scale").to(backprops.dtype)  # noqa: B009
+    out: dict[nn.Parameter, torch.Tensor] = compute_embedding_norm_sample(
+        layer, activations, backprops * scale
+    )
+    return out
 
 
 def _linear_like(mod: nn.Module) -> bool:

@@ -306,7 +306,7 @@ def _apply_peft(
             bias="none",
         )
     elif isinstance(method, PrefixMethodConfig):
-        dims = prefix_dimensions(model.config)
+        dims: dict[str, Any] = dict(prefix_dimensions(model.config))
         if dims:
             notes.append(
                 f"prefix sized to the model's key/value heads ({dims['num_attention_heads']} "
