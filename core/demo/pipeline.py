@@ -6,7 +6,8 @@ demo is also a script of the commands a team would use:
 1. generate the synthetic data (support notes with PII, a credit task with a planted disparity,
    a generic corpus); build or reuse the tiny base model;
 2. for a non-private control and a DP model (LoRA, epsilon about 1), each in its own workspace:
-   register and scan the data, sanitise a copy, plant canaries, fine-tune, run the privacy probes
+   register and scan the data; the DP release sanitises the notes and the credit task and trains
+   on the sanitised copies (the control on the raw data); plant canaries, fine-tune, run the probes
    and the bias audit, run the gate (``eu-ai-act-high-risk``), render the dossier, verify;
 3. render the compliance diff between the two releases and print a summary table.
 
@@ -135,31 +136,41 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     atomic_write_bytes(path, b"".join(canonical_json(r) for r in rows))
 
 
-def _prepare_training_file(data: Path) -> tuple[Path, Path, Path]:
+def _prepare_training_file(
+    *, notes: Path, task_train: Path, task_eval: Path, out: Path
+) -> tuple[Path, Path, Path]:
     """Split the support notes: 70% into the fine-tuning set (with the credit task as text),
     15% for validation loss, 15% held out as non-members for membership inference.
 
     The held-out set has the fine-tuning set's mix: the held-out notes plus credit applications
     the model never saw (from the evaluation split) in the same proportion. Notes alone would
-    differ in kind from the members, and the attacks would measure that difference.
+    differ in kind from the members, and the attacks would measure that difference. The files are
+    the ones the variant trains on (raw for the control, sanitised for the DP release).
     """
-    notes = [{"text": r["text"]} for r in _jsonl(data / "domain.jsonl")]
-    a, b = int(len(notes) * 0.70), int(len(notes) * 0.85)
+    rows = [{"text": r["text"]} for r in _jsonl(notes)]
+    a, b = int(len(rows) * 0.70), int(len(rows) * 0.85)
 
     def as_text(path: Path) -> list[dict[str, Any]]:
         return [{"text": f"{r['prompt']} {r['label']}"} for r in _jsonl(path)]
 
-    task = as_text(data / "task_train.jsonl")
-    unseen_task = as_text(data / "task_eval.jsonl")
-    held_notes = notes[b:]
+    task = as_text(task_train)
+    unseen_task = as_text(task_eval)
+    held_notes = rows[b:]
     held_task = unseen_task[: round(len(held_notes) * len(task) / max(1, a))]
     finetune, validation, heldout = (
-        data / n for n in ("finetune.jsonl", "validation.jsonl", "heldout.jsonl")
+        out / n for n in ("finetune.jsonl", "validation.jsonl", "heldout.jsonl")
     )
-    _write_jsonl(finetune, notes[:a] + task)
-    _write_jsonl(validation, notes[a:b])
+    _write_jsonl(finetune, rows[:a] + task)
+    _write_jsonl(validation, rows[a:b])
     _write_jsonl(heldout, held_notes + held_task)
     return finetune, validation, heldout
+
+
+def _scan_args() -> list[str]:
+    """How the demo scans: Presidio with finetrail's pattern table and no NER model, so it runs
+    in seconds. Its PERSON recall is near 0 (docs/pii-accuracy.md; the scan evidence carries the
+    measured figures): real data needs ``--ner`` (``pip install 'finetrail[pii-ner]'``)."""
+    return ["--scan"]
 
 
 def _train_config(
@@ -244,7 +255,7 @@ def run_demo(
             *(["--quick"] if quick else ["--steps", sizes.base_steps]),
         ],
     )
-    finetune, validation, heldout = _prepare_training_file(data)
+    signing_key, trust = _trust_root(run, root, echo)
 
     variants = [
         Variant("control (full FT, no DP)", dossiers / "1.0.0-control", private=False),
@@ -276,25 +287,61 @@ def run_demo(
                     "Tiny demo assistant fine-tuned on synthetic support notes",
                 ],
             )
-        for ds in _register_args(ws, data, finetune, validation):
+        for ds in _register_raw_args(ws, data):
             _must(run, ds)
-        _must(
-            run,
-            [
-                "data",
-                "sanitize",
-                ws,
-                "support-notes",
-                "--input",
-                data / "domain.jsonl",
-                "--output",
-                side / "domain.sanitized.jsonl",
-                "--operator",
-                "replace",
-                "--name",
-                "support-notes-sanitised",
-            ],
+        notes, task_train, task_eval, generic = (
+            data / "domain.jsonl",
+            data / "task_train.jsonl",
+            data / "task_eval.jsonl",
+            data / "generic.jsonl",
         )
+        names = {"notes": "support-notes", "task": "credit-task-train"}
+        if variant.private:
+            # the DP release learns from sanitised copies (the control from the raw data): the
+            # sanitiser re-scans what it wrote and fails if any engine still finds PII
+            sanitised = {
+                "support-notes": side / "domain.sanitized.jsonl",
+                "credit-task-train": side / "task_train.sanitized.jsonl",
+                "credit-task-eval": side / "task_eval.sanitized.jsonl",
+                "generic-corpus": side / "generic.sanitized.jsonl",
+            }
+            sources = {
+                "support-notes": notes,
+                "credit-task-train": task_train,
+                "credit-task-eval": task_eval,
+                "generic-corpus": generic,
+            }
+            for name, target in sanitised.items():
+                _must(
+                    run,
+                    [
+                        "data",
+                        "sanitize",
+                        ws,
+                        name,
+                        "--input",
+                        sources[name],
+                        "--output",
+                        target,
+                        "--operator",
+                        "replace",
+                        "--name",
+                        f"{name}-sanitised",
+                    ],
+                )
+            notes, task_train, task_eval, generic = (
+                sanitised["support-notes"],
+                sanitised["credit-task-train"],
+                sanitised["credit-task-eval"],
+                sanitised["generic-corpus"],
+            )
+            names = {"notes": "support-notes-sanitised", "task": "credit-task-train-sanitised"}
+        variant.results["eval_file"] = task_eval
+        finetune, validation, heldout = _prepare_training_file(
+            notes=notes, task_train=task_train, task_eval=task_eval, out=side
+        )
+        for ds in _register_mix_args(ws, finetune, validation, names):
+            _must(run, ds)
         augmented = plant_canaries(run, ws, finetune, side, sizes=sizes, seed=seed)
         config = side / "train.yaml"
         import yaml
@@ -304,7 +351,7 @@ def run_demo(
             base=base,
             train=augmented,
             val=validation,
-            generic=data / "generic.jsonl",
+            generic=generic,
             sizes=sizes,
             seed=seed,
         )
@@ -323,7 +370,7 @@ def run_demo(
                 "bias",
                 ws,
                 "--eval",
-                data / "task_eval.jsonl",
+                variant.results.pop("eval_file"),
                 "--sensitive",
                 "gender,age_band",
                 "--resamples",
@@ -343,6 +390,10 @@ def run_demo(
                 side / "gate.junit.xml",
                 "--sarif",
                 side / "gate.sarif",
+                "--signing-key",
+                signing_key,
+                "--trust",
+                trust,
             ],
             ok=(0, 1),
         )
@@ -361,12 +412,44 @@ def run_demo(
     diff = compare_workspaces(before=control.workspace, after=dp.workspace)
     atomic_write_text(diff_path, diff.render_text() if hasattr(diff, "render_text") else str(diff))
     for variant in variants:
-        verify_code = _must(run, ["verify", variant.workspace], ok=(0, 1))
+        verify_code = _must(run, ["verify", variant.workspace, "--trust", trust], ok=(0, 1))
         collect(variant, variant.results.pop("gate_code"), verify_code)
     took = time.perf_counter() - t0
     result = DemoResult(out=root, variants=variants, diff_path=diff_path, seconds=took)
     print_summary(result, echo)
     return result
+
+
+def _trust_root(run: Runner, root: Path, echo: Callable[[str], None]) -> tuple[Path, Path]:
+    """A CI signing key for gate attestations and the trust file that names it, both outside
+    the workspaces they judge (in a team: the key in the CI secret store, the trust file in
+    the repository; docs/security.md)."""
+    from datetime import UTC, datetime, timedelta
+
+    from finetrail.governance import keys
+
+    key_dir = root / "keys"
+    key_file = key_dir / "ci.key"
+    if not key_file.exists():
+        _must(run, ["keys", "generate", "--reviewer", "ci", "--out", key_dir])
+    public = keys.load_public_key(key_dir / "ci.pub")
+    now = datetime.now(UTC).replace(microsecond=0)
+    trust = root / "trust.yaml"
+    atomic_write_text(
+        trust,
+        "# finetrail trust root for the demo: who may sign what (docs/security.md)\n"
+        "finetrail_trust: 1\n"
+        "gate:\n"
+        "  - name: ci\n"
+        f"    public_key: {keys.public_b64(public)}\n"
+        f"    not_before: {(now - timedelta(days=1)).isoformat().replace('+00:00', 'Z')}\n"
+        f"    not_after: {(now + timedelta(days=365)).isoformat().replace('+00:00', 'Z')}\n"
+        "reviewers: []\n"
+        "training: []\n"
+        "probes: []\n",
+    )
+    echo(f"trust root: {trust} (gate key ci, keyid {keys.keyid_of(public)[:16]})")
+    return key_file, trust
 
 
 def plant_canaries(
@@ -381,12 +464,13 @@ def plant_canaries(
                 "--collection", "support notes and credit task with planted canaries",
                 "--legal-basis", "synthetic data (no personal data)",
                 "--purpose", "fine-tuning with a memorisation audit",
-                "--derived-from", "finetune-mix", "--transform", "canaries"])  # fmt: skip
+                "--derived-from", "finetune-mix", "--transform", "canaries",
+                *_scan_args()])  # fmt: skip
     return augmented
 
 
-def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> list[list[Any]]:
-    common = [
+def _common(ws: Path) -> list[Any]:
+    return [
         "--workspace",
         ws,
         "--source",
@@ -396,23 +480,20 @@ def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> li
         "--legal-basis",
         "synthetic data (no real persons)",
     ]
-    split = [
-        "--derived-from",
-        "support-notes",
-        "--transform",
-        "split",
-        "--transform-params",
-        '{"train": 0.70, "validation": 0.15, "heldout": 0.15}',
-    ]
+
+
+def _register_raw_args(ws: Path, data: Path) -> list[list[Any]]:
+    """The generated files, each registered and scanned."""
+    scan = _scan_args()
     return [
         [
             "data",
             "register",
             data / "domain.jsonl",
-            *common,
+            *_common(ws),
             "--name",
             "support-notes",
-            "--scan",
+            *scan,
             "--collection",
             "generated customer-support notes with realistic PII",
             "--purpose",
@@ -422,14 +503,27 @@ def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> li
             "data",
             "register",
             data / "task_train.jsonl",
-            *common,
+            *_common(ws),
             "--name",
             "credit-task-train",
-            "--scan",
+            *scan,
             "--collection",
             "generated credit applications with a planted disparity of 0.2",
             "--purpose",
             "fine-tuning the pre-screening task",
+        ],
+        [
+            "data",
+            "register",
+            data / "task_eval.jsonl",
+            *_common(ws),
+            "--name",
+            "credit-task-eval",
+            *scan,
+            "--collection",
+            "generated credit applications (held-out split) with the same planted disparity",
+            "--purpose",
+            "evaluation: task accuracy and the bias audit",
         ],
         [
             "data",
@@ -439,6 +533,7 @@ def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> li
             ws,
             "--name",
             "generic-corpus",
+            *scan,
             "--source",
             "CPython standard library docstrings and pydoc topics; public-style notes",
             "--license",
@@ -450,34 +545,51 @@ def _register_args(ws: Path, data: Path, finetune: Path, validation: Path) -> li
             "--purpose",
             "pretraining the base model; 5% mixing against forgetting",
         ],
+    ]
+
+
+def _register_mix_args(
+    ws: Path, finetune: Path, validation: Path, names: dict[str, str]
+) -> list[list[Any]]:
+    """The fine-tuning mix and the validation split, derived from the files the variant trains
+    on, and scanned themselves (a clean parent does not make a derived set clean)."""
+    scan = _scan_args()
+    return [
         [
             "data",
             "register",
             validation,
-            *common,
+            *_common(ws),
             "--name",
             "support-notes-validation",
+            *scan,
             "--collection",
-            "15% split of the support notes",
+            f"15% split of {names['notes']}",
             "--purpose",
             "validation loss",
-            *split,
+            "--derived-from",
+            names["notes"],
+            "--transform",
+            "split",
+            "--transform-params",
+            '{"train": 0.70, "validation": 0.15, "heldout": 0.15}',
         ],
         [
             "data",
             "register",
             finetune,
-            *common,
+            *_common(ws),
             "--name",
             "finetune-mix",
+            *scan,
             "--collection",
-            "70% of the support notes + the credit task rendered as text",
+            f"70% of {names['notes']} + {names['task']} rendered as text",
             "--purpose",
             "fine-tuning",
             "--derived-from",
-            "support-notes",
+            names["notes"],
             "--derived-from",
-            "credit-task-train",
+            names["task"],
             "--transform",
             "split+concatenate",
             "--transform-params",
