@@ -29,6 +29,13 @@ def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
     membership = ev.json("probes.membership") or {}
     audit = ev.json("probes.dp_audit") or {}
     bias = ev.json("bias") or {}
+    gates = [g.data for g in ev.records("gate") if g.data is not None]
+    last = gates[-1] if gates else {}
+    blocking = [
+        str(o.get("rule"))
+        for o in last.get("outcomes") or []
+        if o.get("outcome") in ("fail", "error") and o.get("severity") == "error"
+    ]
     reps = exposure.get("by_repetition") or {}
     top = max(reps, key=lambda k: int(k), default=None) if reps else None
     variant.results = {
@@ -44,6 +51,11 @@ def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
         "dp_diff": _get(bias, "disparities.demographic_parity_difference"),
         "task_f1": _get(bias, "task.f1"),
         "gate": {0: "PASS", 1: "FAIL"}.get(gate_code, f"ERROR({gate_code})"),
+        "gate_why": (
+            ", ".join(blocking[:3]) + (f" +{len(blocking) - 3}" if len(blocking) > 3 else "")
+        )
+        if blocking
+        else None,
         "verify": "OK" if verify_code == 0 else "FAILED",
         "dossier": str(ws / "dossier" / "index.html"),
         "mlflow_db": str(ws / "mlflow.db"),
@@ -77,6 +89,7 @@ def summary_table(variants: Sequence[Variant]) -> str:
         ("demographic parity difference [95% CI]", "dp_diff"),
         ("task F1", "task_f1"),
         ("gate (eu-ai-act-high-risk)", "gate"),
+        ("gate failed on (error rules)", "gate_why"),
         ("verify", "verify"),
     ]
     names = [v.name for v in variants]
