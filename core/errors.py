@@ -64,6 +64,10 @@ class ConfigError(InputError):
     """A configuration file or option is invalid (exit 2)."""
 
 
+class WorkspaceBusy(FinetrailError):
+    """Another command holds the workspace's lock for longer than the wait allows (exit 2)."""
+
+
 class IntegrityError(FinetrailError):
     """Evidence does not hold together: tampered, stale, missing (exit 1)."""
 

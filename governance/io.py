@@ -1,23 +1,34 @@
-"""Canonical JSON, digests, atomic writes and strict reads shared by every layer.
+"""Canonical JSON, digests, atomic writes, strict reads and the workspace lock, shared by every layer.
 
 Canonical JSON: keys sorted, UTF-8 (no ASCII escaping), compact separators, one trailing newline.
 A record is addressed by the SHA-256 of exactly those bytes.
+
+Strict reads turn every filesystem and parser edge into an :class:`~finetrail.errors.InputError`
+naming the file: a missing file, a directory, a symlink loop, a permission problem, non-UTF-8
+bytes, a NUL byte, an empty or truncated document, an integer too long to convert, nesting deeper
+than :data:`MAX_JSON_DEPTH`, NaN or an out-of-range float, a key given twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import math
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from finetrail.errors import InputError
+from finetrail.errors import InputError, WorkspaceBusy
 
 CHUNK = 1 << 20
+MAX_JSON_DEPTH = 64  # deeper than any record finetrail writes; far below the recursion limit
+DEFAULT_LOCK_TIMEOUT = 120.0  # seconds a command waits for another one to finish its write
 
 
 # json.dumps with these options builds a new encoder per call; one shared encoder gives the same
@@ -36,6 +47,52 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# -- opening files -----------------------------------------------------------------------------
+_OS_REASONS = {
+    errno.ENOENT: ("file not found", "check the path"),
+    errno.EISDIR: ("expected a file, found a directory", "give the path of a file"),
+    errno.ENOTDIR: ("a component of the path is not a directory", "check the path"),
+    errno.ELOOP: (
+        "symlink loop (too many levels of symbolic links)",
+        "replace the symbolic link with the file it should point to",
+    ),
+    errno.EACCES: ("permission denied", "make the file readable by this user (chmod/chown)"),
+    errno.EPERM: ("permission denied", "make the file readable by this user (chmod/chown)"),
+    errno.ENAMETOOLONG: ("file name too long", "use a shorter path"),
+}
+
+
+def os_error(exc: OSError, path: str | os.PathLike[str]) -> InputError:
+    """An OSError met while reading ``path``, as an InputError naming the file and the cause."""
+    what, fix = _OS_REASONS.get(exc.errno or -1, (None, None))
+    if what is None:
+        what = f"cannot read the file ({exc.strerror or type(exc).__name__})"
+        fix = "check that the file exists, is a regular file and is readable"
+    return InputError(what, path=str(path), fix=fix)
+
+
+def read_bytes_strict(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; every OSError becomes an :class:`InputError` naming it."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            if not _is_regular(fh.fileno()):
+                raise InputError(
+                    "not a regular file (a device, pipe or socket)",
+                    path=str(p),
+                    fix="give the path of a regular file",
+                )
+            return fh.read()
+    except OSError as exc:
+        raise os_error(exc, p) from exc
+
+
+def _is_regular(fd: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Stream a file's SHA-256 (memory flat in file size)."""
     h = hashlib.sha256()
@@ -43,13 +100,12 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         with open(path, "rb") as fh:
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
-    except FileNotFoundError as exc:
-        raise InputError("file not found", path=str(path), fix="check the path") from exc
-    except IsADirectoryError as exc:
-        raise InputError("expected a file, found a directory", path=str(path)) from exc
+    except OSError as exc:
+        raise os_error(exc, path) from exc
     return h.hexdigest()
 
 
+# -- writing -------------------------------------------------------------------------------------
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -57,6 +113,16 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_durable(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to a new file at ``path`` and fsync it (no rename: for staging files)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -84,50 +150,166 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_text_strict(path: str | os.PathLike[str]) -> str:
-    """Read a UTF-8 text file; missing files and non-UTF-8 bytes raise :class:`InputError`."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError("file not found", path=str(p), fix="check the path") from exc
-    except IsADirectoryError as exc:
-        raise InputError("expected a file, found a directory", path=str(p)) from exc
-    except PermissionError as exc:
-        raise InputError("permission denied", path=str(p)) from exc
+# -- strict reads --------------------------------------------------------------------------------
+def decode_utf8(raw: bytes, path: str | os.PathLike[str]) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(
             f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}, line {line})",
-            path=str(p),
+            path=str(path),
             fix="re-encode the file as UTF-8",
         ) from exc
 
 
+def read_text_strict(path: str | os.PathLike[str]) -> str:
+    """Read a UTF-8 text file; unreadable files and non-UTF-8 bytes raise :class:`InputError`."""
+    return decode_utf8(read_bytes_strict(path), path)
+
+
 def read_json_strict(path: str | os.PathLike[str]) -> Any:
     """Parse a JSON file; errors name the file, line and column."""
-    text = read_text_strict(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+    return parse_json_bytes(read_bytes_strict(path), path)
+
+
+class _Refused(ValueError):
+    """A JSON value strict parsing refuses (NaN, an out-of-range float, a repeated key)."""
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Refused(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"the key {key[:80]!r} is given twice in one object")
+            seen.add(key)
+    return out
+
+
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite, object_pairs_hook=_pairs)
+
+
+def parse_json_bytes(raw: bytes, path: str | os.PathLike[str]) -> Any:
+    """Parse JSON bytes read from ``path`` strictly; every problem is an InputError naming it."""
+    source = str(path)
+    text = decode_utf8(raw, path)
+    if not text.strip():
         raise InputError(
-            f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            path=str(path),
+            "empty file (no JSON document)" if not text else "blank file (no JSON document)",
+            path=source,
+            fix="restore the file, or write it again with the finetrail command that makes it",
+        )
+    nul = text.find("\x00")
+    if nul != -1:
+        line = text.count("\n", 0, nul) + 1
+        raise InputError(
+            f"contains a NUL byte (offset {nul}, line {line}); not a JSON text file",
+            path=source,
+            fix="restore the file, or write it again with the finetrail command that makes it",
+        )
+    try:
+        data = _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        why = "truncated" if exc.pos >= len(text.rstrip()) else "malformed"
+        raise InputError(
+            f"{why} JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=source
         ) from exc
+    except RecursionError as exc:
+        raise InputError(
+            f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)", path=source
+        ) from exc
+    except ValueError as exc:  # _Refused, or an integer longer than int's digit limit
+        msg = str(exc).split(";")[0]
+        raise InputError(f"JSON value refused: {msg}", path=source) from exc
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise InputError(f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)", path=source)
+    return data
+
+
+def json_depth(data: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply ``data`` nests lists and objects (a scalar 0, ``{}`` 1); stops past ``limit``."""
+    depth = 0
+    level = [data] if isinstance(data, dict | list) else []
+    while level and depth <= limit:
+        depth += 1
+        nxt: list[Any] = []
+        for item in level:
+            values = item.values() if isinstance(item, dict) else item
+            nxt.extend(v for v in values if isinstance(v, dict | list))
+        level = nxt
+    return depth
+
+
+# -- the workspace lock --------------------------------------------------------------------------
+_held = threading.local()  # this thread's locks: path -> (fd, depth)
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """An exclusive advisory lock (fcntl) held for the ``with`` block."""
+def file_lock(
+    path: str | os.PathLike[str],
+    *,
+    timeout: float = DEFAULT_LOCK_TIMEOUT,
+    what: str = "the workspace",
+) -> Iterator[None]:
+    """An exclusive advisory lock (``fcntl.flock``) held for the ``with`` block.
+
+    Re-entrant within a thread (a command that holds it may call functions that take it again);
+    other threads and processes wait. The kernel drops the lock when its holder dies, so a killed
+    command never leaves it held. Waiting longer than ``timeout`` seconds raises
+    :class:`~finetrail.errors.WorkspaceBusy`.
+    """
     import fcntl
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    key = os.path.abspath(path)
+    held: dict[str, list[int]] = _held.__dict__.setdefault("locks", {})
+    if key in held:
+        held[key][1] += 1
+        try:
+            yield
+        finally:
+            held[key][1] -= 1
+        return
+    Path(key).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WorkspaceBusy(
+                        f"{what} is busy: another finetrail command has held its lock for "
+                        f"more than {timeout:g} s",
+                        path=key,
+                        why="commands that write to one workspace take turns; the other one "
+                        "has not finished",
+                        fix="wait for the other command to finish and run this one again (a "
+                        "killed command releases the lock at once; `fuser` on the lock file "
+                        "names the process holding it)",
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+        held[key] = [fd, 1]
+        try:
+            yield
+        finally:
+            del held[key]
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

@@ -23,7 +23,7 @@ from finetrail.errors import InputError
 from finetrail.governance import clock
 from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
 from finetrail.governance.findings import Finding
-from finetrail.governance.io import canonical_json, file_lock, sha256_bytes
+from finetrail.governance.io import canonical_json, file_lock, os_error, sha256_bytes
 
 Signer = Callable[[bytes], bytes]
 LEDGER_NAME = "ledger.jsonl"
@@ -62,38 +62,115 @@ class LedgerScan:
     lines: int = 0
 
 
-def _tail_state(path: Path) -> tuple[int, str, int]:
-    """(next seq, prev digest, offset of the end of the last complete line) read from the tail."""
-    size = path.stat().st_size if path.exists() else 0
-    if size == 0:
-        return 0, GENESIS, 0
-    with open(path, "rb") as fh:
-        window = 1 << 16
-        while True:
-            start = max(0, size - window)
-            fh.seek(start)
-            data = fh.read(size - start)
-            end = data.rfind(b"\n")
-            if end == -1 and start > 0:
-                window *= 2
-                continue
-            if end == -1:
-                return 0, GENESIS, 0  # only a torn first line
-            complete_end = start + end + 1
-            prev_nl = data.rfind(b"\n", 0, end)
-            if prev_nl == -1 and start > 0:
-                window *= 2
-                continue
-            line = data[prev_nl + 1 : end]
-            try:
-                last = LedgerEntry.model_validate_json(line)
-            except ValidationError as exc:
-                raise InputError(
-                    "the last complete ledger entry is unreadable; refusing to append",
-                    path=str(path),
-                    fix="run `finetrail verify` on the workspace to see what changed",
-                ) from exc
-            return last.seq + 1, last.digest, complete_end
+@dataclass(frozen=True)
+class Tail:
+    """Where the next entry goes: its sequence number, its ``prev``, and the byte offsets of the
+    end of the last complete line (``complete_end``) and of the file (``size``)."""
+
+    seq: int
+    prev: str
+    complete_end: int
+    size: int
+
+    @property
+    def torn_bytes(self) -> int:
+        return self.size - self.complete_end
+
+
+def read_tail(path: str | os.PathLike[str]) -> Tail:
+    """The ledger's tail, read from its last complete line (not the whole file).
+
+    An absent or empty ledger starts at entry 0 after :data:`GENESIS`. An unreadable file or an
+    unreadable last entry raises :class:`~finetrail.errors.InputError`: appending after it would
+    chain to an entry nobody can check.
+    """
+    p = Path(path)
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed below; open() errors are mapped first
+    except FileNotFoundError:
+        return Tail(0, GENESIS, 0, 0)
+    except OSError as exc:
+        raise os_error(exc, p) from exc
+    with fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            window = 1 << 16
+            while True:
+                if size == 0:
+                    return Tail(0, GENESIS, 0, 0)
+                start = max(0, size - window)
+                fh.seek(start)
+                data = fh.read(size - start)
+                end = data.rfind(b"\n")
+                if end == -1 and start > 0:
+                    window *= 2
+                    continue
+                if end == -1:
+                    return Tail(0, GENESIS, 0, size)  # only a torn first line
+                complete_end = start + end + 1
+                prev_nl = data.rfind(b"\n", 0, end)
+                if prev_nl == -1 and start > 0:
+                    window *= 2
+                    continue
+                line = data[prev_nl + 1 : end]
+                break
+        except OSError as exc:
+            raise os_error(exc, p) from exc
+    try:
+        last = LedgerEntry.model_validate_json(line)
+    except ValueError as exc:  # ValidationError, or JSON pydantic cannot read
+        raise InputError(
+            "the last complete ledger entry is unreadable; refusing to append",
+            path=str(p),
+            fix="run `finetrail verify` on the workspace to see what changed",
+        ) from exc
+    return Tail(last.seq + 1, last.digest, complete_end, size)
+
+
+def build_entry(
+    seq: int,
+    prev: str,
+    kind: str,
+    actor: str,
+    payload: Mapping[str, Any],
+    *,
+    signer: str | None = None,
+    sign: Signer | None = None,
+) -> LedgerEntry:
+    """The entry ``seq`` after ``prev``, with its payload digest, signature and digest."""
+    payload = dict(payload)
+    draft = LedgerEntry(
+        seq=seq,
+        kind=kind,
+        time=clock.now(),
+        actor=actor,
+        payload=payload,
+        payload_digest=payload_digest(payload),
+        prev=prev,
+        signer=signer,
+        signature=None,
+        digest=GENESIS,
+    )
+    if sign is not None:
+        signature = base64.b64encode(sign(draft.signing_bytes())).decode("ascii")
+        draft = draft.model_copy(update={"signature": signature})
+    return draft.model_copy(update={"digest": draft.compute_digest()})
+
+
+def write_lines(path: str | os.PathLike[str], offset: int, data: bytes) -> None:
+    """Cut the ledger at ``offset`` (a torn tail, or a partial earlier attempt), append ``data``,
+    fsync. Idempotent: run twice with the same arguments it leaves the same bytes."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        if os.fstat(fd).st_size != offset:
+            os.ftruncate(fd, offset)
+        os.lseek(fd, offset, os.SEEK_SET)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Ledger:
@@ -112,68 +189,27 @@ class Ledger:
         signer: str | None = None,
         sign: Signer | None = None,
     ) -> LedgerEntry:
-        """Append one event atomically and durably; returns the entry written."""
-        payload = dict(payload or {})
-        with file_lock(self.lock_path):
-            seq, prev, complete_end = _tail_state(self.path)
-            size = self.path.stat().st_size if self.path.exists() else 0
-            if size > complete_end:
+        """Append one event atomically and durably; returns the entry written.
+
+        For a ledger used on its own; a workspace appends through its write-ahead journal
+        (:mod:`finetrail.governance.journal`).
+        """
+        with file_lock(self.lock_path, what="the ledger"):
+            tail = read_tail(self.path)
+            seq, prev, lines = tail.seq, tail.prev, b""
+            if tail.torn_bytes:
                 # A previous append was interrupted: cut the torn line and say so in the ledger.
-                with open(self.path, "r+b") as fh:
-                    fh.truncate(complete_end)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                recovery = self._build(
+                recovery = build_entry(
                     seq,
                     prev,
                     "ledger.recovered",
                     "finetrail",
-                    {"torn_bytes_removed": size - complete_end},
+                    {"torn_bytes_removed": tail.torn_bytes},
                 )
-                self._write(recovery)
-                seq, prev = recovery.seq + 1, recovery.digest
-            entry = self._build(seq, prev, kind, actor, payload, signer=signer, sign=sign)
-            self._write(entry)
+                lines, seq, prev = recovery.line(), seq + 1, recovery.digest
+            entry = build_entry(seq, prev, kind, actor, payload or {}, signer=signer, sign=sign)
+            write_lines(self.path, tail.complete_end, lines + entry.line())
             return entry
-
-    @staticmethod
-    def _build(
-        seq: int,
-        prev: str,
-        kind: str,
-        actor: str,
-        payload: dict[str, Any],
-        *,
-        signer: str | None = None,
-        sign: Signer | None = None,
-    ) -> LedgerEntry:
-        draft = LedgerEntry(
-            seq=seq,
-            kind=kind,
-            time=clock.now(),
-            actor=actor,
-            payload=payload,
-            payload_digest=payload_digest(payload),
-            prev=prev,
-            signer=signer,
-            signature=None,
-            digest=GENESIS,
-        )
-        if sign is not None:
-            signature = base64.b64encode(sign(draft.signing_bytes())).decode("ascii")
-            draft = draft.model_copy(update={"signature": signature})
-        return draft.model_copy(update={"digest": draft.compute_digest()})
-
-    def _write(self, entry: LedgerEntry) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            data = entry.line()
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def scan(self) -> LedgerScan:
         return scan_ledger(self.path)
@@ -191,6 +227,9 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
         raw = p.read_bytes()
     except FileNotFoundError:
         scan.findings.append(Finding("error", "missing", name, "the ledger file is missing"))
+        return scan
+    except OSError as exc:
+        scan.findings.append(Finding("error", "unreadable", name, os_error(exc, p).what))
         return scan
     if not raw:
         scan.findings.append(Finding("error", "truncated", name, "the ledger is empty"))
@@ -232,7 +271,14 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
             continue
         # One serialisation serves three checks: canonical form, the entry's digest (the canonical
         # line minus its "digest" member) and the payload's digest (a slice of the line).
-        canonical = canonical_json(data)
+        try:
+            canonical = canonical_json(data)
+        except (ValueError, RecursionError) as exc:  # inf from 1e999, an over-long integer
+            detail = str(exc).split(";")[0]
+            scan.findings.append(Finding("error", "modified", loc, f"unreadable entry ({detail})"))
+            prev = "?"
+            expected_seq += 1
+            continue
         if canonical != line + b"\n":
             scan.findings.append(
                 Finding("error", "modified", loc, f"entry {entry.seq} is not in canonical form")

@@ -6,16 +6,20 @@
       workspace.json   ledger.jsonl   manifest.json
       evidence/        artifacts/     dossier/
 
-Every write of evidence or an artifact goes through :class:`Workspace`, which writes the file
-atomically (temp file, then rename), appends a ledger event naming the file's SHA-256, and then
-re-anchors ``manifest.json`` (file digests and the ledger head), all under one workspace lock.
+Every write of evidence or an artifact goes through :class:`Workspace`. Under one workspace lock
+it stages the file, chooses the ledger entry's sequence number and builds the entry naming the
+file's SHA-256, then commits through a write-ahead intent that moves the file into place, appends
+the entry and re-anchors ``manifest.json`` (file digests and the ledger head). A command that
+writes several files wraps them in :meth:`Workspace.transaction` so that they land together or
+not at all. A kill at any point leaves either no visible change or an intent the next command
+completes (:mod:`finetrail.governance.journal`); either way the repair is recorded in the ledger.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import shutil
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,33 +27,49 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from finetrail.errors import InputError
-from finetrail.governance import clock
+from finetrail.governance import clock, journal
 from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.evidence.workspace import (
     GENESIS,
     LedgerAnchor,
     LedgerEntry,
     Manifest,
-    ManifestFile,
     WorkspaceMetadata,
 )
-from finetrail.governance.io import (
-    atomic_write_bytes,
-    file_lock,
-    read_json_strict,
-    sha256_bytes,
-    sha256_file,
-)
+from finetrail.governance.io import DEFAULT_LOCK_TIMEOUT, file_lock, read_json_strict
+from finetrail.governance.journal import JOURNAL_DIR, MANIFEST_FILE
 from finetrail.governance.ledger import LEDGER_NAME, Ledger, Signer
+from finetrail.governance.transaction import TRACKED_DIRS, WORKSPACE_FILE, Transaction
 
 R = TypeVar("R", bound=EvidenceRecord)
 
-WORKSPACE_FILE = "workspace.json"
 MLFLOW_DB = "mlflow.db"  # the default MLflow backend of a workspace
-MANIFEST_FILE = "manifest.json"
-TRACKED_DIRS = ("evidence", "artifacts")
 SUBDIRS = ("evidence", "artifacts", "dossier")
 LOCK_NAME = ".finetrail.lock"
+# finetrail's own bookkeeping at the workspace root: the locks and the write-ahead journal
+INTERNAL_NAMES = (LOCK_NAME, f".{LEDGER_NAME}.lock", JOURNAL_DIR)
+__all__ = [
+    "INTERNAL_NAMES",
+    "LOCK_NAME",
+    "MANIFEST_FILE",
+    "MLFLOW_DB",
+    "SUBDIRS",
+    "TRACKED_DIRS",
+    "WORKSPACE_FILE",
+    "TrackingUri",
+    "Workspace",
+    "belongs_to",
+    "default_actor",
+    "tracking_uri",
+    "workspace_store_uri",
+]
+
+_active = threading.local()  # this thread's open transactions: resolved root -> Transaction
+
+
+def _transactions() -> dict[str, Transaction]:
+    txs: dict[str, Transaction] = _active.__dict__.setdefault("txs", {})
+    return txs
 
 
 def _check_relpath(rel: str) -> str:
@@ -149,6 +169,8 @@ def default_actor(explicit: str | None, *, owner: str | None = None) -> str:
 class Workspace:
     """A model release's evidence folder."""
 
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for another command's write
+
     def __init__(self, root: str | os.PathLike[str], metadata: WorkspaceMetadata) -> None:
         self.root = Path(root)
         self.metadata = metadata
@@ -168,22 +190,13 @@ class Workspace:
         intended_purpose: str = "",
         provider: str = "",
     ) -> Workspace:
-        """Create a new workspace; refuses to overwrite an existing one."""
+        """Create a new workspace; refuses to overwrite an existing one.
+
+        The folder may hold hidden files (and the empty subfolders an interrupted ``init``
+        made); an ``init`` killed after its commit point is completed, then refused here.
+        """
         path = Path(root)
-        if (path / WORKSPACE_FILE).exists():
-            raise InputError(
-                "a workspace already exists here",
-                path=str(path),
-                fix="choose another folder, or open the existing workspace",
-            )
-        if path.exists() and not path.is_dir():
-            raise InputError("not a directory", path=str(path))
-        if path.exists() and any(p for p in path.iterdir() if not p.name.startswith(".")):
-            raise InputError(
-                "the folder is not empty",
-                path=str(path),
-                fix="initialise a workspace in a new or empty folder",
-            )
+        _check_init_target(path)
         metadata = WorkspaceMetadata.parse(
             {
                 "model": model,
@@ -196,22 +209,30 @@ class Workspace:
             },
             source="finetrail init",
         )
-        for sub in SUBDIRS:
-            (path / sub).mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
         ws = cls(path, metadata)
         with ws.locked():
-            atomic_write_bytes(path / WORKSPACE_FILE, metadata.canonical_bytes())
-            entry = ws.ledger.append(
-                "workspace.created",
-                actor=actor or owner,
-                payload={
-                    "path": WORKSPACE_FILE,
-                    "sha256": metadata.content_digest(),
-                    "model": model,
-                    "version": version,
-                },
-            )
-            ws._write_manifest({}, entry)
+            if journal.has_intent(path):
+                with ws.transaction():
+                    pass  # completes the interrupted init
+            _check_init_target(path)  # again, under the lock: another init may have won
+            journal.discard_uncommitted(path)  # an init killed before its commit point
+            with ws.transaction(new=True) as tx:
+                tx.stage_bytes(
+                    WORKSPACE_FILE,
+                    metadata.canonical_bytes(),
+                    event="workspace.created",
+                    actor=actor or owner,
+                    track=False,
+                    payload={
+                        "path": WORKSPACE_FILE,
+                        "sha256": metadata.content_digest(),
+                        "model": model,
+                        "version": version,
+                    },
+                )
+        for sub in SUBDIRS:
+            (path / sub).mkdir(parents=True, exist_ok=True)
         return ws
 
     @classmethod
@@ -223,32 +244,62 @@ class Workspace:
                 path=str(path),
                 fix="create it with `finetrail init WORKSPACE --model ... --version ... --owner ...`",
             )
-        if not (path / WORKSPACE_FILE).exists():
+        meta = path / WORKSPACE_FILE
+        if not os.path.lexists(meta) and journal.has_intent(path):
+            with file_lock(path / LOCK_NAME, timeout=cls.lock_timeout):
+                if journal.has_intent(path):
+                    journal.recover(path)  # an init killed after its commit point
+        if not os.path.lexists(meta):
             raise InputError(
                 f"not a finetrail workspace (no {WORKSPACE_FILE})",
                 path=str(path),
                 fix="create it with `finetrail init`",
             )
-        metadata = WorkspaceMetadata.read(path / WORKSPACE_FILE)
+        metadata = WorkspaceMetadata.read(meta)
         return cls(path, metadata)
 
     # -- locking ---------------------------------------------------------------------------
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with file_lock(self.root / LOCK_NAME):
+        """The workspace lock (re-entrant within a thread; see :func:`~finetrail.governance.io.file_lock`)."""
+        with file_lock(self.root / LOCK_NAME, timeout=self.lock_timeout):
             yield
+
+    @contextmanager
+    def transaction(self, *, new: bool = False) -> Iterator[Transaction]:
+        """Hold the workspace lock and gather every write of the block into one commit.
+
+        Everything a command decides from the workspace's state and then writes belongs in
+        one block (e.g. the gate: choose the decision's number, evaluate, write the decision
+        and its attestation): other commands wait, and a kill leaves all of the block's writes
+        or none. Writes become visible at the end of the outermost block; an exception that
+        leaves it drops them. Nested blocks (any :class:`Workspace` object on the same folder,
+        in the same thread) join the outer one.
+        """
+        key = str(self.root.resolve())
+        txs = _transactions()
+        if key in txs:
+            yield txs[key]
+            return
+        with self.locked(), file_lock(self.ledger.lock_path, timeout=self.lock_timeout):
+            tx = Transaction(self.root, new=new)
+            txs[key] = tx
+            try:
+                yield tx
+                tx.commit()
+            except BaseException:
+                tx.abort()
+                raise
+            finally:
+                txs.pop(key, None)
 
     # -- manifest --------------------------------------------------------------------------
     def read_manifest(self) -> Manifest:
+        """The manifest; inside a transaction, as it will be once the transaction commits."""
+        tx = _transactions().get(str(self.root.resolve()))
+        if tx is not None:
+            return tx.manifest()
         return Manifest.read(self.root / MANIFEST_FILE)
-
-    def _write_manifest(self, files: Mapping[str, ManifestFile], head: LedgerEntry) -> Manifest:
-        manifest = Manifest(
-            files=dict(sorted(files.items())),
-            ledger=LedgerAnchor(entries=head.seq + 1, head=head.digest),
-        )
-        atomic_write_bytes(self.root / MANIFEST_FILE, manifest.canonical_bytes())
-        return manifest
 
     def manifest_digest(self) -> str:
         """The digest that reviews and attestations bind to: the manifest's file map."""
@@ -283,10 +334,8 @@ class Workspace:
         extra: Mapping[str, Any] | None = None,
     ) -> LedgerEntry:
         rel = _check_relpath(rel)
-        with self.locked():
-            atomic_write_bytes(self.root / rel, data)
-            digest = sha256_bytes(data)
-            return self._record(rel, digest, len(data), event, actor, extra)
+        with self.transaction() as tx:
+            return tx.stage_bytes(rel, data, event=event, actor=actor, extra=extra)
 
     def add_artifact(
         self,
@@ -300,53 +349,19 @@ class Workspace:
         """Copy a file (or every file of a folder) under ``artifacts/`` and record it."""
         rel = _check_relpath(rel)
         src_path = Path(src)
-        if not src_path.exists():
+        if not os.path.lexists(src_path):
             raise InputError("artifact not found", path=str(src_path))
-        with self.locked():
-            target = self.root / rel
-            if src_path.is_dir():
-                last: LedgerEntry | None = None
-                files = sorted(p for p in src_path.rglob("*") if p.is_file())
-                for f in files:
-                    sub = f"{rel}/{f.relative_to(src_path).as_posix()}"
-                    self._copy_atomic(f, self.root / sub)
-                    last = self._record(
-                        sub, sha256_file(self.root / sub), f.stat().st_size, event, actor, extra
-                    )
-                if last is None:
-                    raise InputError("artifact folder is empty", path=str(src_path))
-                return last
-            self._copy_atomic(src_path, target)
-            return self._record(
-                rel, sha256_file(target), target.stat().st_size, event, actor, extra
-            )
-
-    @staticmethod
-    def _copy_atomic(src: Path, dst: Path) -> None:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-
-    def _record(
-        self,
-        rel: str,
-        digest: str,
-        size: int,
-        event: str,
-        actor: str,
-        extra: Mapping[str, Any] | None,
-    ) -> LedgerEntry:
-        manifest = self.read_manifest()
-        files = dict(manifest.files)
-        files[rel] = ManifestFile(sha256=digest, size=size)
-        entry = self.ledger.append(
-            event, actor=actor, payload={"path": rel, "sha256": digest, **(extra or {})}
-        )
-        self._write_manifest(files, entry)
-        return entry
+        files = _artifact_files(src_path)
+        with self.transaction() as tx:
+            if not src_path.is_dir():
+                return tx.stage_file(rel, src_path, event=event, actor=actor, extra=extra)
+            last: LedgerEntry | None = None
+            for f in files:
+                sub = f"{rel}/{f.relative_to(src_path).as_posix()}"
+                last = tx.stage_file(sub, f, event=event, actor=actor, extra=extra)
+            if last is None:
+                raise InputError("artifact folder is empty", path=str(src_path))
+            return last
 
     def append_event(
         self,
@@ -358,11 +373,8 @@ class Workspace:
         sign: Signer | None = None,
     ) -> LedgerEntry:
         """Append an event that writes no file (e.g. a review) and re-anchor the manifest."""
-        with self.locked():
-            manifest = self.read_manifest()
-            entry = self.ledger.append(kind, actor=actor, payload=payload, signer=signer, sign=sign)
-            self._write_manifest(manifest.files, entry)
-            return entry
+        with self.transaction() as tx:
+            return tx.event(kind, actor=actor, payload=payload, signer=signer, sign=sign)
 
     # -- reading ---------------------------------------------------------------------------
     def read_record(self, rel: str, cls: type[R]) -> R:
@@ -373,6 +385,54 @@ class Workspace:
 
     def path(self, rel: str) -> Path:
         return self.root / rel
+
+
+def _check_init_target(path: Path) -> None:
+    if os.path.lexists(path / WORKSPACE_FILE):
+        raise InputError(
+            "a workspace already exists here",
+            path=str(path),
+            fix="choose another folder, or open the existing workspace",
+        )
+    if os.path.lexists(path) and not path.is_dir():
+        raise InputError("not a directory", path=str(path))
+    if path.is_dir() and any(_in_the_way(p) for p in path.iterdir()):
+        raise InputError(
+            "the folder is not empty",
+            path=str(path),
+            fix="initialise a workspace in a new or empty folder",
+        )
+
+
+def _in_the_way(p: Path) -> bool:
+    """Whether ``p`` keeps ``init`` from using its folder (hidden files and empty standard
+    subfolders do not)."""
+    if p.name.startswith("."):
+        return False
+    if p.name in SUBDIRS and p.is_dir() and not p.is_symlink():
+        return any(True for _ in p.iterdir())
+    return True
+
+
+def _artifact_files(src: Path) -> list[Path]:
+    """The files an artifact copies: ``src`` itself, or every file under the folder ``src``.
+
+    A symlink loop or a dangling link is refused (naming it); links to folders are not followed.
+    """
+    if not src.is_dir():
+        if not src.is_file():
+            raise InputError(
+                "artifact is not a regular file (a symlink loop, dangling link or device?)",
+                path=str(src),
+            )
+        return [src]
+    out = []
+    for p in sorted(src.rglob("*")):
+        if p.is_symlink() and not p.exists():
+            raise InputError("a symlink loop or dangling link in the artifact", path=str(p))
+        if p.is_file():
+            out.append(p)
+    return out
 
 
 def empty_anchor() -> LedgerAnchor:
