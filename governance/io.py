@@ -313,3 +313,76 @@ def file_lock(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+# -- strict YAML -----------------------------------------------------------------------------------
+MAX_YAML_NODES = 200_000
+
+
+def load_yaml_strict(text: str, *, source: str) -> Any:
+    """``yaml.safe_load`` for configuration files, refusing what a config never needs.
+
+    Anchors used as aliases (``*name``: an alias bomb expands exponentially), nesting deeper than
+    :data:`MAX_JSON_DEPTH` and more than :data:`MAX_YAML_NODES` nodes raise
+    :class:`~finetrail.errors.ConfigError` naming the file, as does malformed YAML. The nodes are
+    checked before anything is constructed, so a refusal costs one pass over the file.
+    """
+    import yaml
+
+    from finetrail.errors import ConfigError
+
+    loader_cls: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "line 1"
+            what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+            raise ConfigError(f"malformed YAML at {where}: {what}", path=source) from exc
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise ConfigError(f"malformed YAML: {str(exc)[:200]}", path=source) from exc
+        if node is None:
+            return None
+        problem = _yaml_problem(node)
+        if problem:
+            raise ConfigError(
+                problem, path=source, fix="write the values out; configs take plain YAML"
+            )
+        try:
+            return loader.construct_document(node)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid YAML value: {str(exc)[:200]}", path=source) from exc
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(root: Any) -> str | None:
+    import yaml
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        mark = node.start_mark
+        if id(node) in seen:
+            return (
+                f"YAML alias of the value at line {mark.line + 1}, column {mark.column + 1}: "
+                "anchors and aliases (&name, *name) are not allowed"
+            )
+        seen.add(id(node))
+        if len(seen) > MAX_YAML_NODES:
+            return f"more than {MAX_YAML_NODES} YAML nodes"
+        if depth > MAX_JSON_DEPTH:
+            return (
+                f"nested more than {MAX_JSON_DEPTH} levels (line {mark.line + 1}, "
+                f"column {mark.column + 1})"
+            )
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
+    return None

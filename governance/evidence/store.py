@@ -8,6 +8,7 @@ a file that is unreadable or does not validate is kept as a :class:`LoadedRecord
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 from finetrail.errors import FinetrailError, InputError
 from finetrail.governance.evidence import registry
 from finetrail.governance.evidence.base import EvidenceRecord
-from finetrail.governance.io import read_json_strict, sha256_bytes
+from finetrail.governance.io import parse_json_bytes, read_bytes_strict, sha256_bytes
 
 R = TypeVar("R", bound=EvidenceRecord)
 
@@ -61,19 +62,22 @@ class EvidenceSet:
         if kind.many:
             files = sorted(self.root.glob(kind.location), key=lambda p: _natural(p.name))
         else:
-            files = [self.root / kind.location] if (self.root / kind.location).is_file() else []
+            # present when anything is there: a directory, a symlink loop or an unreadable
+            # file in its place is an error record, not an absent one
+            single = self.root / kind.location
+            files = [single] if os.path.lexists(single) else []
         cls = registry.record_class(kind)
         out = []
         for file in files:
             rel = file.relative_to(self.root).as_posix()
             try:
-                raw = file.read_bytes()
-            except OSError as exc:
-                out.append(LoadedRecord(kind_name, rel, None, None, f"unreadable: {exc}"))
+                raw = read_bytes_strict(file)
+            except InputError as err:
+                out.append(LoadedRecord(kind_name, rel, None, None, f"unreadable: {err.what}"))
                 continue
             digest = sha256_bytes(raw)
             try:
-                record = cls.parse(read_json_strict(file), source=rel)
+                record = cls.parse(parse_json_bytes(raw, rel), source=rel)
             except FinetrailError as err:
                 out.append(LoadedRecord(kind_name, rel, digest, None, err.what))
                 continue

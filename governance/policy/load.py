@@ -11,6 +11,7 @@ All problems are collected, then raised together as one :class:`ConfigError` (ex
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -85,7 +86,25 @@ def _to_data(
     loader: yaml.SafeLoader,
     marks: dict[Loc, tuple[Position, Position]],
     problems: list[Problem],
+    seen: set[int] | None = None,
 ) -> Any:
+    """Plain data from a composed node, recording positions.
+
+    A node met twice is an alias (``*name``): refused without being expanded, so that an alias
+    bomb (billion laughs) costs one pass over the file's nodes.
+    """
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        problems.append(
+            Problem(
+                _pos(node),
+                _label(loc),
+                f"YAML alias of the value at line {_pos(node).line}: anchors and aliases "
+                "(&name, *name) are not allowed in policy files; write the value out",
+            )
+        )
+        return None
+    seen.add(id(node))
     if len(loc) > MAX_DEPTH:
         problems.append(Problem(_pos(node), _label(loc), "nested too deeply"))
         return None
@@ -109,13 +128,13 @@ def _to_data(
                 continue
             first[key] = _pos(key_node)
             marks[(*loc, key)] = (_pos(key_node), _pos(value_node))
-            out[key] = _to_data(value_node, (*loc, key), loader, marks, problems)
+            out[key] = _to_data(value_node, (*loc, key), loader, marks, problems, seen)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for i, item in enumerate(node.value):
             marks[(*loc, i)] = (_pos(item), _pos(item))
-            items.append(_to_data(item, (*loc, i), loader, marks, problems))
+            items.append(_to_data(item, (*loc, i), loader, marks, problems, seen))
         return items
     return loader.construct_object(node)
 
@@ -140,6 +159,11 @@ def _compose(
             ) from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"malformed YAML at line 1, column 1: {exc}", path=source) from exc
+        except RecursionError as exc:
+            raise ConfigError(
+                f"malformed YAML at line 1, column 1: nested more than {MAX_DEPTH} levels",
+                path=source,
+            ) from exc
         if node is None:
             raise ConfigError(
                 "empty policy at line 1, column 1: the file has no content",
@@ -321,6 +345,9 @@ def resolve_policy(arg: str) -> Path:
     p = Path(arg)
     if p.is_file():
         return p
+    if os.path.lexists(p):
+        read_text_strict(p)  # raises naming why: a directory, a symlink loop, no permission
+        raise InputError("not a regular file", path=arg, fix="give a policy file")
     if _NAME.match(arg):
         for shipped in shipped_policies():
             if shipped.stem == arg:
