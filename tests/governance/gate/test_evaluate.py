@@ -25,6 +25,11 @@ def outcome(d: GateDecision, rule: str) -> RuleOutcome:
 
 
 def gate(root: Path, policy: Path = EU, **kw: object) -> GateDecision:
+    """The gate with a trust root beside (outside) the workspace, unless ``trust`` is given."""
+    if "trust" not in kw:
+        from tests.support.trust import gate_only_trust
+
+        kw["trust"] = gate_only_trust(root.parent / f"{root.name}-trust")
     return evaluate(workspace=root, policy=load_policy(policy), **kw)  # type: ignore[arg-type]
 
 
