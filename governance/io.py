@@ -71,33 +71,47 @@ def os_error(exc: OSError, path: str | os.PathLike[str]) -> InputError:
     return InputError(what, path=str(path), fix=fix)
 
 
-def read_bytes_strict(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of a regular file; every OSError becomes an :class:`InputError` naming it."""
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            if not _is_regular(fh.fileno()):
-                raise InputError(
-                    "not a regular file (a device, pipe or socket)",
-                    path=str(p),
-                    fix="give the path of a regular file",
-                )
-            return fh.read()
-    except OSError as exc:
-        raise os_error(exc, p) from exc
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of the regular file at ``path``.
 
-
-def _is_regular(fd: int) -> bool:
+    Opened without blocking (a FIFO in a file's place must not hang the command) and checked to
+    be a regular file (a device such as ``/dev/zero`` would never end). Raises OSError or
+    :class:`InputError`; the caller maps OSError with :func:`os_error`.
+    """
     import stat
 
-    return stat.S_ISREG(os.fstat(fd).st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise InputError(
+                "not a regular file (a FIFO, device or socket is in its place)",
+                path=str(path),
+                fix="replace it with the file it should be",
+            )
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes_strict(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file; every OSError becomes an :class:`InputError` naming it."""
+    try:
+        with open(open_regular(path), "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise os_error(exc, path) from exc
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Stream a file's SHA-256 (memory flat in file size)."""
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        with open(open_regular(path), "rb") as fh:
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
     except OSError as exc:

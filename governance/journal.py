@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from finetrail.errors import FinetrailError, IntegrityError
+from finetrail.errors import FinetrailError, InputError
 from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 from finetrail.governance.evidence.workspace import (
     SHA256_PATTERN,
@@ -205,8 +205,8 @@ def _check_explains(root: Path, intent: WriteIntent) -> None:
         raise _refuse(root, "the ledger was changed after the interrupted write began")
 
 
-def _refuse(root: Path, why: str) -> IntegrityError:
-    return IntegrityError(
+def _refuse(root: Path, why: str) -> InputError:
+    return InputError(
         "cannot complete an interrupted write",
         path=str(root / JOURNAL_DIR / INTENT_FILE),
         why=why,

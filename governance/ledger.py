@@ -23,7 +23,14 @@ from finetrail.errors import InputError
 from finetrail.governance import clock
 from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
 from finetrail.governance.findings import Finding
-from finetrail.governance.io import canonical_json, file_lock, os_error, sha256_bytes
+from finetrail.governance.io import (
+    canonical_json,
+    file_lock,
+    open_regular,
+    os_error,
+    read_bytes_strict,
+    sha256_bytes,
+)
 
 Signer = Callable[[bytes], bytes]
 LEDGER_NAME = "ledger.jsonl"
@@ -86,7 +93,7 @@ def read_tail(path: str | os.PathLike[str]) -> Tail:
     """
     p = Path(path)
     try:
-        fh = open(p, "rb")  # noqa: SIM115 - closed below; open() errors are mapped first
+        fh = open(open_regular(p), "rb")  # noqa: SIM115 - closed below, errors mapped first
     except FileNotFoundError:
         return Tail(0, GENESIS, 0, 0)
     except OSError as exc:
@@ -223,13 +230,13 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
     p = Path(path)
     name = p.name
     scan = LedgerScan()
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(p):
         scan.findings.append(Finding("error", "missing", name, "the ledger file is missing"))
         return scan
-    except OSError as exc:
-        scan.findings.append(Finding("error", "unreadable", name, os_error(exc, p).what))
+    try:
+        raw = read_bytes_strict(p)
+    except InputError as err:
+        scan.findings.append(Finding("error", "unreadable", name, err.what))
         return scan
     if not raw:
         scan.findings.append(Finding("error", "truncated", name, "the ledger is empty"))

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from finetrail.errors import InputError, IntegrityError
+from finetrail.errors import InputError
 from finetrail.governance.evidence.workspace import (
     GENESIS,
     LedgerAnchor,
@@ -117,7 +117,7 @@ class Transaction:
         held = anchor.entries == 0 and anchor.head == GENESIS
         held = held or (0 <= at < len(entries) and entries[at].digest == anchor.head)
         if not held or anchor.entries > self._tail.seq:
-            raise IntegrityError(
+            raise InputError(
                 "the ledger does not hold the entry the manifest anchors; refusing to write",
                 path=str(self.root / LEDGER_NAME),
                 why=f"the manifest anchors entry {anchor.entries - 1} ({anchor.head[:12]}...): "
@@ -282,7 +282,7 @@ class Transaction:
         ledger = self.root / LEDGER_NAME
         size = ledger.stat().st_size if os.path.lexists(ledger) else 0
         if size != tail.size:
-            raise IntegrityError(
+            raise InputError(
                 "the ledger changed while this command held the workspace lock",
                 path=str(self.root / LEDGER_NAME),
                 fix="append to a workspace's ledger only through finetrail commands",
