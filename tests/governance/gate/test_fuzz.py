@@ -18,7 +18,9 @@ from finetrail.governance.gate.api import run_gate
 from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.policy.load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
+from finetrail.governance.trust import TrustRoot, load_trust
 from finetrail.governance.verify import verify_workspace
+from tests.support.trust import trust_for
 from tests.support.workspaces import (
     add_reviewers,
     approve,
@@ -64,6 +66,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from finetrail.governance.evidence import registry
 
     mp.setattr(registry, "EVIDENCE_KINDS", gate_contract.contract_kinds())
+    # the tests' pinned clock (module scope runs before the autouse fixture): signatures are
+    # dated when the tests' release clock says it is
+    mp.setenv("FINETRAIL_FIXED_TIME", "2026-01-15T12:00:00+00:00")
     base = tmp_path_factory.mktemp("fuzz")
     root = build_workspace(base / "ws").root
     keys = add_reviewers(root, base / "keys")
@@ -77,20 +82,33 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         note="exposure plot reviewed",
     )
     signing_key = make_key(base / "keys", "ci-gate")[0]
+    trust = trust_for(base / "keys", base / "trust.yaml")
     result = run_gate(
-        workspace=root, policy=EU, signing_key=str(signing_key), require_approvals=True
+        workspace=root,
+        policy=EU,
+        signing_key=str(signing_key),
+        require_approvals=True,
+        trust_file=trust,
     )
     assert result.decision.passed and result.decision.approved
     yield root
     mp.undo()
 
 
-def test_mutations_are_all_detected(workspace: Path, use_contract_kinds: object) -> None:
+@pytest.fixture(scope="module")
+def trust(workspace: Path) -> TrustRoot:
+    """The trust root the workspace's gate and reviews were signed under (kept outside it)."""
+    return load_trust(workspace.parent / "trust.yaml")
+
+
+def test_mutations_are_all_detected(
+    workspace: Path, trust: TrustRoot, use_contract_kinds: object
+) -> None:
     root = workspace
     policy = load_policy(EU)
-    baseline = verify_workspace(root)
+    baseline = verify_workspace(root, trust=trust)
     assert baseline.ok, baseline.render()
-    assert evaluate(workspace=root, policy=policy).passed
+    assert evaluate(workspace=root, policy=policy, trust=trust).passed
     targets = _targets(root)
     assert all(targets.values()), {k: len(v) for k, v in targets.items()}
     rng = random.Random(20260907)
@@ -106,7 +124,7 @@ def test_mutations_are_all_detected(workspace: Path, use_contract_kinds: object)
             mutated[pos] ^= mask
             file.write_bytes(bytes(mutated))
             try:
-                decision = evaluate(workspace=root, policy=policy)  # runs verify_workspace
+                decision = evaluate(workspace=root, policy=policy, trust=trust)  # runs verify
                 if decision.integrity.ok or decision.passed:
                     undetected.append((target, file.name, pos, mask))
             finally:
@@ -115,11 +133,11 @@ def test_mutations_are_all_detected(workspace: Path, use_contract_kinds: object)
     assert sum(done.values()) >= 1000
     assert not undetected, undetected[:10]
     # the workspace is intact again
-    assert verify_workspace(root).ok
+    assert verify_workspace(root, trust=trust).ok
 
 
 def test_verify_itself_reports_each_kind_of_mutation(
-    workspace: Path, use_contract_kinds: object
+    workspace: Path, trust: TrustRoot, use_contract_kinds: object
 ) -> None:
     """A smaller sample checked through verify_workspace directly, one per target and offset class."""
     rng = random.Random(7)
@@ -132,7 +150,7 @@ def test_verify_itself_reports_each_kind_of_mutation(
             mutated[pos] ^= rng.randrange(1, 256)
             file.write_bytes(bytes(mutated))
             try:
-                report = verify_workspace(workspace)
+                report = verify_workspace(workspace, trust=trust)
                 assert not report.ok, (target, file.name, pos)
                 assert report.errors
             finally:
@@ -141,7 +159,7 @@ def test_verify_itself_reports_each_kind_of_mutation(
 
 @pytest.mark.parametrize("field", ["size", "finetrail_version"])
 def test_manifest_edits_that_stay_canonical(
-    workspace: Path, use_contract_kinds: object, field: str
+    workspace: Path, trust: TrustRoot, use_contract_kinds: object, field: str
 ) -> None:
     """Edits a random flip rarely produces: valid, canonical JSON with every digest intact."""
     from finetrail.governance.evidence.workspace import Manifest
@@ -157,8 +175,8 @@ def test_manifest_edits_that_stay_canonical(
         edited = m.model_copy(update={"finetrail_version": m.finetrail_version + ".post1"})
     path.write_bytes(edited.canonical_bytes())
     try:
-        report = verify_workspace(workspace)
+        report = verify_workspace(workspace, trust=trust)
         assert [f.code for f in report.errors] == ["modified"], report.render()
-        assert not evaluate(workspace=workspace, policy=load_policy(EU)).passed
+        assert not evaluate(workspace=workspace, policy=load_policy(EU), trust=trust).passed
     finally:
         path.write_bytes(original)

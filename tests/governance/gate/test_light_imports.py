@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.trust import trust_for
 from tests.support.workspaces import add_reviewers, build_workspace, make_key
 
 HEAVY = (
@@ -47,6 +48,7 @@ def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None
     ).root
     keys = add_reviewers(root, tmp_path / "keys")
     signing = make_key(tmp_path / "keys", "ci-gate")[0]
+    trust = str(trust_for(tmp_path / "keys", tmp_path / "trust.yaml"))
     commands = [
         ["verify", str(root)],
         ["policy", "lint", "eu-ai-act-high-risk", "nist-ai-rmf", "development"],
@@ -71,6 +73,8 @@ def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None
             "eu-ai-act-high-risk",
             "--signing-key",
             str(signing),
+            "--trust",
+            trust,
             "--no-registry",
             "--junit",
             str(tmp_path / "j.xml"),
@@ -79,7 +83,7 @@ def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None
         ],
         ["gate", str(root), "--policy", "development", "--json", "--dry-run"],
         ["keys", "generate", "--reviewer", "erin", "--out", str(tmp_path / "keys")],
-        ["verify", str(root)],
+        ["verify", str(root), "--trust", trust],
     ]
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(heavy=HEAVY), json.dumps(commands)],

@@ -17,6 +17,8 @@ import yaml
 from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.policy.load import load_policy, shipped_policies
+from finetrail.governance.trust import load_trust
+from tests.support.trust import trust_for
 from tests.support.workspaces import (
     CONTRACT_NAMES,
     add_reviewers,
@@ -70,8 +72,9 @@ def test_complete_workspace_passes_every_rule(
     use_contract_kinds: object, store: dict[str, Path]
 ) -> None:
     root = _workspace(store, None)
+    trust = load_trust(trust_for(root.parent / "keys", root.parent / "trust.yaml"))
     for name, path in POLICIES.items():
-        d = evaluate(workspace=root, policy=load_policy(path), require_approvals=True)
+        d = evaluate(workspace=root, policy=load_policy(path), require_approvals=True, trust=trust)
         failing = [(o.rule, o.message) for o in d.outcomes if o.outcome != "pass"]
         assert not failing, (name, failing)
         assert d.passed and d.approved

@@ -16,6 +16,7 @@ from finetrail.governance.io import canonical_json
 from finetrail.governance.policy.load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
 from finetrail.governance.verify import verify_workspace
+from tests.support.trust import trust_for
 from tests.support.workspaces import (
     add_reviewers,
     approve,
@@ -34,9 +35,11 @@ def ws(tmp_path: Path, use_contract_kinds: object) -> tuple[Path, dict[str, Path
 
 
 def approvals_outcome(root: Path, **kw: object) -> tuple[bool, str]:
+    """Whether the policy's approval rule is met (keyring mode: the gate itself also needs a
+    trust root, tested in test_trust.py), and its message."""
     d = evaluate(workspace=root, policy=load_policy(EU), **kw)  # type: ignore[arg-type]
     o = next(o for o in d.outcomes if o.rule == "approvals")
-    return d.approved, o.message
+    return o.outcome == "pass", o.message
 
 
 def test_cli_flow_generate_trust_approve(
@@ -84,10 +87,27 @@ def test_cli_flow_generate_trust_approve(
     out = capsys.readouterr().out
     assert "approve: carol (privacy) signed files digest" in out
     assert verify_workspace(root).ok
-    code = main(["gate", str(root), "--policy", str(EU), "--require-approvals"])
+    # the release gate checks the same signatures against a trust root kept outside
+    trust = trust_for(
+        keys, tmp_path / "trust.yaml", reviewers={"bob": ("model-risk",), "carol": ("privacy",)}
+    )
+    code = main(
+        [
+            "gate",
+            str(root),
+            "--policy",
+            str(EU),
+            "--require-approvals",
+            "--trust",
+            str(trust),
+            "--signing-key",
+            str(keys / "ci-gate.key"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "approvals: in place (bob (model-risk), carol (privacy))" in out
+    assert verify_workspace(root, trust=trust).ok
     assert main(["review", "status", str(root), "--policy", str(EU)]) == 0
     out = capsys.readouterr().out
     assert "approve  bob (model-risk) [current]: checked the dossier" in out
@@ -150,10 +170,14 @@ def test_gate_decisions_do_not_make_approvals_stale(
 ) -> None:
     root, keys = ws
     approve(root, keys, (("bob", "model-risk"), ("carol", "privacy")))
+    keydir = keys["bob"].parent
+    trust = trust_for(keydir, keydir.parent / "trust.yaml")
+    signed = ["--trust", str(trust), "--signing-key", str(keydir / "ci-gate.key")]
     for _ in range(2):
-        assert main(["gate", str(root), "--policy", str(EU), "--require-approvals"]) == 0
+        assert main(["gate", str(root), "--policy", str(EU), "--require-approvals", *signed]) == 0
     assert "approvals: in place" in capsys.readouterr().out
     assert not [f for f in verify_workspace(root).findings if f.code == "stale"]
+    assert verify_workspace(root, trust=trust).ok
 
 
 @pytest.mark.parametrize(
@@ -445,9 +469,22 @@ def test_repository_keyring_given_on_the_command_line(
         )
     capsys.readouterr()
     code = main(
-        ["gate", str(root), "--policy", str(EU), "--require-approvals", "--keyring", str(keyring)]
+        [
+            "gate",
+            str(root),
+            "--policy",
+            str(EU),
+            "--require-approvals",
+            "--keyring",
+            str(keyring),
+            "--json",
+            "--dry-run",
+        ]
     )
-    assert code == 0, capsys.readouterr().out
+    decision = json.loads(capsys.readouterr().out)
+    # the approvals count; only the missing trust root fails the release gate
+    assert code == 1 and decision["approvals"]["satisfied"]
+    assert [o["rule"] for o in decision["outcomes"] if o["outcome"] != "pass"] == ["trust-root"]
     assert not (root / "keyring.json").exists()
     report = verify_workspace(root)  # without the keyring the signatures cannot be checked
     assert [f.code for f in report.errors] == ["unverifiable"]
