@@ -125,6 +125,8 @@ class Release:
     evaluated_on: str | None  # the bias audit's evaluation data (sha256)
     uses_personal_data: PiiState  # over the datasets the run read for training
     gate: GateView
+    # why the bias audit's disparities are no evidence of fairness (a constant model), or None
+    degenerate: str | None = None
 
     def dataset(self, sha: str) -> DatasetView | None:
         for d in self.datasets:
@@ -224,7 +226,39 @@ def build_release(ev: Evidence) -> Release:
         evaluated_on=eval_sha if isinstance(eval_sha, str) else None,
         uses_personal_data=uses,
         gate=gate_view(ev),
+        degenerate=degenerate_model(ev.bias),
     )
+
+
+def degenerate_model(bias: dict[str, Any] | None) -> str | None:
+    """A sentence when the audited model answers everyone alike (overall, or within a group large
+    enough to judge): its disparities then compare a constant and show nothing about fairness."""
+    if not isinstance(bias, dict):
+        return None
+    rate = get(bias, "task.selection_rate")
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and rate in (0, 1):
+        answer = "no" if rate == 0 else "yes"
+        return (
+            f"The model answers {answer!r} to every applicant (selection rate {rate:g}): its "
+            "F1 and the disparities below describe a constant, not evidence of fairness."
+        )
+    groups = bias.get("groups")
+    constant = [
+        f"{g.get('feature')}={g.get('group')}"
+        for g in (groups if isinstance(groups, list) else [])
+        if isinstance(g, dict)
+        and not g.get("too_small")
+        and get(g, "selection_rate.value") in (0, 1)
+        and not isinstance(get(g, "selection_rate.value"), bool)
+    ]
+    if constant:
+        return (
+            "The model gives one answer to everyone in "
+            + ", ".join(constant[:5])
+            + (f" and {len(constant) - 5} more" if len(constant) > 5 else "")
+            + ": disparities involving those groups compare a constant."
+        )
+    return None
 
 
 def gate_view(ev: Evidence) -> GateView:
