@@ -11,6 +11,7 @@ All problems are collected, then raised together as one :class:`ConfigError` (ex
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ class Problem:
     position: Position
     field: str
     message: str
+    refused: bool = (
+        False  # the YAML itself is refused (alias, unreadable value): nothing to validate
+    )
 
     def render(self) -> str:
         where = f"{self.field}: " if self.field else ""
@@ -86,25 +90,29 @@ def _to_data(
     loader: yaml.SafeLoader,
     marks: dict[Loc, tuple[Position, Position]],
     problems: list[Problem],
-    seen: set[int] | None = None,
+    seen: dict[int, bool] | None = None,
 ) -> Any:
     """Plain data from a composed node, recording positions.
 
     A node met twice is an alias (``*name``): refused without being expanded, so that an alias
     bomb (billion laughs) costs one pass over the file's nodes.
     """
-    seen = set() if seen is None else seen
+    seen = {} if seen is None else seen
     if id(node) in seen:
+        if seen[id(node)]:
+            return None  # reported at its first alias
+        seen[id(node)] = True
         problems.append(
             Problem(
                 _pos(node),
                 _label(loc),
                 f"YAML alias of the value at line {_pos(node).line}: anchors and aliases "
                 "(&name, *name) are not allowed in policy files; write the value out",
+                refused=True,
             )
         )
         return None
-    seen.add(id(node))
+    seen[id(node)] = False
     if len(loc) > MAX_DEPTH:
         problems.append(Problem(_pos(node), _label(loc), "nested too deeply"))
         return None
@@ -115,7 +123,9 @@ def _to_data(
             if not isinstance(key_node, yaml.ScalarNode):
                 problems.append(Problem(_pos(key_node), _label(loc), "keys must be plain names"))
                 continue
-            key = loader.construct_object(key_node)
+            key = _scalar(key_node, loc, loader, problems)
+            if key is None:
+                continue
             if key in first:
                 prev = first[key]
                 problems.append(
@@ -136,7 +146,29 @@ def _to_data(
             marks[(*loc, i)] = (_pos(item), _pos(item))
             items.append(_to_data(item, (*loc, i), loader, marks, problems, seen))
         return items
-    return loader.construct_object(node)
+    return _scalar(node, loc, loader, problems)
+
+
+def _scalar(node: yaml.Node, loc: Loc, loader: yaml.SafeLoader, problems: list[Problem]) -> Any:
+    """A scalar's value; one the constructor cannot make (an integer longer than Python converts,
+    a bad date, bad base64) or a non-finite number is a problem, not an exception."""
+    try:
+        value = loader.construct_object(node)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        why = str(getattr(exc, "problem", None) or exc).split(";")[0].splitlines()[0]
+        problems.append(Problem(_pos(node), _label(loc), f"unreadable value: {why}", True))
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(
+            Problem(
+                _pos(node),
+                _label(loc),
+                "not a finite number (.inf and .nan are not allowed)",
+                True,
+            )
+        )
+        return None
+    return value
 
 
 def _compose(
@@ -229,6 +261,9 @@ def load_policy(path: str | Path, *, lint: bool = True) -> LoadedPolicy:
     text = read_text_strict(p)
     source = str(p)
     data, marks, problems = _compose(text, source)
+    refused = [p for p in problems if p.refused]
+    if refused:
+        _raise(refused, source)
     if not isinstance(data, dict):
         _raise(
             [*problems, Problem(marks[()][1], "", "a policy must be a mapping of fields")], source
