@@ -8,6 +8,7 @@ import pytest
 
 from finetrail.governance.gate.api import run_gate
 from finetrail.governance.policy.load import shipped_policies
+from tests.support.trust import trust_for
 from tests.support.workspaces import add_reviewers, approve, build_workspace
 
 EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
@@ -43,7 +44,13 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
     )
     root = build_workspace(tmp_path / "ws2", override={"training": mlflow_ref}).root
 
-    result = run_gate(workspace=root, policy=EU, tracking_uri=uri)  # passes, no approvals yet
+    keydir = tmp_path / "keys"
+    trust = trust_for(keydir, tmp_path / "trust.yaml", reviewers={})
+    key = str(keydir / "ci-gate.key")
+    result = run_gate(
+        workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
+    )
+    # passes, no approvals yet
     assert result.decision.passed and not result.decision.approved
     assert result.registry is not None and result.registry.aliases_set == ("candidate",)
     mv = client.get_model_version("support-assistant", version)
@@ -55,9 +62,12 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
     aliases = client.get_registered_model("support-assistant").aliases
     assert str(aliases["candidate"]) == version and "approved" not in aliases
 
-    keys = add_reviewers(root, tmp_path / "keys")
+    keys = add_reviewers(root, keydir)
     approve(root, keys, (("bob", "model-risk"), ("carol", "privacy")))
-    result = run_gate(workspace=root, policy=EU, tracking_uri=uri)
+    trust = trust_for(keydir, tmp_path / "trust-reviewers.yaml")
+    result = run_gate(
+        workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
+    )
     assert result.decision.approved
     assert result.registry is not None and result.registry.aliases_set == ("candidate", "approved")
     assert str(client.get_registered_model("support-assistant").aliases["approved"]) == version
@@ -76,7 +86,9 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
         event="probes.membership.recorded",
         actor="alice",
     )
-    result = run_gate(workspace=root, policy=EU, tracking_uri=uri)
+    result = run_gate(
+        workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
+    )
     assert not result.decision.passed
     assert result.registry is not None and set(result.registry.aliases_removed) == {
         "candidate",
