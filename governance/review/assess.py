@@ -219,7 +219,8 @@ def _check_entry(
         if not _signature_verifies(e, key.public_key_b64):
             state.flag(
                 "forged",
-                "the signature does not verify with the trusted key (forged or altered entry)",
+                "the signature does not verify with the trusted key (forged or altered entry, or "
+                "copied from another ledger: it covers the previous entry's digest)",
             )
         return state
     if keyring is None:
