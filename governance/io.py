@@ -18,17 +18,13 @@ import json
 import math
 import os
 import tempfile
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from finetrail.errors import InputError, WorkspaceBusy
+from finetrail.errors import InputError
 
 CHUNK = 1 << 20
 MAX_JSON_DEPTH = 64  # deeper than any record finetrail writes; far below the recursion limit
-DEFAULT_LOCK_TIMEOUT = 120.0  # seconds a command waits for another one to finish its write
 
 
 # json.dumps with these options builds a new encoder per call; one shared encoder gives the same
@@ -265,68 +261,6 @@ def json_depth(data: Any, limit: int = MAX_JSON_DEPTH) -> int:
             nxt.extend(v for v in values if isinstance(v, dict | list))
         level = nxt
     return depth
-
-
-# -- the workspace lock --------------------------------------------------------------------------
-_held = threading.local()  # this thread's locks: path -> (fd, depth)
-
-
-@contextlib.contextmanager
-def file_lock(
-    path: str | os.PathLike[str],
-    *,
-    timeout: float = DEFAULT_LOCK_TIMEOUT,
-    what: str = "the workspace",
-) -> Iterator[None]:
-    """An exclusive advisory lock (``fcntl.flock``) held for the ``with`` block.
-
-    Re-entrant within a thread (a command that holds it may call functions that take it again);
-    other threads and processes wait. The kernel drops the lock when its holder dies, so a killed
-    command never leaves it held. Waiting longer than ``timeout`` seconds raises
-    :class:`~finetrail.errors.WorkspaceBusy`.
-    """
-    import fcntl
-
-    key = os.path.abspath(path)
-    held: dict[str, list[int]] = _held.__dict__.setdefault("locks", {})
-    if key in held:
-        held[key][1] += 1
-        try:
-            yield
-        finally:
-            held[key][1] -= 1
-        return
-    Path(key).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        pause = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise WorkspaceBusy(
-                        f"{what} is busy: another finetrail command has held its lock for "
-                        f"more than {timeout:g} s",
-                        path=key,
-                        why="commands that write to one workspace take turns; the other one "
-                        "has not finished",
-                        fix="wait for the other command to finish and run this one again (a "
-                        "killed command releases the lock at once; `fuser` on the lock file "
-                        "names the process holding it)",
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
-        held[key] = [fd, 1]
-        try:
-            yield
-        finally:
-            del held[key]
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 # -- strict YAML -----------------------------------------------------------------------------------

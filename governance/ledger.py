@@ -25,12 +25,12 @@ from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import (
     canonical_json,
-    file_lock,
     open_regular,
     os_error,
     read_bytes_strict,
     sha256_bytes,
 )
+from finetrail.governance.locking import file_lock
 
 Signer = Callable[[bytes], bytes]
 LEDGER_NAME = "ledger.jsonl"

@@ -36,9 +36,10 @@ from finetrail.governance.evidence.workspace import (
     Manifest,
     WorkspaceMetadata,
 )
-from finetrail.governance.io import DEFAULT_LOCK_TIMEOUT, file_lock, read_json_strict
+from finetrail.governance.io import read_json_strict
 from finetrail.governance.journal import JOURNAL_DIR, MANIFEST_FILE
 from finetrail.governance.ledger import LEDGER_NAME, Ledger, Signer
+from finetrail.governance.locking import DEFAULT_LOCK_TIMEOUT, file_lock
 from finetrail.governance.transaction import TRACKED_DIRS, WORKSPACE_FILE, Transaction
 
 R = TypeVar("R", bound=EvidenceRecord)
@@ -60,6 +61,7 @@ __all__ = [
     "Workspace",
     "belongs_to",
     "default_actor",
+    "read_locked",
     "tracking_uri",
     "workspace_store_uri",
 ]
@@ -385,6 +387,21 @@ class Workspace:
 
     def path(self, rel: str) -> Path:
         return self.root / rel
+
+
+@contextmanager
+def read_locked(
+    root: str | os.PathLike[str], *, timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> Iterator[None]:
+    """Hold the workspace lock shared for a block that reads several of its files.
+
+    No write lands while the block runs, so the manifest, the ledger and the files they name are
+    read as one state (``verify`` and the checks a command runs before it writes). Creates no
+    file: a workspace without a lock file is read without one. Inside a transaction of the same
+    thread it joins the exclusive hold.
+    """
+    with file_lock(Path(root) / LOCK_NAME, timeout=timeout, shared=True, create=False):
+        yield
 
 
 def _check_init_target(path: Path) -> None:

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from finetrail.errors import WorkspaceBusy
-from finetrail.governance.io import canonical_json, file_lock
+from finetrail.governance.io import canonical_json
 from finetrail.governance.ledger import scan_ledger
+from finetrail.governance.locking import file_lock
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import LOCK_NAME, Workspace
 from tests.governance.test_kill import OP_EVENTS, REPAIRS, driver_cmd, driver_env, new_workspace
