@@ -244,7 +244,9 @@ def _parse_text(text: str, path: str) -> Any:
             raise ConfigError(
                 f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=path
             ) from exc
-        except (ValueError, RecursionError) as exc:
+        except RecursionError as exc:
+            raise ConfigError("the trust file is nested too deeply", path=path) from exc
+        except ValueError as exc:
             raise ConfigError(f"unreadable JSON: {_first_line(exc)}", path=path) from exc
     try:
         return yaml.load(text, Loader=_TrustLoader)  # a SafeLoader subclass
@@ -252,7 +254,9 @@ def _parse_text(text: str, path: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"malformed YAML{at}: {exc.problem or exc.context}", path=path) from exc
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise ConfigError("the trust file is nested too deeply", path=path) from exc
+    except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"unreadable YAML: {_first_line(exc)}", path=path) from exc
 
 
