@@ -472,3 +472,12 @@ def test_signed_ledger_entries_of_other_roles(ws: Path, tmp_path: Path) -> None:
 def test_load_trust_refuses_the_workspace_itself(ws: Path) -> None:
     with pytest.raises(ConfigError, match="inside the workspace"):
         load_trust(ws / "anything.yaml", workspace=ws)
+
+
+def test_the_documented_example_is_a_valid_trust_file(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "trust.yaml").write_text(example)
+    trust = load_trust(tmp_path / "trust.yaml")
+    assert [k.role for k in trust.keys.values()] == ["gate", "reviewer", "reviewer", "reviewer"]
+    assert trust.file.reviewers[2].revoked_at == datetime(2026, 3, 10, 9, tzinfo=UTC)
