@@ -123,14 +123,23 @@ def read_tail(path: str | os.PathLike[str]) -> Tail:
                 break
         except OSError as exc:
             raise os_error(exc, p) from exc
+    fix = "run `finetrail verify` on the workspace to see what changed"
     try:
         last = LedgerEntry.model_validate_json(line)
-    except ValueError as exc:  # ValidationError, or JSON pydantic cannot read
+        intact = last.line() == line + b"\n" and last.compute_digest() == last.digest
+    except ValueError as exc:  # ValidationError, JSON pydantic cannot read, or cannot re-encode
         raise InputError(
             "the last complete ledger entry is unreadable; refusing to append",
             path=str(p),
-            fix="run `finetrail verify` on the workspace to see what changed",
+            fix=fix,
         ) from exc
+    if not intact:
+        raise InputError(
+            "the last complete ledger entry is not in canonical form or does not match its "
+            "digest (edited?); refusing to append after it",
+            path=str(p),
+            fix=fix,
+        )
     return Tail(last.seq + 1, last.digest, complete_end, size)
 
 

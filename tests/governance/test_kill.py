@@ -115,12 +115,21 @@ def op_gate(ws):
     with ws.transaction():
         run_gate(workspace=ws.root, policy="development", registry_update=False, actor="driver")
 
+def op_comment(ws):
+    # a review as one transaction: its checks (verify, four-eyes) and its event under the lock
+    from finetrail.governance.review.assess import record_review
+    with ws.transaction():
+        record_review(ws.root, decision="comment", reviewer="bob", role="model-risk",
+                      key_file=os.environ["FINETRAIL_TEST_KEY"], note=f"by {os.getpid()}")
+
 OPS = {"write": op_write, "pair": op_pair, "event": op_event, "artifact": op_artifact,
-       "gate": op_gate}
+       "gate": op_gate, "comment": op_comment}
 
 ws = Workspace.open(ROOT)
 if OP == "gate":
     import finetrail.governance.gate.api  # imported before the steps are counted
+if OP == "comment":
+    import finetrail.governance.review.assess
 instrument()
 print("ready", flush=True)
 i = 0
@@ -137,6 +146,7 @@ OP_EVENTS = {
     "event": ["note.event"],
     "artifact": ["artifact.added"] * 3,
     "gate": ["gate.decided", "gate.attested"],
+    "comment": ["review.comment"],
 }
 REPAIRS = {"workspace.recovered", "ledger.recovered"}
 
