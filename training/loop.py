@@ -2,6 +2,12 @@
 
 :class:`RunState` is updated as the loop runs, so an interrupted run can still be described
 truthfully (steps taken, tokens, epsilon spent so far) in a ``completed: false`` record.
+
+DP runs are audited by default: :class:`~.mechanism_audit.MechanismAudit` instruments the
+Opacus optimizer for the whole loop and its judgement lands in ``RunState.mechanism`` (the
+facade writes it as ``evidence/mechanism.json``). The claim it tests is ``mechanism_claim``
+(the evidence's values); without one it falls back to the plan and the optimizer's clipping norm,
+and says so in ``claim.source``.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from typing import Any
 import torch
 
 from finetrail.errors import CheckFailed
+from finetrail.governance.evidence.mechanism import MechanismClaim, MechanismEvidence
 from finetrail.training.config import EarlyStoppingConfig
 from finetrail.training.dp_guards import MovedCheck, model_inputs, sequence_loss
 from finetrail.training.engine import Engine, Plan
 
-__all__ = ["RunState", "evaluate", "run_loop"]
+__all__ = ["RunState", "evaluate", "mechanism_claim", "run_loop"]
 
 
 @dataclass
@@ -36,6 +43,7 @@ class RunState:
     stopped_early: bool = False
     restored_best: bool = False
     wall_seconds: float = 0.0
+    mechanism: MechanismEvidence | None = None  # DP runs: the white-box mechanism audit
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -76,6 +84,61 @@ def _broadcast(values: list[float], world_size: int, device: Any) -> list[float]
     return [float(v) for v in t.tolist()]
 
 
+def mechanism_claim(
+    plan: Plan,
+    *,
+    max_grad_norm: float,
+    delta: float | None,
+    source: str = "the plan and the config (privacy.max_grad_norm)",
+) -> MechanismClaim:
+    """The mechanism the evidence states: what the audit tests the optimizer against."""
+    assert plan.noise_multiplier is not None
+    return MechanismClaim(
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=plan.expected_batch_size / plan.world_size,
+        sample_rate=plan.sample_rate,
+        delta=delta,
+        source=source,
+    )
+
+
+def _start_audit(
+    engine: Engine,
+    plan: Plan,
+    claim: MechanismClaim | None,
+    settings: Any,
+    post_processing: str | None,
+    state: RunState,
+) -> Any:
+    from finetrail.training.mechanism_audit import MechanismAudit, not_run
+
+    if plan.world_size > 1:
+        state.mechanism = not_run(
+            "the mechanism audit observes one process's optimizer; Opacus DPDDP (more than one "
+            "process) is not audited"
+        )
+        return None
+    if claim is None:
+        claim = mechanism_claim(
+            plan,
+            max_grad_norm=float(engine.optimizer.max_grad_norm),
+            delta=None,
+            source="the plan; the clipping norm from the optimizer (the caller passed no claim)",
+        )
+    audit = MechanismAudit(
+        optimizer=engine.optimizer,
+        claim=claim,
+        mode=plan.clipping_mode or "hooks",
+        hooks=engine.hooks,
+        names={id(p): n for n, p in engine.inner.named_parameters()},
+        settings=settings,
+        post_processing=post_processing,
+    )
+    audit.attach()
+    return audit
+
+
 def run_loop(
     *,
     engine: Engine,
@@ -92,8 +155,17 @@ def run_loop(
     on_step: Callable[[int, float], None] | None = None,
     on_eval: Callable[[int, float], None] | None = None,
     epsilon_at: Callable[[int], float] | None = None,
+    audit_mechanism: bool = True,
+    mechanism: MechanismClaim | None = None,
+    mechanism_settings: Any = None,
+    post_processing: str | None = None,
 ) -> None:
-    """Train for ``plan.total_steps`` steps (fewer if early stopping fires)."""
+    """Train for ``plan.total_steps`` steps (fewer if early stopping fires).
+
+    DP runs (``engine.privacy_engine`` set) are audited unless ``audit_mechanism`` is false:
+    ``mechanism`` is the claim to test (:func:`mechanism_claim`), ``mechanism_settings`` an
+    :class:`~.mechanism_audit.AuditSettings`, ``post_processing`` names a declared change to the
+    released gradient before the update (``"ewc"``)."""
     from tqdm import tqdm
 
     model, inner, stepper = engine.model, engine.inner, engine.stepper
@@ -105,6 +177,10 @@ def run_loop(
     trainable = [(n, p) for n, p in inner.named_parameters() if p.requires_grad]
     best_state: dict[str, torch.Tensor] | None = None
     bad_evals = 0
+    audit = None
+    if dp and audit_mechanism and engine.privacy_engine is not None:
+        audit = _start_audit(engine, plan, mechanism, mechanism_settings, post_processing, state)
+    loop_started = time.perf_counter()
     bar = tqdm(
         total=plan.total_steps,
         desc="train",
@@ -191,6 +267,16 @@ def run_loop(
     finally:
         bar.close()
         state.wall_seconds = state.elapsed()
+        if audit is not None:
+            audit.detach()
+            try:
+                state.mechanism = audit.evidence(
+                    steps=state.step, loop_seconds=time.perf_counter() - loop_started
+                )
+            except Exception as exc:  # recorded as not run (fails closed); never masks the loop's
+                from finetrail.training.mechanism_audit import not_run
+
+                state.mechanism = not_run(f"the audit's judgement failed: {exc}", steps=state.step)
     if (
         state.stopped_early
         and best_state is not None

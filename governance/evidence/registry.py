@@ -21,6 +21,7 @@ from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.evidence.bias import BiasAuditEvidence
 from finetrail.governance.evidence.dataset import DatasetRecord, TrainingDataSummary
 from finetrail.governance.evidence.gate import GateDecision
+from finetrail.governance.evidence.mechanism import MechanismEvidence
 from finetrail.governance.evidence.probes import (
     DPAuditEvidence,
     ExposureEvidence,
@@ -59,6 +60,7 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
     EvidenceKind("gate", GateDecision, f"{GATE_DIR}/*[0-9].json", many=True),
     EvidenceKind("bias", BiasAuditEvidence, f"{EVIDENCE_DIR}/bias.json"),
     EvidenceKind("training", TrainingEvidence, f"{EVIDENCE_DIR}/training.json"),
+    EvidenceKind("mechanism", MechanismEvidence, f"{EVIDENCE_DIR}/mechanism.json"),
     EvidenceKind("datasets", DatasetRecord, f"{DATASETS_DIR}/*.json", many=True),
     EvidenceKind("probes.exposure", ExposureEvidence, f"{PROBES_DIR}/exposure.json"),
     EvidenceKind("probes.extraction", ExtractionEvidence, f"{PROBES_DIR}/extraction.json"),
