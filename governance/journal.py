@@ -125,10 +125,12 @@ def apply(root: Path, intent: WriteIntent) -> None:
     for rel in intent.remove:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(root / rel)
-    os.unlink(jdir / INTENT_FILE)
-    fsync_dir(jdir)
+    # the staging folders go before the intent: a staging folder without an intent is always
+    # a write that never reached its commit point
     for folder in (f"{STAGED_DIR}/{intent.txid}", *intent.discard):
         shutil.rmtree(jdir / folder, ignore_errors=True)
+    os.unlink(jdir / INTENT_FILE)
+    fsync_dir(jdir)
     tidy(root)
 
 

@@ -247,7 +247,9 @@ class Workspace:
                 fix="create it with `finetrail init WORKSPACE --model ... --version ... --owner ...`",
             )
         meta = path / WORKSPACE_FILE
-        if not os.path.lexists(meta) and journal.has_intent(path):
+        ledger = path / LEDGER_NAME
+        unborn = not os.path.lexists(meta) or not (ledger.is_file() and ledger.stat().st_size)
+        if unborn and journal.has_intent(path):
             with file_lock(path / LOCK_NAME, timeout=cls.lock_timeout):
                 if journal.has_intent(path):
                     journal.recover(path)  # an init killed after its commit point
