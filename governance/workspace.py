@@ -341,6 +341,25 @@ class Workspace:
         with self.transaction() as tx:
             return tx.stage_bytes(rel, data, event=event, actor=actor, extra=extra)
 
+    def write_root_file(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        event: str,
+        actor: str,
+        payload: Mapping[str, Any],
+    ) -> LedgerEntry:
+        """Write a file at the workspace root that the manifest does not track (e.g.
+        ``keyring.json``) with one ledger event, through the same journal as every write."""
+        reserved = {WORKSPACE_FILE, MANIFEST_FILE, LEDGER_NAME, *INTERNAL_NAMES}
+        if "/" in name or name in reserved or name.startswith(".") or not name:
+            raise InputError(f"invalid workspace root file {name!r}", why="reserved or nested")
+        with self.transaction() as tx:
+            return tx.stage_bytes(
+                name, data, event=event, actor=actor, track=False, payload=payload
+            )
+
     def add_artifact(
         self,
         src: str | os.PathLike[str],

@@ -329,3 +329,17 @@ def test_the_ledger_chain_stays_intact_across_repairs(tmp_path: Path) -> None:
         "workspace.recovered",
         "next.command",
     ]
+
+
+def test_a_root_file_lands_with_its_event_and_stays_out_of_the_manifest(tmp_path: Path) -> None:
+    ws = _ws(tmp_path)
+    entry = ws.write_root_file(
+        "contacts.json", b"{}\n", event="contacts.updated", actor="alice", payload={"n": 0}
+    )
+    assert entry.payload == {"n": 0}
+    assert (ws.root / "contacts.json").read_bytes() == b"{}\n"
+    assert "contacts.json" not in ws.read_manifest().files
+    for bad in ("manifest.json", "ledger.jsonl", ".finetrail.lock", "evidence/x.json", ""):
+        with pytest.raises(InputError, match="invalid workspace root file"):
+            ws.write_root_file(bad, b"", event="x.y", actor="alice", payload={})
+    _ok(ws)
