@@ -69,6 +69,7 @@ __all__ = [
     "load_trust",
     "parse_trust",
     "read_identity",
+    "refuse_inside",
     "release_identity",
 ]
 
@@ -458,21 +459,42 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def _hard_linked_into(path: Path, root: Path) -> bool:
+    """Whether ``path`` is a hard link to a file of the workspace (same inode)."""
+    try:
+        st = path.stat()
+        if st.st_nlink < 2 or not root.is_dir():
+            return False
+        return any(
+            f.is_file() and (f.stat().st_dev, f.stat().st_ino) == (st.st_dev, st.st_ino)
+            for f in root.rglob("*")
+            if not f.is_symlink()
+        )
+    except (OSError, RuntimeError):
+        return False
+
+
+def refuse_inside(path: str | os.PathLike[str], workspace: str | os.PathLike[str]) -> None:
+    """Refuse a trust file inside ``workspace`` (directly, through symbolic links, or hard-linked
+    to one of its files)."""
+    p, root = Path(path), Path(workspace)
+    if _inside(p, root) or _inside(p.parent, root) or _hard_linked_into(p, root):
+        raise ConfigError(
+            "the trust file lies inside the workspace it would judge",
+            path=str(p),
+            why="whoever can write the workspace could rewrite its own trust root",
+            fix=FIX,
+        )
+
+
 def load_trust(
     path: str | os.PathLike[str], *, workspace: str | os.PathLike[str] | None = None
 ) -> TrustRoot:
     """Read, validate and index a trust file; refuse one inside ``workspace``."""
     p = Path(path)
     shown = str(p)
-    if workspace is not None and (
-        _inside(p, Path(workspace)) or _inside(p.parent, Path(workspace))
-    ):
-        raise ConfigError(
-            "the trust file lies inside the workspace it would judge",
-            path=shown,
-            why="whoever can write the workspace could rewrite its own trust root",
-            fix=FIX,
-        )
+    if workspace is not None:
+        refuse_inside(p, workspace)
     try:
         too_big = p.is_file() and p.stat().st_size > MAX_BYTES
     except (OSError, RuntimeError) as exc:
@@ -494,13 +516,7 @@ def load_trust(
 
 def ensure_outside(trust: TrustRoot, workspace: str | os.PathLike[str]) -> None:
     """Refuse a trust root that was loaded from inside ``workspace``."""
-    if _inside(trust.path, Path(workspace)) or _inside(trust.path.parent, Path(workspace)):
-        raise ConfigError(
-            "the trust file lies inside the workspace it would judge",
-            path=str(trust.path),
-            why="whoever can write the workspace could rewrite its own trust root",
-            fix=FIX,
-        )
+    refuse_inside(trust.path, workspace)
 
 
 def as_trust_root(

@@ -429,7 +429,7 @@ def test_revocation_after_signing_keeps_earlier_signatures(
     assert gate_cli(capsys, root, trust)[0] == 0
 
 
-@pytest.mark.parametrize("how", ["copy", "symlink", "parent-symlink"])
+@pytest.mark.parametrize("how", ["copy", "symlink", "parent-symlink", "hard-link"])
 def test_a_trust_file_inside_the_workspace_is_refused(
     org: Org, capsys: pytest.CaptureFixture[str], tmp_path: Path, how: str
 ) -> None:
@@ -443,6 +443,9 @@ def test_a_trust_file_inside_the_workspace_is_refused(
     elif how == "parent-symlink":
         os.symlink(root, tmp_path / "alias")
         path = tmp_path / "alias" / "trust.yaml"
+    elif how == "hard-link":
+        path = tmp_path / "linked.yaml"
+        os.link(inside, path)
     for argv in (
         ["verify", str(root), "--trust", str(path)],
         ["gate", str(root), "--policy", str(EU), "--trust", str(path), "--dry-run"],
