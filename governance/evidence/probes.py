@@ -175,8 +175,16 @@ class AuditTest(Frozen):
     guesses_in: int = Field(ge=0)
     guesses_out: int = Field(ge=0)
     correct: int = Field(ge=0)
-    epsilon_lower_bound: float = Field(ge=0, description="per example, via group privacy")
+    epsilon_lower_bound: float = Field(
+        ge=0, description="per example (single-copy canaries); per canary for repeated ones"
+    )
     ceiling: float = Field(ge=0, description="the bound had every guess been right")
+    unit: Literal["example", "canary"] = Field(
+        default="example",
+        description="example: canaries inserted once, the bound is per example and comparable "
+        "with the claim; canary: a k-copy canary as one unit (never converted to a per-example "
+        "bound: group privacy makes that vacuous)",
+    )
 
 
 class DPAuditEvidence(EvidenceRecord):
@@ -192,10 +200,24 @@ class DPAuditEvidence(EvidenceRecord):
     confidence: float = Field(gt=0, lt=1)
     threshold_selection: Literal["bonferroni", "split"]
     tests: int = Field(ge=1, description="hypothesis tests the significance level is divided by")
-    verdict: Literal["consistent", "contradicted", "no_claim"]
+    verdict: Literal["consistent", "contradicted", "inconclusive", "no_claim"] = Field(
+        description="contradicted: bound above the claim; inconclusive: the ceiling is below the "
+        "claim, so no outcome of this audit could have contradicted it; consistent: it could "
+        "have and did not"
+    )
     best: AuditTest | None
-    groups: tuple[AuditTest, ...]
-    ceiling: float = Field(ge=0, description="largest bound this design could report")
+    groups: tuple[AuditTest, ...] = Field(description="the per-example test(s)")
+    ceiling: float = Field(
+        ge=0, description="largest per-example bound this design could report (count, delta)"
+    )
     canaries: int = Field(ge=0)
     inserted: int = Field(ge=0)
     parameters: dict[str, float | int | str | bool]
+    single_copy_canaries: int | None = Field(
+        default=None, ge=0, description="canaries the per-example bound uses (inserted once)"
+    )
+    repeated: tuple[AuditTest, ...] = Field(
+        default=(),
+        description="repeated canaries, one test per repetition count, per canary unit "
+        "(a separate test family; shows leakage, says nothing per example)",
+    )

@@ -18,10 +18,8 @@ Pure numerics (numpy, scipy imported inside the functions); no model, no torch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 __all__ = [
-    "GroupPrivacy",
     "epsilon_lower_bound",
     "p_value",
     "theoretical_ceiling",
@@ -52,25 +50,6 @@ def p_value(*, m: int, r: int, v: int, epsilon: float, delta: float) -> float:
     return min(1.0, beta + alpha * delta * 2 * m)
 
 
-@dataclass(frozen=True)
-class GroupPrivacy:
-    """Each audited canary is ``k`` copies of one example: under per-example (eps, delta)-DP the
-    canary is (k eps, k e^((k-1) eps) delta)-DP (group privacy). k = 1 is the plain audit."""
-
-    k: int = 1
-
-    def epsilon(self, eps: float) -> float:
-        return self.k * eps
-
-    def delta(self, eps: float, delta: float) -> float:
-        if self.k == 1:
-            return delta
-        exponent = (self.k - 1) * eps
-        if exponent > 700:  # e^700 overflows float; the group delta is vacuous long before
-            return 1.0
-        return min(1.0, self.k * math.exp(exponent) * delta)
-
-
 def epsilon_lower_bound(
     *,
     m: int,
@@ -78,18 +57,20 @@ def epsilon_lower_bound(
     v: int,
     delta: float,
     level: float = 0.05,
-    group: GroupPrivacy = GroupPrivacy(),
     tolerance: float = 1e-6,
     eps_max: float = 100.0,
 ) -> float:
-    """The largest per-example eps whose p-value is <= ``level``; 0.0 when even eps = 0 is not
-    rejected. ``group`` converts per-example eps to the canary unit (copies per canary)."""
+    """The largest eps whose p-value is <= ``level``; 0.0 when even eps = 0 is not rejected.
+
+    The eps is that of the unit each canary is (one example for a canary inserted once). No
+    group-privacy conversion is offered: for a k-copy canary the group delta k e^((k-1) eps) delta
+    reaches 1 at small eps and the converted bound certifies almost nothing."""
     _check_counts(m, r, v)
     if not 0 < level < 1:
         raise ValueError("level must be in (0, 1)")
 
     def pv(eps: float) -> float:
-        return p_value(m=m, r=r, v=v, epsilon=group.epsilon(eps), delta=group.delta(eps, delta))
+        return p_value(m=m, r=r, v=v, epsilon=eps, delta=delta)
 
     if v == 0 or pv(0.0) > level:
         return 0.0

@@ -1,4 +1,4 @@
-"""Commands of the probes: ``finetrail probe`` and ``finetrail canaries plant|show``.
+"""Commands of the probes: ``finetrail probe`` and ``finetrail canaries plant|show|plan``.
 
 Light at import: the probe command imports torch (through the training layer's loader) only when
 it runs.
@@ -88,10 +88,19 @@ def _summary(name: str, record: Any) -> str:
             if record.claimed_epsilon is not None
             else "no DP claim"
         )
-        return (
-            f"empirical epsilon >= {record.empirical_epsilon_lower_bound:.3f} at "
+        single = record.single_copy_canaries
+        line = (
+            f"empirical epsilon >= {record.empirical_epsilon_lower_bound:.3f} (ceiling "
+            f"{record.ceiling:.3f} with {single if single is not None else '?'} single-copy of "
+            f"{record.canaries} canaries, delta {record.delta_used:g}) at "
             f"{record.confidence:.0%} ({claim}): {record.verdict}"
         )
+        if record.verdict == "inconclusive":
+            line += (
+                "\n    the audit could not have contradicted the claim: its ceiling is below it; "
+                "plan more single-copy canaries with `finetrail canaries plan`"
+            )
+        return line
     return ""
 
 
@@ -176,7 +185,7 @@ def probe_cmd(
 
 @click.group("canaries")
 def canaries_group() -> None:
-    """Plant canaries before training, and inspect the committed set."""
+    """Plan and plant canaries before training, and inspect the committed set."""
 
 
 def _int_list(value: str, option: str) -> tuple[int, ...]:
@@ -283,6 +292,82 @@ def show_cmd(workspace: str) -> int:
         click.echo(f"  {fmt} x{reps} {'included' if inc else 'control'}: {n}")
     click.echo(f"canaries_sha256: {cs.canaries_sha256}")
     click.echo(f"inclusion_sha256: {cs.inclusion_sha256}")
+    return EXIT_OK
+
+
+@canaries_group.command("plan")
+@click.option(
+    "--count",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Canaries to plant (each included with probability 1/2).",
+)
+@click.option("--delta", required=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option(
+    "--repetitions",
+    default="1",
+    show_default=True,
+    help="Copies cycle as for `canaries plant`; only canaries inserted once count per example.",
+)
+@click.option("--formats", default="pin6", show_default=True, help="As for `canaries plant`.")
+@click.option(
+    "--confidence", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True)
+)
+@click.option(
+    "--selection",
+    type=click.Choice(["bonferroni", "split"]),
+    default="bonferroni",
+    show_default=True,
+    help="The dp-audit's threshold selection.",
+)
+@click.option("--claim", type=click.FloatRange(min=0), default=None, help="An epsilon to reach.")
+def plan_cmd(
+    count: int,
+    delta: float,
+    repetitions: str,
+    formats: str,
+    confidence: float,
+    selection: str,
+    claim: float | None,
+) -> int:
+    """Print the dp-audit's ceiling for a canary count and delta, before training."""
+    from finetrail.governance.probes.dp_audit import (
+        DEFAULT_FRACTIONS,
+        canaries_needed,
+        design_ceiling,
+    )
+
+    reps = _int_list(repetitions, "--repetitions")
+    n_formats = len([f for f in formats.split(",") if f.strip()]) or 1
+    single = sum(1 for i in range(count) if reps[(i // n_formats) % len(reps)] == 1)
+    ceiling = design_ceiling(
+        canaries=single, delta=delta, confidence=confidence, selection=selection
+    )
+    click.echo(
+        f"canaries: {count}, inserted once: {single} (the per-example bound uses only these); "
+        f"delta {delta:g}, {confidence:.0%} confidence, {selection} over "
+        f"{len(DEFAULT_FRACTIONS)} guess counts"
+    )
+    click.echo(
+        f"ceiling: {ceiling:.3f} (the largest per-example epsilon lower bound this audit can "
+        "report; a claim at or above it reads 'inconclusive', never 'consistent')"
+    )
+    if claim is not None:
+        budget = canaries_needed(
+            claim=claim, delta=delta, confidence=confidence, selection=selection
+        )
+        if budget.needed is None:
+            click.echo(
+                f"claim {claim:g}: no count up to {budget.searched:,} single-copy canaries can "
+                f"contradict it at delta {delta:g} (the ceiling peaks at {budget.peak:.3f} near "
+                f"{budget.peak_at:,}); rely on the mechanism audit (evidence/mechanism.json)"
+            )
+        else:
+            click.echo(
+                f"claim {claim:g}: needs at least {budget.needed:,} single-copy canaries for the "
+                f"audit to be able to contradict it ({'met' if single >= budget.needed else 'not met'}"
+                " by this plan; that is with every guess right: real scores need more)"
+            )
     return EXIT_OK
 
 

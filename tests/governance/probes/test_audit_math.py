@@ -11,12 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finetrail.governance.probes.audit_math import (
-    GroupPrivacy,
     epsilon_lower_bound,
     p_value,
     theoretical_ceiling,
 )
-from finetrail.governance.probes.dp_audit import count_guesses, one_run_audit, verdict
+from finetrail.governance.probes.dp_audit import (
+    canaries_needed,
+    count_guesses,
+    design_ceiling,
+    one_run_audit,
+    verdict,
+)
 
 
 def direct_p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
@@ -92,12 +97,61 @@ def test_bound_never_exceeds_theoretical_ceiling(
     assert bound <= epsilon_lower_bound(m=m, r=r, v=r, delta=delta, level=level) + 1e-6
 
 
-def test_group_privacy_divides_the_bound() -> None:
-    one = epsilon_lower_bound(m=40, r=40, v=40, delta=0.0, level=0.01)
-    four = epsilon_lower_bound(m=40, r=40, v=40, delta=0.0, level=0.01, group=GroupPrivacy(4))
-    assert four == pytest.approx(one / 4, rel=1e-4)
-    assert GroupPrivacy(3).delta(1.0, 1e-5) == pytest.approx(3 * math.e**2 * 1e-5)
-    assert GroupPrivacy(16).delta(100.0, 1e-5) == 1.0
+def test_repeated_canaries_are_audited_as_units_in_their_own_family() -> None:
+    """A 16-copy canary converted to a per-example bound by group privacy certifies nothing (its
+    group delta is 1 at eps = 1); such canaries are tested as units and never split the
+    per-example test's significance level."""
+    rng = random.Random(3)
+    reps = [1, 4, 16] * 100
+    included = [rng.random() < 0.5 for _ in reps]
+    # single-copy canaries uninformative, repeated ones perfectly separated
+    scores = [
+        (10.0 + rng.random() if inc else rng.random()) if k > 1 else rng.gauss(0, 1)
+        for k, inc in zip(reps, included, strict=True)
+    ]
+    out = one_run_audit(scores=scores, included=included, repetitions=reps, delta=1e-5)
+    assert out.single_copy == 100 and out.tests == 5
+    assert [t.repetitions for t in out.groups] == [1] and out.groups[0].unit == "example"
+    assert [(t.repetitions, t.unit) for t in out.repeated] == [(4, "canary"), (16, "canary")]
+    assert out.bound == 0.0  # per example: nothing
+    assert all(t.epsilon_lower_bound > 2.0 for t in out.repeated)  # per unit: clear leakage
+    assert out.ceiling == pytest.approx(design_ceiling(canaries=100, delta=1e-5))
+
+
+@pytest.mark.parametrize("selection", ["bonferroni", "split"])
+@pytest.mark.parametrize("m", [2, 7, 30, 90, 400])
+def test_reported_ceiling_is_the_planned_one(m: int, selection: str) -> None:
+    rng = random.Random(m)
+    included = [rng.random() < 0.5 for _ in range(m)]
+    scores = [rng.random() for _ in range(m)]
+    out = one_run_audit(
+        scores=scores, included=included, repetitions=[1] * m, delta=1e-5, selection=selection
+    )
+    planned = design_ceiling(canaries=m, delta=1e-5, selection=selection)
+    assert out.ceiling == pytest.approx(planned, abs=1e-6)
+    # every guess right reaches the ceiling exactly
+    perfect = one_run_audit(
+        scores=[float(i) for i in included],
+        included=included,
+        repetitions=[1] * m,
+        delta=1e-5,
+        selection=selection,
+    )
+    assert perfect.bound <= planned + 1e-6
+
+
+def test_ceiling_golden_and_saturation() -> None:
+    """Bonferroni over 5 guess counts, 95%, delta 1e-5: the ceiling grows with the count, then
+    the delta term stops it; a claim of 8 can never be contradicted, 4 needs a few hundred."""
+    golden = {20: 1.35, 90: 2.941, 1000: 5.316}
+    for m, expected in golden.items():
+        assert round(design_ceiling(canaries=m, delta=1e-5), 3) == pytest.approx(expected, abs=1e-3)
+    four = canaries_needed(claim=4.0, delta=1e-5)
+    assert four.needed is not None
+    assert design_ceiling(canaries=four.needed, delta=1e-5) > 4.0
+    assert design_ceiling(canaries=four.needed - 1, delta=1e-5) <= 4.0
+    eight = canaries_needed(claim=8.0, delta=1e-5, limit=20_000)
+    assert eight.needed is None and 6.0 < eight.peak < 8.0
 
 
 def test_count_guesses_top_in_bottom_out() -> None:
@@ -115,9 +169,12 @@ def test_audit_of_perfectly_separated_canaries_is_positive_and_contradicts_small
     assert out.tests == 5
     assert out.best is not None and out.best.correct == out.best.guesses_in + out.best.guesses_out
     assert 2.0 < out.bound <= out.ceiling
-    assert verdict(out.bound, 1.0) == "contradicted"
-    assert verdict(out.bound, 8.0) == "consistent"
-    assert verdict(out.bound, None) == "no_claim"
+    assert verdict(out.bound, 1.0, out.ceiling) == "contradicted"
+    assert verdict(out.bound, 8.0, out.ceiling) == "inconclusive"  # 200 canaries reach ~3.8
+    assert verdict(out.bound, out.bound - 0.1, out.ceiling) == "contradicted"
+    assert verdict(0.0, 3.0, out.ceiling) == "consistent"
+    assert verdict(0.0, out.ceiling, out.ceiling) == "inconclusive"
+    assert verdict(out.bound, None, out.ceiling) == "no_claim"
 
 
 def test_audit_of_uninformative_scores_finds_nothing() -> None:
@@ -133,7 +190,7 @@ def test_audit_of_uninformative_scores_finds_nothing() -> None:
             selection=selection,
         )
         assert out.bound == 0.0
-        assert len(out.groups) == 3
+        assert len(out.groups) == 1 and len(out.repeated) == 2
 
 
 def test_split_selection_tests_each_group_once() -> None:

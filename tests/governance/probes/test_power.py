@@ -80,9 +80,11 @@ def test_control_exposure_is_high_for_repeated_canaries(
 def test_control_has_a_positive_empirical_lower_bound(control_run: tuple[ProbeRun, float]) -> None:
     audit = control_run[0].records["dp_audit"]
     assert audit.verdict == "no_claim"
-    assert audit.empirical_epsilon_lower_bound > 0.0
-    assert audit.empirical_epsilon_lower_bound <= audit.ceiling
-    sixteen = next(g for g in audit.groups if g.repetitions == 16)
+    assert audit.single_copy_canaries == 40
+    assert audit.empirical_epsilon_lower_bound <= audit.ceiling  # per example, 40 canaries
+    # repeated canaries, audited as units (never converted to a per-example bound)
+    sixteen = next(g for g in audit.repeated if g.repetitions == 16)
+    assert sixteen.unit == "canary"
     assert sixteen.correct == sixteen.guesses_in + sixteen.guesses_out  # every guess right
     assert sixteen.epsilon_lower_bound > 0.0
 
@@ -129,7 +131,10 @@ def test_dp_run_bound_is_within_its_claim(dp_run: tuple[ProbeRun, float]) -> Non
     assert audit.claimed_epsilon == pytest.approx(spent)
     assert 3.5 < spent <= 4.0 + 1e-6
     assert audit.empirical_epsilon_lower_bound <= spent
-    assert audit.verdict == "consistent"
+    # 40 single-copy canaries reach a ceiling near 2.2 < 4: the audit cannot contradict the
+    # claim and says so (it never reads "consistent" where it could not have failed)
+    assert audit.ceiling < spent
+    assert audit.verdict == "inconclusive"
 
 
 def test_dp_removes_the_memorisation(
