@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -374,3 +375,82 @@ def test_a_kill_leaves_no_stray_files_in_tracked_folders(tmp_path: Path) -> None
     hidden = [p for p in (root / "evidence").rglob(".*")]
     assert hidden == []
     assert json.loads((root / "manifest.json").read_text())["record_type"] == "manifest"
+
+
+def _cli_kills(
+    tmp: Path, root: Path, make_cmd: Callable[[int], list[str]], rounds: int, seed: int
+) -> tuple[Tally, list[str]]:
+    """Kill ``make_cmd(i)`` after a random share of its run time; run ``make_cmd`` again; tally
+    what each kill left and the problems ``verify`` still reports after the next command."""
+    rnd = random.Random(seed)
+    t0 = time.monotonic()
+    first = subprocess.run(make_cmd(0), env=driver_env(), capture_output=True, text=True)
+    assert first.returncode in (0, 1), first.stderr
+    span = time.monotonic() - t0
+    tally, problems = Tally(), []
+    for i in range(1, rounds + 1):
+        before = (root / "ledger.jsonl").read_bytes()
+        proc = subprocess.Popen(
+            make_cmd(2 * i - 1),
+            env=driver_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(span * (0.5 + 0.6 * rnd.random()))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        tally.kills += 1
+        report = verify_workspace(root)
+        pending = journal.has_intent(root)
+        tally.states["intent pending" if pending else ("ok" if report.ok else "errors")] += 1
+        done = subprocess.run(make_cmd(2 * i), env=driver_env(), capture_output=True, text=True)
+        assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
+        assert (root / "ledger.jsonl").read_bytes().startswith(before)
+        report = verify_workspace(root)
+        problems += [f.render() for f in report.errors]
+        tally.outcomes["verify OK after the next command" if report.ok else "verify FAILED"] += 1
+    return tally, problems
+
+
+@pytest.mark.slow
+def test_kill_data_register_after_a_random_delay(tmp_path: Path) -> None:
+    """``finetrail data register`` killed 25 times; a kill between its two writes leaves leaf
+    hashes without a record (verify warns ``orphan``), never an error."""
+    root = tmp_path / "ws"
+    new_workspace(root)
+
+    def cmd(i: int) -> list[str]:
+        data = tmp_path / f"d{i}.jsonl"
+        data.write_bytes(canonical_json({"prompt": f"q{i}", "completion": "a"}) * 3)
+        return [
+            *(sys.executable, "-m", "finetrail", "data", "register", str(data)),
+            *("-w", str(root), "--name", f"set{i}", "--source", "s", "--license", "MIT"),
+            *("--collection", "c", "--legal-basis", "b", "--purpose", "p"),
+        ]
+
+    tally, problems = _cli_kills(tmp_path, root, cmd, rounds=25, seed=3)
+    print("data register:", tally.line())
+    assert problems == []
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="finetrail gate writes its decision and its attestation in two transactions; a kill "
+    "between them leaves a decision without attestation that no later command repairs; "
+    "governance/gate/api.py must write both inside one `with ws.transaction():`",
+    strict=False,
+)
+def test_kill_the_gate_as_shipped_after_a_random_delay(tmp_path: Path) -> None:
+    from tests.support.workspaces import build_workspace
+
+    root = build_workspace(tmp_path / "ws").root
+
+    def cmd(i: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "finetrail", "gate", str(root)),
+            *("--policy", "development", "--no-registry"),
+        ]
+
+    tally, problems = _cli_kills(tmp_path, root, cmd, rounds=20, seed=9)
+    print("gate as shipped:", tally.line(), f"problems: {sorted(set(problems))}")
+    assert problems == []
