@@ -6,6 +6,9 @@
   ``finetrail review status`` and the reports all use it;
 - keyring files: :func:`load_keyring`, :func:`add_trusted_key`, :func:`trust_in_workspace`;
 - :func:`check_reviews` is ``verify``'s check of every review entry.
+
+With a trust root (:mod:`finetrail.governance.trust`, ``--trust FILE``) the trust root's reviewer
+keys replace the keyring everywhere above; every review binds the release it was signed for.
 """
 
 from finetrail.governance.review.api import (
