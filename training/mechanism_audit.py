@@ -119,6 +119,7 @@ class MechanismAudit:
         device = self.params[0].device if self.params else torch.device("cpu")
         self.tensor_of = torch.cat(
             [torch.full((len(i),), j, dtype=torch.long) for j, i in enumerate(self.index)]
+            or [torch.zeros(0, dtype=torch.long)]
         ).to(device)
         n_t = len(self.params)
         self._sumsq = torch.zeros(n_t, dtype=torch.float64, device=device)
@@ -185,7 +186,9 @@ class MechanismAudit:
                 add_noise()
                 return
             s = self._gather([getattr(p, "summed_grad", None) for p in self.params])
-            if self.mode == "hooks" and self._observed % max(1, self.settings.clip_every) == 0:
+            if self.mode == "hooks" and (
+                self._clip_steps == 0 or self._observed % max(1, self.settings.clip_every) == 0
+            ):
                 self._check_clipping(s)
             self._seconds += time.perf_counter() - t0
             add_noise()
