@@ -121,48 +121,55 @@ def run_gate(
             target = registry_target(root, recs[0].data if recs else None, tracking_uri)
         except RegistryRefused as why:
             skipped = str(why)
-    seq = next_sequence(root)
-    decision = evaluate(
-        workspace=root,
-        policy=loaded,
-        keyring_file=keyring_file,
-        require_approvals=require_approvals,
-        sequence=seq,
-        signer=signer,
-        trust=trust,
-    )
-    result = GateResult(decision, loaded, registry_skipped=skipped)
-    if not record:
-        return result
     from finetrail.governance.workspace import Workspace, default_actor
 
-    try:
-        ws = Workspace.open(root)
-    except FinetrailError as err:
-        return GateResult(
-            decision, loaded, not_recorded=f"the workspace cannot be opened: {err.what}"
+    def judge(seq: int) -> GateDecision:
+        return evaluate(
+            workspace=root,
+            policy=loaded,
+            keyring_file=keyring_file,
+            require_approvals=require_approvals,
+            sequence=seq,
+            signer=signer,
+            trust=trust,
         )
+
+    ws: Workspace | None = None
+    not_recorded: str | None = None
+    if record:
+        try:
+            ws = Workspace.open(root)
+        except FinetrailError as err:
+            not_recorded = f"the workspace cannot be opened: {err.what}"
+    if ws is None:
+        decision = judge(next_sequence(root))
+        return GateResult(decision, loaded, not_recorded=not_recorded, registry_skipped=skipped)
     actor = default_actor(actor, owner=ws.metadata.owner)
-    rel = registry.gate_location(seq)
-    env_rel = registry.gate_envelope_location(seq)
-    ws.write_record(
-        rel,
-        decision,
-        event="gate.decided",
-        actor=actor,
-        extra={
-            "passed": decision.passed,
-            "approved": decision.approved,
-            "policy_id": decision.policy_id,
-            "policy_sha256": decision.policy_sha256,
-        },
-    )
-    ws.write_bytes(
-        env_rel,
-        attest.attest(decision, key=key),
-        event="gate.attested",
-        actor=actor,
-        extra={"signed": key is not None, "keyid": signer.keyid if signer else None},
-    )
+    # one transaction: the number, the evaluation and both writes (no other command interleaves,
+    # and a kill leaves both files or neither)
+    with ws.transaction():
+        seq = next_sequence(root)
+        decision = judge(seq)
+        rel = registry.gate_location(seq)
+        env_rel = registry.gate_envelope_location(seq)
+        ws.write_record(
+            rel,
+            decision,
+            event="gate.decided",
+            actor=actor,
+            extra={
+                "passed": decision.passed,
+                "approved": decision.approved,
+                "policy_id": decision.policy_id,
+                "policy_sha256": decision.policy_sha256,
+            },
+        )
+        ws.write_bytes(
+            env_rel,
+            attest.attest(decision, key=key),
+            event="gate.attested",
+            actor=actor,
+            extra={"signed": key is not None, "keyid": signer.keyid if signer else None},
+        )
     update = update_registry(target, decision, rel) if target is not None else None
     return GateResult(decision, loaded, rel, env_rel, None, update, skipped)
