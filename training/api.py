@@ -483,6 +483,17 @@ class _Run:
                 "delta": record.dp.delta,
             },
         )
+        mechanism = facts.state.mechanism
+        if mechanism is not None:  # DP runs: the white-box mechanism audit's judgement
+            from finetrail.governance.evidence.registry import location
+
+            self.ws.write_record(
+                location("mechanism"),
+                mechanism,
+                event="dp.mechanism_audited",
+                actor=self.actor,
+                extra={"verdict": mechanism.verdict, "ran": mechanism.ran},
+            )
         if self.tracker is not None:
             try:
                 self.tracker.log_evidence(record.canonical_bytes())

@@ -73,7 +73,10 @@ def test_dp_release_states_its_guarantee_and_the_control_states_none(
     assert 0 < dp["dp"]["epsilon"] <= 1.0 + 1e-6
     assert dp["dp"]["accountant"] == "prv"
     audit = json.loads((_workspaces(out)[1] / "evidence" / "probes" / "dp_audit.json").read_text())
-    assert audit["verdict"] == "consistent"
+    # 20 canaries cannot certify epsilon 1: the black-box audit says so (inconclusive)
+    assert audit["verdict"] in ("consistent", "inconclusive")
+    mechanism = json.loads((_workspaces(out)[1] / "evidence" / "mechanism.json").read_text())
+    assert mechanism["ran"] is True and mechanism["verdict"] == "verified", mechanism["reasons"]
     assert audit["empirical_epsilon_lower_bound"] <= dp["dp"]["epsilon"]
     # The configured base-model name travels from the training config to the evidence and the card.
     assert control["base_model"]["name"] == dp["base_model"]["name"] == "finetrail-demo-tiny-gpt2"

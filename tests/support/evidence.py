@@ -51,6 +51,7 @@ TIME = "2026-01-15T12:00:00+00:00"
 ADAPTER_PATH = "artifacts/adapter/adapter_model.safetensors"
 TRAINING_FILE = "evidence/training.json"
 BIAS_FILE = "evidence/bias.json"
+MECHANISM_FILE = "evidence/mechanism.json"
 PROBE_FILES = {
     "exposure": "evidence/probes/exposure.json",
     "extraction": "evidence/probes/extraction.json",
@@ -67,6 +68,7 @@ EVENTS = {
     "probes.dp_audit": ("probes.dp_audit", "probes.dp_audit"),
     "bias": ("bias", "bias.audited"),
     "gate": ("gate", "gate.decided"),
+    "mechanism": ("mechanism", "dp.mechanism_audited"),
 }
 
 
@@ -823,6 +825,24 @@ RAW_SHA = sha("raw support tickets")
 CLEAN_SHA = sha("sanitised support tickets")
 
 
+def mechanism_evidence(*, verdict: str = "verified") -> EvidenceRecord:
+    """The white-box mechanism audit's judgement of a DP run (as training writes it)."""
+    from finetrail.governance.evidence.mechanism import MechanismEvidence
+
+    return MechanismEvidence.parse(
+        {
+            "ran": verdict != "not_run",
+            "verdict": verdict,
+            "reasons": [] if verdict == "verified" else [f"the audit {verdict}"],
+            "false_alarm_rate": 0.001,
+            "claim": None,
+            "clipping_mode": "hooks",
+            "steps": 51,
+        },
+        source="evidence_factory:MechanismEvidence",
+    )
+
+
 def standard_records(
     adapter_sha256: str, *, adapter_path: str = ADAPTER_PATH
 ) -> dict[str, EvidenceRecord]:
@@ -867,6 +887,7 @@ def standard_records(
         PROBE_FILES["membership"]: membership_evidence(adapter_sha256=adapter_sha256),
         PROBE_FILES["dp_audit"]: dp_audit_evidence(adapter_sha256=adapter_sha256),
         BIAS_FILE: bias_audit_evidence(adapter_sha256=adapter_sha256),
+        MECHANISM_FILE: mechanism_evidence(),
     }
 
 

@@ -17,6 +17,7 @@ from finetrail.governance.evidence import registry
 from finetrail.governance.evidence.base import EvidenceRecord
 from finetrail.governance.evidence.bias import BiasAuditEvidence
 from finetrail.governance.evidence.dataset import DatasetRecord
+from finetrail.governance.evidence.mechanism import MechanismEvidence
 from finetrail.governance.evidence.probes import (
     DPAuditEvidence,
     ExposureEvidence,
@@ -37,6 +38,7 @@ CONTRACT: tuple[tuple[str, type[EvidenceRecord]], ...] = (
     ("probes.membership", MembershipEvidence),
     ("probes.dp_audit", DPAuditEvidence),
     ("bias", BiasAuditEvidence),
+    ("mechanism", MechanismEvidence),
 )
 CONTRACT_NAMES = tuple(c[0] for c in CONTRACT)
 
