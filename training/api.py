@@ -276,7 +276,7 @@ class _Run:
         from finetrail.training.accounting import epsilon_rdp_curve
         from finetrail.training.data import tokenize
         from finetrail.training.engine import build_engine
-        from finetrail.training.loop import run_loop
+        from finetrail.training.loop import mechanism_claim, run_loop
 
         cfg, facts = self.cfg, self.facts
         ewc = None
@@ -352,6 +352,13 @@ class _Run:
             on_step=on_step,
             on_eval=on_eval,
             epsilon_at=eps_at,
+            # the white-box audit tests the optimizer against what the evidence will state
+            mechanism=(
+                mechanism_claim(plan, max_grad_norm=privacy.max_grad_norm, delta=privacy.delta)
+                if dp and isinstance(privacy, PrivacyConfig) and plan.noise_multiplier is not None
+                else None
+            ),
+            post_processing="ewc" if ewc is not None else None,
         )
         engine.close()
         self._finish_accounting(plan)
