@@ -5,9 +5,9 @@ time; each numbered record is chosen under the workspace lock. After each pair: 
 events are in the ledger, each numbered file exists once with the digest the ledger recorded,
 the chain has no finding and ``verify`` is OK. The fast run has 5 pairs and two threads; ``-m
 slow`` runs 50 more pairs over every operation (the gate and a review each as one transaction
-among them), 12 pairs of a review beside each writer, and measures ``finetrail gate`` and
-``finetrail review comment`` pairs as shipped (expected to fail until those commands hold the
-workspace lock across their checks and writes).
+among them), 12 pairs of a review beside each writer, 10 pairs of ``finetrail gate`` and
+``finetrail review comment`` pairs as shipped (expected to fail until ``review`` holds the
+workspace lock across its checks and its write).
 """
 
 from __future__ import annotations
@@ -223,13 +223,7 @@ def test_pairs_of_review_commands_as_shipped(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="finetrail gate chooses its decision number before taking the workspace lock; "
-    "governance/gate/api.py must run next_sequence, evaluate and both writes inside "
-    "`with ws.transaction():` (as the driver's gate operation does)",
-    strict=False,
-)
-def test_pairs_of_gate_commands_as_shipped(tmp_path: Path) -> None:
+def test_pairs_of_gate_commands(tmp_path: Path) -> None:
     from tests.support.workspaces import build_workspace
 
     lost = 0
@@ -248,5 +242,5 @@ def test_pairs_of_gate_commands_as_shipped(tmp_path: Path) -> None:
         decided = [e for e in Workspace.open(root).ledger.entries() if e.kind == "gate.decided"]
         files = list((root / "evidence" / "gate").glob("[0-9][0-9][0-9][0-9].json"))
         lost += len(decided) != 2 or len(files) != 2
-    print(f"gate pairs as shipped: a decision lost in {lost} of {trials}")
+    print(f"gate pairs: a decision lost in {lost} of {trials}")
     assert lost == 0
