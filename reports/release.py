@@ -17,7 +17,7 @@ Every field is computed from evidence, and every unknown is a value of its own (
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from finetrail.governance.provenance.trained_on import (
     SANITISING_TRANSFORMS,
     SCAN_COMMAND,
     TRAINING_READ_ROLES,
+    DatasetLineage,
     PiiState,
     PiiView,
     lineage,
@@ -73,17 +74,11 @@ class LicenceView:
 
 
 @dataclass(frozen=True)
-class DatasetView:
-    sha256: str
-    name: str
-    registered: bool  # a dataset record exists in this workspace
-    record: dict[str, Any] | None
-    roles: tuple[str, ...]  # train / validation / generic (training.json), eval (bias audit)
-    read_by_training: bool  # training read it for training (train or generic role)
-    trained_on: bool  # read for training, or an ancestor of such a set
-    parents: tuple[str, ...]
+class DatasetView(DatasetLineage):
+    """A dataset's part in the release (lineage, PII state: one rule for gate and reports) and
+    its licence as reports state it."""
+
     licence: LicenceView
-    pii: PiiView
 
     @property
     def role_text(self) -> str:
@@ -201,16 +196,8 @@ def build_release(ev: Evidence) -> Release:
     )
     views = [
         DatasetView(
-            sha256=d.sha256,
-            name=d.name,
-            registered=d.registered,
-            record=dict(d.record) if d.record is not None else None,
-            roles=d.roles,
-            read_by_training=d.read_by_training,
-            trained_on=d.trained_on,
-            parents=d.parents,
+            **{f.name: getattr(d, f.name) for f in fields(d)},
             licence=_licence(dict(d.record) if d.record is not None else None),
-            pii=d.pii,
         )
         for d in lines
     ]
