@@ -21,6 +21,8 @@ def _get(data: Any, dotted: str) -> Any:
 
 def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
     """Fill ``variant.results`` from its workspace's evidence (read through the one reader)."""
+    from finetrail.reports.release import degenerate_model
+
     ws = variant.workspace
     ev = EvidenceSet(ws)
     training = ev.json("training") or {}
@@ -48,7 +50,10 @@ def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
         "mia_auc": membership.get("max_auc"),
         "empirical_eps": audit.get("empirical_epsilon_lower_bound"),
         "audit_verdict": audit.get("verdict"),
-        "dp_diff": _get(bias, "disparities.demographic_parity_difference"),
+        # a model that answers everyone alike has no fairness figure worth showing
+        "dp_diff": "constant model: not evidence"
+        if degenerate_model(bias or None)
+        else _get(bias, "disparities.demographic_parity_difference"),
         "task_f1": _get(bias, "task.f1"),
         "gate": {0: "PASS", 1: "FAIL"}.get(gate_code, f"ERROR({gate_code})"),
         "gate_why": (
