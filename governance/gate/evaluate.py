@@ -275,7 +275,54 @@ def training_data_summary(ev: EvidenceSet) -> TrainingDataSummary | None:
     )
 
 
+def evaluate_any_of(rule: Rule, ctx: _Context, *, line: int | None = None) -> RuleOutcome:
+    """Pass when one alternative passes; else fail (or error) naming why each one did not."""
+    results = [evaluate_rule(b, ctx, line=line) for b in rule.branches()]
+    passed = [i for i, r in enumerate(results) if r.outcome == "pass"]
+    digests: dict[str, EvidenceDigest] = {}
+    for r in results:
+        for d in r.evidence:
+            digests.setdefault(d.path, d)
+    explained = "; ".join(
+        f"({i + 1}) {r.path}: {r.outcome}: {r.message}" for i, r in enumerate(results)
+    )
+    if passed:
+        first = results[passed[0]]
+        outcome, reason = "pass", "ok"
+        message = f"alternative {passed[0] + 1} of {len(results)} holds: {first.message}"
+    else:
+        # the reason that says most about what to fix: evidence absent or out of date first
+        order = ("missing", "stale", "tampered", "null", "threshold")
+        failing = sorted(
+            (r for r in results if r.outcome == "fail"),
+            key=lambda r: order.index(r.reason) if r.reason in order else len(order),
+        )
+        chosen = failing[0] if failing else results[0]
+        outcome, reason = chosen.outcome, chosen.reason
+        message = f"none of {len(results)} alternatives holds: {explained}"
+    return RuleOutcome.model_validate(
+        {
+            "rule": rule.id,
+            "title": rule.title,
+            "severity": rule.severity,
+            "path": None,
+            "op": "any_of",
+            "controls": _controls(rule.controls),
+            "policy_line": line,
+            "measured": [m for r in results for m in r.measured][:MAX_SHOWN],
+            "reference_values": tuple(v for r in results for v in r.reference_values),
+            "outcome": outcome,
+            "reason": reason,
+            "message": message,
+            "evidence": tuple(digests.values()),
+        }
+    )
+
+
 def evaluate_rule(rule: Rule, ctx: _Context, *, line: int | None = None) -> RuleOutcome:
+    if rule.any_of:
+        return evaluate_any_of(rule, ctx, line=line)
+    assert rule.path is not None and rule.op is not None
     path = evpaths.parse_path(rule.path)
     # 'where' filters the records of a list kind, or inside a single record the items of the
     # path's first [*] (bias.groups[*] where too_small == false)

@@ -27,7 +27,7 @@ from finetrail.governance.evidence import paths as evpaths
 from finetrail.governance.evidence import registry
 from finetrail.governance.io import read_text_strict, sha256_bytes
 from finetrail.governance.policy.operators import ORDERING
-from finetrail.governance.policy.rules import Policy
+from finetrail.governance.policy.rules import Policy, Rule
 
 Loc = tuple[Any, ...]
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -281,6 +281,55 @@ def load_policy(path: str | Path, *, lint: bool = True) -> LoadedPolicy:
     return loaded
 
 
+def _lint_branch(rule: Rule, at: tuple[Any, ...], add: Any) -> None:
+    """The path, operator, ref and 'where' checks of one rule (or one 'any_of' alternative)."""
+    assert rule.path is not None and rule.op is not None
+    check = evpaths.check_path(rule.path)
+    if check.problem:
+        add(f"unknown evidence path {rule.path!r}: {check.problem}", *at, "path")
+    elif rule.op in ORDERING and not check.terminal & {"number", "any"}:
+        add(
+            f"operator {rule.op!r} compares numbers, but {rule.path} holds "
+            f"{'/'.join(sorted(check.terminal))} values",
+            *at,
+            "op",
+        )
+    if rule.ref is not None:
+        ref = evpaths.check_path(rule.ref)
+        if ref.problem:
+            add(f"unknown evidence path {rule.ref!r}: {ref.problem}", *at, "ref")
+        elif rule.op in ORDERING and not ref.terminal & {"number", "any"}:
+            add(
+                f"operator {rule.op!r} compares numbers, but {rule.ref} holds "
+                f"{'/'.join(sorted(ref.terminal))} values",
+                *at,
+                "ref",
+            )
+    if rule.where is not None and not check.problem:
+        parsed = evpaths.parse_path(rule.path)
+        prefix = evpaths.item_prefix(parsed)
+        if not parsed.many and prefix is None:
+            add(
+                f"'where' filters the records of a list kind, or the items of a [*] inside "
+                f"one record; {rule.path!r} has neither",
+                *at,
+                "where",
+            )
+        else:
+            rel = (
+                evpaths.check_relative(rule.path, rule.where.path)
+                if parsed.many
+                else evpaths.check_path(f"{prefix}.{rule.where.path}")
+            )
+            if rel.problem:
+                add(
+                    f"unknown evidence path {rule.where.path!r}: {rel.problem}",
+                    *at,
+                    "where",
+                    "path",
+                )
+
+
 def lint_policy(loaded: LoadedPolicy) -> list[Problem]:
     """Checks against the evidence registry and across rules (ids, waivers, required evidence)."""
     pol = loaded.policy
@@ -296,54 +345,9 @@ def lint_policy(loaded: LoadedPolicy) -> list[Problem]:
             add(f"duplicate rule id {rule.id!r} (first defined at line {line})", "rules", i, "id")
         else:
             first_at[rule.id] = i
-        check = evpaths.check_path(rule.path)
-        if check.problem:
-            add(f"unknown evidence path {rule.path!r}: {check.problem}", "rules", i, "path")
-        elif rule.op in ORDERING and not check.terminal & {"number", "any"}:
-            add(
-                f"operator {rule.op!r} compares numbers, but {rule.path} holds "
-                f"{'/'.join(sorted(check.terminal))} values",
-                "rules",
-                i,
-                "op",
-            )
-        if rule.ref is not None:
-            ref = evpaths.check_path(rule.ref)
-            if ref.problem:
-                add(f"unknown evidence path {rule.ref!r}: {ref.problem}", "rules", i, "ref")
-            elif rule.op in ORDERING and not ref.terminal & {"number", "any"}:
-                add(
-                    f"operator {rule.op!r} compares numbers, but {rule.ref} holds "
-                    f"{'/'.join(sorted(ref.terminal))} values",
-                    "rules",
-                    i,
-                    "ref",
-                )
-        if rule.where is not None and not check.problem:
-            parsed = evpaths.parse_path(rule.path)
-            prefix = evpaths.item_prefix(parsed)
-            if not parsed.many and prefix is None:
-                add(
-                    f"'where' filters the records of a list kind, or the items of a [*] inside "
-                    f"one record; {rule.path!r} has neither",
-                    "rules",
-                    i,
-                    "where",
-                )
-            else:
-                rel = (
-                    evpaths.check_relative(rule.path, rule.where.path)
-                    if parsed.many
-                    else evpaths.check_path(f"{prefix}.{rule.where.path}")
-                )
-                if rel.problem:
-                    add(
-                        f"unknown evidence path {rule.where.path!r}: {rel.problem}",
-                        "rules",
-                        i,
-                        "where",
-                        "path",
-                    )
+        for j, branch in enumerate(rule.branches()):
+            at: tuple[Any, ...] = ("rules", i, "any_of", j) if rule.any_of else ("rules", i)
+            _lint_branch(branch, at, add)
     known = {k.name for k in registry.EVIDENCE_KINDS}  # file kinds; approvals cover reviews
     for j, kind in enumerate(pol.required_evidence):
         if kind not in known:

@@ -5,6 +5,11 @@ the approvals it requires (four-eyes) and its waivers. A rule reads one evidence
 (:mod:`finetrail.governance.evidence.paths`), compares it with an operator against a threshold
 or another evidence value (``ref``), and names the controls it serves and why.
 
+A rule may instead hold ``any_of``: two or more alternatives (each a path, an operator and a
+threshold or ref), passing when at least one passes; when none does it fails and lists why each
+one failed (for example: the DP claim is tested either by a verified mechanism audit or by a
+black-box audit whose ceiling is above the claim).
+
 Operators: :mod:`.operators`; controls and their catalogue: :mod:`.controls`.
 Loading from YAML with line and column in every error lives in
 :mod:`finetrail.governance.policy.load`.
@@ -103,18 +108,15 @@ class Condition(Frozen):
         return self
 
 
-class Rule(Frozen):
-    id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(min_length=3, max_length=200)
+class Alternative(Frozen):
+    """One branch of a rule's ``any_of``: a path compared as a rule compares it."""
+
     path: str = Field(min_length=1)
     op: str
     threshold: Threshold = None
     ref: str | None = None
     ref_transform: Literal["value", "reciprocal"] = "value"
     where: Condition | None = None
-    severity: Literal["error", "warning"]
-    controls: Controls
-    rationale: str = Field(min_length=10)
 
     @field_validator("op")
     @classmethod
@@ -122,15 +124,67 @@ class Rule(Frozen):
         return _check_op(v)
 
     @model_validator(mode="after")
-    def _operands(self) -> Rule:
+    def _operands(self) -> Alternative:
         _check_operands(self.op, self.threshold, self.ref is not None)
         if self.ref_transform != "value" and self.ref is None:
             raise ValueError("ref_transform applies only with a ref")
-        if self.id in RESERVED_IDS:
-            raise ValueError(f"rule id {self.id!r} is reserved for the gate's own checks")
         return self
 
+
+class Rule(Frozen):
+    id: str = Field(pattern=ID_PATTERN)
+    title: str = Field(min_length=3, max_length=200)
+    path: str | None = Field(default=None, min_length=1)
+    op: str | None = None
+    threshold: Threshold = None
+    ref: str | None = None
+    ref_transform: Literal["value", "reciprocal"] = "value"
+    where: Condition | None = None
+    any_of: tuple[Alternative, ...] = ()
+    severity: Literal["error", "warning"]
+    controls: Controls
+    rationale: str = Field(min_length=10)
+
+    @field_validator("op")
+    @classmethod
+    def _known_op(cls, v: str | None) -> str | None:
+        return None if v is None else _check_op(v)
+
+    @model_validator(mode="after")
+    def _operands(self) -> Rule:
+        if self.id in RESERVED_IDS:
+            raise ValueError(f"rule id {self.id!r} is reserved for the gate's own checks")
+        if self.any_of:
+            own = (self.path, self.op, self.threshold, self.ref, self.where)
+            if any(v is not None for v in own) or self.ref_transform != "value":
+                raise ValueError(
+                    "a rule with 'any_of' states its conditions there, not in path/op/threshold/ref"
+                )
+            if len(self.any_of) < 2:
+                raise ValueError("'any_of' needs at least two alternatives (else use path/op)")
+            return self
+        if self.path is None or self.op is None:
+            raise ValueError("a rule needs 'path' and 'op' (or 'any_of')")
+        _check_operands(self.op, self.threshold, self.ref is not None)
+        if self.ref_transform != "value" and self.ref is None:
+            raise ValueError("ref_transform applies only with a ref")
+        return self
+
+    def branches(self) -> tuple[Rule, ...]:
+        """Each ``any_of`` alternative as a plain rule with this rule's id, severity and controls
+        (the rule itself when it has no ``any_of``)."""
+        if not self.any_of:
+            return (self,)
+        return tuple(
+            self.model_copy(
+                update={**{f: getattr(alt, f) for f in Alternative.model_fields}, "any_of": ()}
+            )
+            for alt in self.any_of
+        )
+
     def expectation(self, ref_values: list[Any] | None = None) -> str:
+        if self.op is None:
+            return "any of: " + "; ".join(f"{b.path} {b.expectation()}" for b in self.branches())
         if OPERATORS[self.op][0] == 1:
             return self.op
         if self.ref is not None:
