@@ -29,6 +29,16 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def audit_reach(dp_audit: dict[str, Any]) -> str:
+    """What the one-run audit could have shown: its ceiling and the canaries it used."""
+    single = dp_audit.get("single_copy_canaries")
+    used = f"{fmt(single)} single-copy of " if single is not None else ""
+    return (
+        f"ceiling {fmt(num(dp_audit.get('ceiling')))} with {used}"
+        f"{fmt(dp_audit.get('canaries'))} canaries"
+    )
+
+
 def dp_statement(training: dict[str, Any] | None, dp_audit: dict[str, Any] | None) -> str:
     """The DP guarantee as measured facts (the one sentence every pack uses)."""
     if training is None:
@@ -59,6 +69,7 @@ def dp_statement(training: dict[str, Any] | None, dp_audit: dict[str, Any] | Non
         text += (
             f" Empirical audit (one-run lower bound): epsilon >= {fmt(lb)}"
             + (f" at {fmt(conf)} confidence" if conf is not None else "")
+            + f" ({audit_reach(dp_audit)})"
             + f"; verdict: {dp_audit.get('verdict', 'n/a')}."
         )
     return text
@@ -256,8 +267,8 @@ def summaries(ev: Evidence) -> dict[str, str]:
     if aud is not None:
         out["probes.dp_audit"] = (
             f"empirical epsilon lower bound "
-            f"{fmt(num(aud.get('empirical_epsilon_lower_bound')))}, verdict "
-            f"{aud.get('verdict')}"
+            f"{fmt(num(aud.get('empirical_epsilon_lower_bound')))} ({audit_reach(aud)}), "
+            f"verdict {aud.get('verdict')}"
         )
     b = ev.bias
     if b is not None:

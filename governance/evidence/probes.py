@@ -46,9 +46,20 @@ class CanaryExposure(Frozen):
     included: bool
     exposure_bits: float = Field(ge=0)
     space_bits: float = Field(gt=0)
-    method: Literal["exact", "skew_normal"]
+    method: Literal["exact", "skew_normal", "sampled_upper_bound"] = Field(
+        description="exact: ranked over the space; sampled_upper_bound: not ranked, and "
+        "exposure_bits is a bound from the safe side (at least the true exposure at the stated "
+        "confidence; the space's size when no sampled secret scored above the canary); "
+        "skew_normal: older records, a point estimate that can under-read"
+    )
     rank: int | None = Field(default=None, ge=1)
     log_likelihood: float
+    estimate_bits: float | None = Field(
+        default=None, ge=0, description="skew-normal point estimate (information only)"
+    )
+    sampled_above: int | None = Field(
+        default=None, ge=0, description="random secrets scoring above the canary, of the sample"
+    )
 
 
 class FormatExposure(Frozen):
@@ -126,14 +137,41 @@ class Interval(Frozen):
 
 
 class AttackResult(Frozen):
+    """One attack's separation of members from non-members.
+
+    A TPR at a false-positive rate f is stated only when the non-members can resolve f (at least
+    1 / f of them); otherwise it is None and ``not_resolvable`` says why: with fewer, the figure
+    would be the TPR at zero false positives, biased up. TPR intervals are exact (Clopper-Pearson)
+    over the members at the threshold the non-members set; the AUC interval is a bootstrap one.
+    """
+
     auc: float = Field(ge=0, le=1)
     auc_ci: Interval
-    tpr_at_1pct_fpr: float = Field(ge=0, le=1)
-    tpr_at_1pct_fpr_ci: Interval
-    tpr_at_0_1pct_fpr: float = Field(ge=0, le=1)
-    tpr_at_0_1pct_fpr_ci: Interval
+    tpr_at_1pct_fpr: float | None = Field(ge=0, le=1)
+    tpr_at_1pct_fpr_ci: Interval | None
+    tpr_at_0_1pct_fpr: float | None = Field(ge=0, le=1)
+    tpr_at_0_1pct_fpr_ci: Interval | None
     roc: tuple[tuple[float, float], ...] = Field(description="(fpr, tpr) points for plots")
     description: str
+    not_resolvable: tuple[str, ...] = Field(
+        default=(), description="the low-FPR figures the non-member count cannot resolve, and why"
+    )
+    tpr_interval: Literal["bootstrap", "clopper_pearson"] = "bootstrap"
+
+
+class BlindBaseline(Frozen):
+    """Das et al. 2024: a classifier that never queries the model, on text features only.
+
+    If it separates members from non-members as well as an attack does, the attack's AUC shows
+    a difference between the two sets, not memorisation."""
+
+    method: str = (
+        "logistic regression on text features (length, words, digits, capitals, punctuation, "
+        "zlib ratio), out-of-fold scores; the model is never queried"
+    )
+    features: tuple[str, ...]
+    folds: int = Field(ge=2)
+    result: AttackResult
 
 
 class Exchangeability(Frozen):
@@ -166,6 +204,14 @@ class MembershipEvidence(EvidenceRecord):
     parameters: dict[str, float | int | str | bool]
     # None when no base model was available to check it (the gate's rule then fails closed).
     exchangeability: Exchangeability | None = None
+    blind_baseline: BlindBaseline | None = Field(
+        default=None, description="a model-blind classifier's AUC, to read every attack's against"
+    )
+    split: str = Field(
+        default="given",
+        description="how members and non-members were chosen: 'random split of one pool' "
+        "(seeded, committed before training) or 'given' (a held-out file)",
+    )
 
 
 # -- one-run DP audit -------------------------------------------------------------------------

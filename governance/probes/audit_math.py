@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "clopper_pearson",
     "epsilon_lower_bound",
     "p_value",
     "theoretical_ceiling",
@@ -98,6 +99,22 @@ def theoretical_ceiling(*, r: int, level: float = 0.05) -> float:
     if a <= 0.5:
         return 0.0
     return math.log(a / (1.0 - a))
+
+
+def clopper_pearson(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided interval for a binomial proportion k / n.
+
+    Conservative: its coverage is at least ``confidence`` for every true proportion."""
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError("confidence must be in (0, 1)")
+    from scipy.stats import beta
+
+    a = (1 - confidence) / 2
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return low, high
 
 
 def _check_counts(m: int, r: int, v: int) -> None:

@@ -7,12 +7,19 @@ set with its inclusion vector is committed to the workspace as ``artifacts/canar
 ledger event ``canaries.committed`` carries the digests of the set and of the inclusion vector, so
 anyone can later check that the canaries were fixed before training started.
 
+Designs (``--design``): ``pin`` (the declared formats given, six-digit pins by default),
+``new-token`` (secrets of symbols absent from the data, the rare-token form of Panda et al.'s
+new-token canaries) and ``bigram`` (lowercase secrets whose letter pairs are the rarest in the data,
+their model-free bigram canaries). ``--heldout-out`` draws a seeded random part of the source data
+as the membership probe's non-members, from the same pool as the members, before training.
+
 The canary set is synthetic and lives under ``artifacts/`` (restricted); evidence refers to
 canaries by id only.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -32,11 +39,19 @@ from finetrail.governance.io import (
     read_text_strict,
     sha256_bytes,
 )
-from finetrail.governance.probes.formats import CanaryFormat, format_by_name
+from finetrail.governance.probes.formats import (
+    BIGRAM6,
+    LETTERS,
+    RARE6,
+    CanaryFormat,
+    format_by_name,
+)
 from finetrail.governance.workspace import Workspace, default_actor
 
 CANARIES_ARTIFACT = "artifacts/canaries.json"
 COMMIT_EVENT = "canaries.committed"
+DESIGNS = ("pin", "new-token", "bigram")
+Design = Literal["pin", "new-token", "bigram"]
 
 
 class Canary(Frozen):
@@ -66,12 +81,17 @@ class Lineage(Frozen):
     output: FileLineage
     text_field: str
     examples_added: int = Field(ge=0)
+    heldout: FileLineage | None = Field(
+        default=None, description="source records held out at random (the non-members)"
+    )
+    heldout_texts_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class CanarySet(EvidenceRecord):
     """``artifacts/canaries.json``: the canaries, their inclusion coins and the lineage."""
 
     record_type: Literal["canary_set"] = "canary_set"
+    design: Design = "pin"
     inclusion_probability: float = Field(gt=0, lt=1)
     repetition_cycle: tuple[int, ...]
     formats: dict[str, str] = Field(description="format name -> template")
@@ -114,6 +134,72 @@ def inclusion_digest(canaries: Sequence[Canary]) -> str:
     return sha256_bytes("".join("1" if c.included else "0" for c in canaries).encode("ascii"))
 
 
+def texts_digest(texts: Sequence[str]) -> str:
+    """Digest of a set of texts (order and duplicates ignored)."""
+    return sha256_bytes(canonical_json(sorted(set(texts))))
+
+
+def design_formats(design: str, formats: Sequence[str] = ("pin6",)) -> tuple[CanaryFormat, ...]:
+    """The formats a design plants: the given ones for ``pin``, a fixed one otherwise."""
+    if design == "pin":
+        return tuple(format_by_name(f) for f in formats)
+    if design == "new-token":
+        return (RARE6,)
+    if design == "bigram":
+        return (BIGRAM6,)
+    raise InputError(
+        f"unknown canary design {design!r}", field="design", fix=f"choose from {', '.join(DESIGNS)}"
+    )
+
+
+class BigramSampler:
+    """Letters drawn so that each pair is among the rarest letter pairs of the data (Panda et
+    al. 2025's bigram canaries, model-free). ``pool`` letters tie for rarest at each step."""
+
+    def __init__(self, texts: Sequence[str], *, pool: int = 5):
+        from collections import Counter
+
+        pairs: Counter[tuple[str, str]] = Counter()
+        firsts: Counter[str] = Counter()
+        for t in texts:
+            low = t.lower()
+            for a, b in itertools.pairwise(low):
+                if a in LETTERS and b in LETTERS:
+                    pairs[a, b] += 1
+            for word in low.split():
+                if word[:1] in LETTERS:
+                    firsts[word[0]] += 1
+        self._first = self._rarest(lambda b: firsts[b], pool)
+        self._next = {a: self._rarest(lambda b, a=a: pairs[a, b], pool) for a in LETTERS}
+
+    @staticmethod
+    def _rarest(count: Any, pool: int) -> tuple[str, ...]:
+        ranked = sorted(LETTERS, key=lambda b: (count(b), b))
+        cut = count(ranked[pool - 1])
+        return tuple(b for b in ranked if count(b) <= cut)
+
+    def __call__(self, fmt: CanaryFormat, rng: random.Random) -> str:
+        out = [rng.choice(self._first)]
+        while len(out) < len(fmt.slots):
+            out.append(rng.choice(self._next[out[-1]]))
+        return "".join(out)
+
+
+def check_design_data(design: str, texts: Sequence[str], *, path: str | None = None) -> None:
+    """``new-token`` needs symbols the data never holds: refuse data that contains one."""
+    if design != "new-token":
+        return
+    seen = sorted({ch for t in texts for ch in t if ch in "".join(RARE6.slots[0])})
+    if seen:
+        raise InputError(
+            f"the data contains {', '.join(repr(c) for c in seen)}, which the new-token design's "
+            "secrets are made of",
+            path=path,
+            field="design",
+            fix="use --design pin or bigram for this data",
+        )
+
+
 def draw_canaries(
     *,
     formats: Sequence[CanaryFormat],
@@ -122,11 +208,13 @@ def draw_canaries(
     inclusion_probability: float = 0.5,
     seed: int | None = None,
     avoid: Sequence[str] = (),
+    sampler: Any = None,
 ) -> list[Canary]:
     """Draw m canaries: format and repetition count by position, inclusion by a fair coin each.
 
     Secrets are unique and never occur in ``avoid`` (the texts they are planted into). Without a
-    seed the draw uses the operating system's randomness.
+    seed the draw uses the operating system's randomness. ``sampler(fmt, rng)`` replaces the
+    uniform draw of a secret (the bigram design); the inclusion coin stays a fair one.
     """
     if m < 1:
         raise InputError("need at least one canary", field="m")
@@ -142,7 +230,7 @@ def draw_canaries(
         fmt = formats[i % len(formats)]
         reps = repetitions[(i // len(formats)) % len(repetitions)]
         for _ in range(1000):
-            secret = fmt.random_secret(rng)
+            secret = sampler(fmt, rng) if sampler is not None else fmt.random_secret(rng)
             if secret not in seen and secret not in haystack:
                 break
         else:  # pragma: no cover - needs a space nearly exhausted by the data
@@ -167,9 +255,11 @@ def build_canary_set(
     repetitions: Sequence[int],
     inclusion_probability: float = 0.5,
     lineage: Lineage | None = None,
+    design: Design = "pin",
 ) -> CanarySet:
     names = sorted({c.format for c in canaries})
     return CanarySet(
+        design=design,
         inclusion_probability=inclusion_probability,
         repetition_cycle=tuple(repetitions),
         formats={n: format_by_name(n).template for n in names},
@@ -274,6 +364,27 @@ def _check_before_training(ws: Workspace) -> None:
         )
 
 
+def split_heldout(
+    records: Sequence[dict[str, Any]], *, fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(kept, held out): a seeded random ``fraction`` of the records held out, order kept."""
+    if not 0 < fraction < 1:
+        raise InputError(
+            f"held-out fraction must be in (0, 1), got {fraction:g}", field="heldout_fraction"
+        )
+    n = round(fraction * len(records))
+    if n < 1 or n >= len(records):
+        raise InputError(
+            f"a held-out fraction of {fraction:g} of {len(records)} records leaves no members or "
+            "no non-members",
+            field="heldout_fraction",
+        )
+    chosen = set(random.Random(seed).sample(range(len(records)), n))
+    kept = [r for i, r in enumerate(records) if i not in chosen]
+    held = [r for i, r in enumerate(records) if i in chosen]
+    return kept, held
+
+
 def plant_file(
     workspace: str | os.PathLike[str],
     *,
@@ -285,35 +396,61 @@ def plant_file(
     seed: int | None = None,
     text_field: str = "text",
     actor: str | None = None,
+    design: Design = "pin",
+    heldout_out: str | os.PathLike[str] | None = None,
+    heldout_fraction: float = 0.2,
 ) -> CanarySet:
-    """Plant canaries into ``data`` (JSONL), write ``out`` and commit the set to the workspace."""
+    """Plant canaries into ``data`` (JSONL), write ``out`` and commit the set to the workspace.
+
+    With ``heldout_out``, a seeded random ``heldout_fraction`` of the source records is written
+    there instead of being trained on: the membership probe's non-members, from the same pool."""
     ws = Workspace.open(workspace)
     actor = default_actor(actor, owner=ws.metadata.owner)
     _check_before_training(ws)
-    fmts = [format_by_name(f) for f in formats]
-    records = read_jsonl(data, text_field=text_field)
-    texts = [r[text_field] for r in records]
+    fmts = design_formats(design, formats)
+    source = read_jsonl(data, text_field=text_field)
+    all_texts = [r[text_field] for r in source]
+    check_design_data(design, all_texts, path=str(data))
     if seed is None:
         seed = secrets.randbits(63)
-    canaries = draw_canaries(formats=fmts, m=m, repetitions=repetitions, seed=seed, avoid=texts)
+    records, held = (
+        split_heldout(source, fraction=heldout_fraction, seed=seed + 2)
+        if heldout_out is not None
+        else (list(source), [])
+    )
+    texts = [r[text_field] for r in records]
+    sampler = BigramSampler(texts) if design == "bigram" else None
+    canaries = draw_canaries(
+        formats=fmts, m=m, repetitions=repetitions, seed=seed, avoid=all_texts, sampler=sampler
+    )
     augmented = augment(records, canaries, text_field=text_field, seed=seed + 1)
     payload = jsonl_bytes(augmented)
-    if Path(out).resolve() == Path(data).resolve():
-        raise InputError(
-            "refusing to overwrite the source dataset",
-            path=str(out),
-            fix="write the augmented data to a new file",
+    for target in (out, heldout_out):
+        if target is not None and Path(target).resolve() == Path(data).resolve():
+            raise InputError(
+                "refusing to overwrite the source dataset",
+                path=str(target),
+                fix="write the augmented data to a new file",
+            )
+    heldout_lineage = None
+    if heldout_out is not None:
+        held_payload = jsonl_bytes(held)
+        atomic_write_bytes(heldout_out, held_payload)
+        heldout_lineage = FileLineage(
+            path=str(heldout_out), sha256=sha256_bytes(held_payload), records=len(held)
         )
     atomic_write_bytes(out, payload)
     lineage = Lineage(
         source=FileLineage(
-            path=str(data), sha256=sha256_bytes(Path(data).read_bytes()), records=len(records)
+            path=str(data), sha256=sha256_bytes(Path(data).read_bytes()), records=len(source)
         ),
         output=FileLineage(path=str(out), sha256=sha256_bytes(payload), records=len(augmented)),
         text_field=text_field,
         examples_added=len(augmented) - len(records),
+        heldout=heldout_lineage,
+        heldout_texts_sha256=texts_digest([r[text_field] for r in held]) if held else None,
     )
-    canary_set = build_canary_set(canaries, repetitions=repetitions, lineage=lineage)
+    canary_set = build_canary_set(canaries, repetitions=repetitions, lineage=lineage, design=design)
     commit_canaries(ws, canary_set, actor=actor)
     return canary_set
 

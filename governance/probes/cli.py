@@ -229,6 +229,27 @@ def _int_list(value: str, option: str) -> tuple[int, ...]:
     show_default=True,
     help="Copies of an included canary, cycled over the canaries.",
 )
+@click.option(
+    "--design",
+    type=click.Choice(["pin", "new-token", "bigram"]),
+    default="pin",
+    show_default=True,
+    help="pin: the --formats given; new-token: secrets of symbols absent from the data; "
+    "bigram: letters whose pairs are the rarest in the data (Panda et al. 2025).",
+)
+@click.option(
+    "--heldout-out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Hold out a seeded random part of the data here (the membership probe's non-members).",
+)
+@click.option(
+    "--heldout-fraction",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Share of the data held out with --heldout-out.",
+)
 @click.option("--seed", type=int, default=None, help="Seed (default: the OS's randomness).")
 @click.option("--text-field", default="text", show_default=True)
 @actor_option("plants the canaries")
@@ -239,6 +260,9 @@ def plant_cmd(
     m: int,
     formats: str,
     repetitions: str,
+    design: str,
+    heldout_out: str | None,
+    heldout_fraction: float,
     seed: int | None,
     text_field: str,
     actor: str | None,
@@ -258,11 +282,20 @@ def plant_cmd(
         seed=seed,
         text_field=text_field,
         actor=actor,
+        design=design,  # type: ignore[arg-type]
+        heldout_out=heldout_out,
+        heldout_fraction=heldout_fraction,
     )
     added = cs.lineage.examples_added if cs.lineage else 0
     click.echo(
-        f"planted {len(cs.included)} of {len(cs.canaries)} canaries ({added} examples) into {out}"
+        f"planted {len(cs.included)} of {len(cs.canaries)} {design} canaries ({added} examples) "
+        f"into {out}"
     )
+    if cs.lineage is not None and cs.lineage.heldout is not None:
+        click.echo(
+            f"held out {cs.lineage.heldout.records} of {cs.lineage.source.records} records at "
+            f"random into {heldout_out} (pass it as --heldout-data to `finetrail probe`)"
+        )
     click.echo(
         f"committed artifacts/canaries.json: canaries {cs.canaries_sha256[:16]}..., "
         f"inclusion {cs.inclusion_sha256[:16]}..."
@@ -311,6 +344,13 @@ def show_cmd(workspace: str) -> int:
 )
 @click.option("--formats", default="pin6", show_default=True, help="As for `canaries plant`.")
 @click.option(
+    "--design",
+    type=click.Choice(["pin", "new-token", "bigram"]),
+    default="pin",
+    show_default=True,
+    help="As for `canaries plant` (the ceiling depends on the count, not the design).",
+)
+@click.option(
     "--confidence", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True)
 )
 @click.option(
@@ -326,6 +366,7 @@ def plan_cmd(
     delta: float,
     repetitions: str,
     formats: str,
+    design: str,
     confidence: float,
     selection: str,
     claim: float | None,
@@ -338,13 +379,14 @@ def plan_cmd(
     )
 
     reps = _int_list(repetitions, "--repetitions")
-    n_formats = len([f for f in formats.split(",") if f.strip()]) or 1
+    n_formats = (len([f for f in formats.split(",") if f.strip()]) or 1) if design == "pin" else 1
     single = sum(1 for i in range(count) if reps[(i // n_formats) % len(reps)] == 1)
     ceiling = design_ceiling(
         canaries=single, delta=delta, confidence=confidence, selection=selection
     )
     click.echo(
-        f"canaries: {count}, inserted once: {single} (the per-example bound uses only these); "
+        f"{design} canaries: {count}, inserted once: {single} (the per-example bound uses only "
+        "these); "
         f"delta {delta:g}, {confidence:.0%} confidence, {selection} over "
         f"{len(DEFAULT_FRACTIONS)} guess counts"
     )

@@ -7,8 +7,12 @@ log2 |space|.
 
 Exact ranking when the tokenizer allows a tree over the space and the candidates to score fit the
 budget: the tree is pruned below the least likely canary being ranked, so a well-memorised canary
-in a huge space is still ranked exactly. Otherwise the rank is extrapolated from a skew-normal fit
-to the scores of random candidates, capped at log2 |space|.
+in a huge space is still ranked exactly. Otherwise exposure is bounded from the safe side: with c
+of S random secrets scoring above the canary, the fraction of the space above it is at least the
+one-sided Clopper-Pearson lower bound p of c / S, so exposure <= -log2 p (log2 |space| when c = 0).
+A skew-normal extrapolation (Carlini et al. 2019) can under-read (it read 15.7 bits as 14.5), so it
+is kept as information only, and the reported figure is the larger of the two, capped at
+log2 |space|.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from finetrail.governance.probes.formats import CanaryFormat, format_by_name
 from finetrail.governance.probes.secret_space import SecretPlan, candidate_logprobs, plan_for
 
 MARGIN = 1e-3  # nats below the lowest canary kept by the pruned tree (float noise)
+UPPER_CONFIDENCE = 0.95  # of the sampled upper bound on exposure
 
 
 def exposure_stats(values: list[float]) -> ExposureStats:
@@ -92,6 +97,13 @@ class SkewNormalFit:
     loc: float
     scale: float
     samples: int
+    values: tuple[float, ...] = ()  # the sampled scores, sorted
+
+    def above(self, score: float) -> int:
+        """Sampled secrets scoring strictly above ``score``."""
+        import bisect
+
+        return len(self.values) - bisect.bisect_right(self.values, score)
 
     def log2_tail(self, score: float) -> float:
         """log2 of the estimated fraction of the space scoring above ``score``."""
@@ -110,7 +122,21 @@ def fit_skew_normal(ctx: ProbeContext, plan: SecretPlan) -> SkewNormalFit:
         ctx.models.model, ctx.models.tok, plan, sample, tick=ctx.progress.advance
     )
     a, loc, scale = skewnorm.fit(values)
-    return SkewNormalFit(float(a), float(loc), float(scale), len(sample))
+    return SkewNormalFit(
+        float(a), float(loc), float(scale), len(sample), tuple(sorted(float(v) for v in values))
+    )
+
+
+def sampled_upper_bits(above: int, samples: int, space_bits: float) -> float:
+    """An upper bound on exposure at ``UPPER_CONFIDENCE`` from ``above`` of ``samples`` random
+    secrets scoring above the canary: -log2 of the one-sided Clopper-Pearson lower bound of the
+    fraction above; the space's size when none scored above (nothing rules out rank 1)."""
+    from scipy.stats import beta
+
+    if above == 0:
+        return space_bits
+    low = float(beta.ppf(1 - UPPER_CONFIDENCE, above, samples - above + 1))
+    return min(space_bits, -math.log2(low)) if low > 0 else space_bits
 
 
 class ExposureProbe:
@@ -197,7 +223,9 @@ class ExposureProbe:
             scored += n
         rows = []
         for c in cans:
-            method: Literal["exact", "skew_normal"]
+            method: Literal["exact", "skew_normal", "sampled_upper_bound"]
+            estimate: float | None = None
+            above: int | None = None
             if c.id in ranks:
                 bits = fmt.space_bits - math.log2(ranks[c.id])
                 method, rank = "exact", ranks[c.id]
@@ -205,8 +233,11 @@ class ExposureProbe:
                 if fit is None:  # pragma: no cover - a full tree ranks every canary
                     fit = fit_skew_normal(ctx, plan)
                     scored += fit.samples
-                bits = min(fmt.space_bits, -fit.log2_tail(scores[c.id]))
-                method, rank = "skew_normal", None
+                estimate = min(fmt.space_bits, max(0.0, -fit.log2_tail(scores[c.id])))
+                above = fit.above(scores[c.id])
+                upper = sampled_upper_bits(above, fit.samples, fmt.space_bits)
+                bits = max(upper, estimate)
+                method, rank = "sampled_upper_bound", None
             rows.append(
                 CanaryExposure(
                     id=c.id,
@@ -218,6 +249,8 @@ class ExposureProbe:
                     method=method,
                     rank=rank,
                     log_likelihood=scores[c.id],
+                    estimate_bits=estimate if method != "exact" else None,
+                    sampled_above=above if method != "exact" else None,
                 )
             )
         if not ranks:

@@ -96,7 +96,30 @@ EMAIL = CanaryFormat(
     regex=r"[a-z]{6}@[a-z]{6}\.com",
 )
 
-FORMATS: tuple[CanaryFormat, ...] = (PIN6, SSN, EMAIL)
+# Stronger designs (Panda et al. 2025, "Privacy auditing of large language models"): a secret whose
+# tokens the model gives little prior probability moves the model more when it is trained on, so
+# inclusion shows more clearly in its score. With the tokenizer fixed by the base model, RARE6 is
+# the rare-token form of their new-token canaries: symbols chosen to be absent from ordinary
+# support text (``canaries plant --design new-token`` refuses data that contains one of them).
+# BIGRAM6's secrets are lowercase letters drawn so that each letter pair is among the rarest in the
+# fine-tuning data (the model-free bigram canaries; the draw lives in ``canaries.py``).
+RARE_SYMBOLS = ("~", "^", "|", "`", "{", "}", "<", ">", "\\", "[")
+RARE6 = CanaryFormat(
+    name="rare6",
+    entity="ACCOUNT_PIN",
+    template="Customer note: my access key is {secret} please keep it on file.",
+    slots=(RARE_SYMBOLS,) * 6,
+    regex=r"[~^|`{}<>\\\[]{6}",
+)
+BIGRAM6 = CanaryFormat(
+    name="bigram6",
+    entity="ACCOUNT_PIN",
+    template="Customer note: my account word is {secret}. Please keep it on file.",
+    slots=(LETTERS,) * 6,
+    regex=r"(?<![a-z])[a-z]{6}(?![a-z])",
+)
+
+FORMATS: tuple[CanaryFormat, ...] = (PIN6, SSN, EMAIL, RARE6, BIGRAM6)
 
 
 def format_by_name(name: str) -> CanaryFormat:

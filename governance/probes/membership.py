@@ -11,8 +11,11 @@ Attacks (higher score = "member"), each on training members versus held-out non-
 - ``min_k_plus_plus``: the same over tokens standardised by the model's own next-token
   distribution, (log p(x_t) - mu_t) / sigma_t (Zhang et al. 2024, Min-K%++).
 
-Reported: AUC, TPR at 1% and 0.1% FPR with percentile-bootstrap confidence intervals, and ROC
-points for plots (scikit-learn's ``roc_curve`` / ``roc_auc_score``).
+Reported: AUC with a percentile-bootstrap confidence interval; TPR at 1% and 0.1% FPR with exact
+(Clopper-Pearson) intervals, each only when the non-members can resolve that rate (at least
+1 / FPR of them; else None and the reason); ROC points for plots (scikit-learn's ``roc_curve`` /
+``roc_auc_score``); and a blind baseline (Das et al. 2024) that never queries the model, to read
+every attack's AUC against.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from finetrail.governance.evidence.probes import (
     AttackResult,
+    BlindBaseline,
     Exchangeability,
     Interval,
     MembershipEvidence,
@@ -95,29 +99,139 @@ def bootstrap_metrics(members: Any, nonmembers: Any) -> Any:
     return np.stack(out, axis=1)
 
 
+LOW_FPRS: tuple[tuple[float, str], ...] = ((0.01, "1%"), (0.001, "0.1%"))
+
+
+def resolvable(nonmembers: int, fpr: float) -> bool:
+    """Can ``nonmembers`` negatives resolve a false-positive rate of ``fpr``? (n >= 1 / fpr)"""
+    return nonmembers * fpr >= 1 - 1e-9
+
+
+def tpr_with_interval(
+    members: Any, nonmembers: Any, fpr: float, *, confidence: float
+) -> tuple[float, tuple[float, float]]:
+    """TPR at the threshold that lets at most ``fpr`` of the non-members through, with its exact
+    (Clopper-Pearson) interval over the members."""
+    import numpy as np
+
+    from finetrail.governance.probes.audit_math import clopper_pearson
+
+    n0 = len(nonmembers)
+    k = int(np.floor(fpr * n0 + 1e-9))  # false positives allowed
+    desc = np.sort(np.asarray(nonmembers, dtype=float))[::-1]
+    cut = desc[k] if k < n0 else -np.inf
+    hits = int(np.count_nonzero(np.asarray(members, dtype=float) > cut))
+    return hits / len(members), clopper_pearson(hits, len(members), confidence=confidence)
+
+
 def attack_result(
     members: Any, nonmembers: Any, *, resamples: int, confidence: float, seed: int, description: str
 ) -> AttackResult:
     import numpy as np
 
-    auc, t1, t01, fpr, tpr = roc_metrics(members, nonmembers)
+    auc, _, _, fpr, tpr = roc_metrics(members, nonmembers)
     rng = np.random.default_rng(seed)
     mi = rng.integers(0, len(members), (resamples, len(members)))
     ni = rng.integers(0, len(nonmembers), (resamples, len(nonmembers)))
     boot = bootstrap_metrics(members[mi], nonmembers[ni])
     lo_q, hi_q = (1 - confidence) / 2, 1 - (1 - confidence) / 2
-    lo, hi = np.quantile(boot, [lo_q, hi_q], axis=0)
+    lo, hi = np.quantile(boot[:, 0], [lo_q, hi_q])
     roc = tuple((f, tpr_at_fpr(fpr, tpr, f)) for f in FPR_GRID)
+    figures: dict[str, tuple[float | None, Interval | None]] = {}
+    unresolved = []
+    for limit, label in LOW_FPRS:
+        if resolvable(len(nonmembers), limit):
+            value, (low, high) = tpr_with_interval(
+                members, nonmembers, limit, confidence=confidence
+            )
+            figures[label] = (value, Interval(low=low, high=high))
+        else:
+            figures[label] = (None, None)
+            unresolved.append(
+                f"TPR at {label} FPR: not resolvable with {len(nonmembers):,} non-members "
+                f"(needs at least {round(1 / limit):,})"
+            )
     return AttackResult(
         auc=auc,
-        auc_ci=Interval(low=float(lo[0]), high=float(hi[0])),
-        tpr_at_1pct_fpr=t1,
-        tpr_at_1pct_fpr_ci=Interval(low=float(lo[1]), high=float(hi[1])),
-        tpr_at_0_1pct_fpr=t01,
-        tpr_at_0_1pct_fpr_ci=Interval(low=float(lo[2]), high=float(hi[2])),
+        auc_ci=Interval(low=float(lo), high=float(hi)),
+        tpr_at_1pct_fpr=figures["1%"][0],
+        tpr_at_1pct_fpr_ci=figures["1%"][1],
+        tpr_at_0_1pct_fpr=figures["0.1%"][0],
+        tpr_at_0_1pct_fpr_ci=figures["0.1%"][1],
         roc=roc,
         description=description,
+        not_resolvable=tuple(unresolved),
+        tpr_interval="clopper_pearson",
     )
+
+
+BLIND_FEATURES = (
+    "characters",
+    "words",
+    "mean word length",
+    "digit share",
+    "capital share",
+    "punctuation share",
+    "zlib ratio",
+)
+
+
+def text_features(texts: list[str]) -> Any:
+    """Features of the text alone (no tokenizer, no model): what a blind classifier sees."""
+    import numpy as np
+
+    rows = []
+    for t in texts:
+        n = max(1, len(t))
+        words = t.split()
+        rows.append(
+            [
+                np.log1p(len(t)),
+                np.log1p(len(words)),
+                (sum(len(w) for w in words) / len(words)) if words else 0.0,
+                sum(ch.isdigit() for ch in t) / n,
+                sum(ch.isupper() for ch in t) / n,
+                sum((not ch.isalnum()) and not ch.isspace() for ch in t) / n,
+                len(zlib.compress(t.encode("utf-8"))) / max(1, len(t.encode("utf-8"))),
+            ]
+        )
+    return np.asarray(rows, dtype=float)
+
+
+def blind_baseline(
+    members: list[str],
+    nonmembers: list[str],
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+    folds: int = 5,
+) -> BlindBaseline:
+    """Das et al. 2024: out-of-fold scores of a logistic regression on text features only."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = text_features(members + nonmembers)
+    y = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
+    folds = max(2, min(folds, len(members), len(nonmembers)))
+    scores = np.zeros(len(y))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        clf.fit(x[train], y[train])
+        scores[test] = clf.decision_function(x[test])
+    n = len(members)
+    result = attack_result(
+        scores[:n],
+        scores[n:],
+        resamples=resamples,
+        confidence=confidence,
+        seed=seed,
+        description="blind baseline: text features only, the model never queried",
+    )
+    return BlindBaseline(features=BLIND_FEATURES, folds=folds, result=result)
 
 
 def attack_scores(texts: list[str], ft: Any, base: Any | None, k_fraction: float) -> dict[str, Any]:
@@ -168,6 +282,25 @@ def exchangeability(
     )
 
 
+def split_kind(ctx: ProbeContext, held: list[str]) -> str:
+    """'random split of one pool' when the non-members are the held-out part that
+    ``canaries plant --heldout-out`` drew at random from the source data before training."""
+    from finetrail.governance.probes.canaries import texts_digest
+
+    lineage = ctx.canaries.lineage if ctx.canaries is not None else None
+    if (
+        lineage is not None
+        and lineage.heldout is not None
+        and held
+        and texts_digest(held) == lineage.heldout_texts_sha256
+    ):
+        return (
+            f"random split of one pool (seeded, {lineage.heldout.records} of "
+            f"{lineage.source.records} source records held out before training)"
+        )
+    return "given"
+
+
 class MembershipProbe:
     name = "membership"
     cli_name = "mia"
@@ -187,6 +320,7 @@ class MembershipProbe:
         cfg = ctx.config.membership
         members = ctx.member_texts()
         held = list(dict.fromkeys(t for t in ctx.heldout_texts or [] if t not in set(members)))
+        split = split_kind(ctx, held)
         n = min(len(members), len(held), cfg.max_examples)
         rng = random.Random(cfg.seed)
         members = rng.sample(members, n)
@@ -228,6 +362,13 @@ class MembershipProbe:
                 confidence=cfg.confidence,
                 seed=cfg.seed + len(scores),
             )
+        blind = blind_baseline(
+            members,
+            held,
+            resamples=cfg.bootstrap,
+            confidence=cfg.confidence,
+            seed=cfg.seed + len(scores) + 1,
+        )
         return MembershipEvidence(
             subject=ctx.subject,
             members=n,
@@ -243,4 +384,6 @@ class MembershipProbe:
                 "reference_model": "base" if base is not None else "none",
             },
             exchangeability=check,
+            blind_baseline=blind,
+            split=split,
         )

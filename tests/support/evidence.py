@@ -579,44 +579,63 @@ def dp_audit_evidence(
     adapter_sha256: str,
     claimed_epsilon: float | None = 3.0,
     claimed_delta: float | None = 1e-6,
-    lower_bound: float = 0.4,
+    guesses: int = 20,
+    correct: int = 18,
     verdict: str | None = None,
     confidence: float = 0.95,
+    single_copy: int = 20,
     changes: Mapping[str, Any] | None = None,
 ) -> DPAuditEvidence:
-    """One-run DP audit; the verdict follows the numbers unless given."""
+    """One-run DP audit as the probe writes it: the bound is computed from ``correct`` of
+    ``guesses`` on ``single_copy`` single-copy canaries (Steinke et al.'s test at the probe's
+    Bonferroni level), the ceiling is the real one for that design, and the verdict follows the
+    numbers unless given (``inconclusive`` when the ceiling is at or below the claim, as it is
+    for the defaults)."""
+    from finetrail.governance.probes.audit_math import epsilon_lower_bound
+    from finetrail.governance.probes.dp_audit import DEFAULT_FRACTIONS, design_ceiling
+    from finetrail.governance.probes.dp_audit import verdict as audit_verdict
+
+    delta_used = claimed_delta or 1e-5
+    level = (1 - confidence) / len(DEFAULT_FRACTIONS)
+    lower_bound = epsilon_lower_bound(
+        m=single_copy, r=guesses, v=correct, delta=delta_used, level=level
+    )
+    ceiling = design_ceiling(canaries=single_copy, delta=delta_used, confidence=confidence)
     if verdict is None:
-        verdict = (
-            "no_claim"
-            if claimed_epsilon is None
-            else ("contradicted" if lower_bound > claimed_epsilon else "consistent")
-        )
+        verdict = audit_verdict(lower_bound, claimed_epsilon, ceiling)
     group = {
         "repetitions": 1,
-        "canaries": 7,
-        "guesses_in": 1,
-        "guesses_out": 1,
-        "correct": 2,
+        "canaries": single_copy,
+        "guesses_in": guesses // 2,
+        "guesses_out": guesses - guesses // 2,
+        "correct": correct,
         "epsilon_lower_bound": lower_bound,
-        "ceiling": 1.2,
+        "ceiling": ceiling,
+        "unit": "example",
     }
+    unit = {**group, "epsilon_lower_bound": 0.0, "unit": "canary"}
     data = {
         "subject": _subject(adapter_sha256),
         "score": "log-likelihood of the secret, fine-tuned minus base model",
         "claimed_epsilon": claimed_epsilon,
         "claimed_delta": claimed_delta,
         "accountant": "prv" if claimed_epsilon is not None else None,
-        "delta_used": claimed_delta or 1e-5,
+        "delta_used": delta_used,
         "empirical_epsilon_lower_bound": lower_bound,
         "confidence": confidence,
         "threshold_selection": "bonferroni",
-        "tests": 15,
+        "tests": 5,
         "verdict": verdict,
         "best": group,
-        "groups": [group, {**group, "repetitions": 4}, {**group, "repetitions": 16, "canaries": 6}],
-        "ceiling": 1.2,
-        "canaries": 20,
-        "inserted": 12,
+        "groups": [group],
+        "ceiling": ceiling,
+        "canaries": single_copy + 13,
+        "inserted": single_copy // 2 + 13,
+        "single_copy_canaries": single_copy,
+        "repeated": [
+            {**unit, "repetitions": 4, "canaries": 7},
+            {**unit, "repetitions": 16, "canaries": 6},
+        ],
         "parameters": {"calibrated": True, "guess_fractions": "0.2,0.4,0.6,0.8,1.0", "seed": 0},
     }
     return _parse(DPAuditEvidence, data, changes)

@@ -247,7 +247,7 @@ def build(
             adapter_sha256=adapter, attacks={"loss": (mia, 0.012), "zlib": (0.51, 0.01)}
         )
         records[PROBE_FILES["dp_audit"]] = dp_audit_evidence(
-            adapter_sha256=adapter, claimed_epsilon=eps, claimed_delta=1e-5, lower_bound=0.21
+            adapter_sha256=adapter, claimed_epsilon=eps, claimed_delta=1e-5, guesses=16, correct=14
         )
 
     eod = (0.06, 0.02, 0.1) if variant == "a" else (0.11, 0.02, 0.17)

@@ -162,6 +162,31 @@ def test_exposure_skew_normal_when_no_tree(random_lm: Any, helpers: Any) -> None
     ]
     assert {f.method for f in rec.formats} == {"skew_normal"}
     for c in rec.canaries:
-        assert c.method == "skew_normal" and c.rank is None
+        assert c.method == "sampled_upper_bound" and c.rank is None
         assert 0 <= c.exposure_bits <= c.space_bits
+        # from the safe side: never below the skew-normal point estimate
+        assert c.estimate_bits is not None and c.exposure_bits >= c.estimate_bits
+        assert c.sampled_above is not None and 0 <= c.sampled_above <= 300
     assert rec.controls.n == sum(not c.included for c in cs.canaries)
+
+
+def test_sampled_upper_bound_never_under_reads() -> None:
+    """The issue's case: a canary of 15.7 bits in a 2^20 space, read from 4,000 samples, must not
+    read below 15.7 (the skew-normal fit read 14.5); the bound holds at 95% over random draws."""
+    import math
+    import random
+
+    from finetrail.governance.probes.exposure import sampled_upper_bits
+
+    space_bits = 20.0
+    rng = random.Random(0)
+    for true_bits in (3.0, 6.0, 9.0, 15.7):
+        tail = 2.0**-true_bits
+        misses = 0
+        for _ in range(200):
+            above = sum(rng.random() < tail for _ in range(4000))
+            if sampled_upper_bits(above, 4000, space_bits) < true_bits - 1e-9:
+                misses += 1
+        assert misses <= 0.05 * 200 + 5, (true_bits, misses)
+    assert sampled_upper_bits(0, 4000, space_bits) == space_bits
+    assert 0 <= sampled_upper_bits(4000, 4000, space_bits) < 2e-3
