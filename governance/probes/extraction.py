@@ -9,12 +9,14 @@ seed), does not emit it too. Counted as distinct values; only masked examples ar
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from finetrail.errors import CheckFailed
 from finetrail.governance.evidence.probes import EntityExtraction, ExtractionEvidence, MaskedExample
 from finetrail.governance.probes.context import ProbeContext
 from finetrail.governance.probes.extraction_scanner import (
@@ -46,6 +48,98 @@ class Prompt:
         if self.samples > 0:
             out.append(("sampled", self.samples))
         return out
+
+
+# largest |logit difference| between generate() and forward(), relative to the largest |logit|
+# (at least 1): float32, and half precision (a cached step rounds differently)
+GENERATION_TOLERANCE = {"float32": 1e-3, "half": 5e-2}
+
+
+def _is_prompt_learning(model: Any) -> bool:
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
+@contextlib.contextmanager
+def prefix_generation(model: Any) -> Iterator[Any]:
+    """``model`` with a generation step that uses the trained prefix as its cache.
+
+    peft's ``prepare_inputs_for_generation`` returns the prefix as ``past_key_values``; when the
+    step also carries the ``cache`` that transformers 5 generates with, the model uses ``cache``
+    and drops the prefix. Here the prefix replaces the empty cache at the first step (the model
+    then extends it), and later steps keep the cache, which already holds it. Other models pass
+    through unchanged."""
+    peft_prepare = getattr(model, "prepare_inputs_for_generation", None)
+    own = getattr(type(model), "prepare_inputs_for_generation", None)
+    # peft's disable_adapter() swaps in the base model's step: then there is no prefix to add
+    if not _is_prompt_learning(model) or getattr(peft_prepare, "__func__", None) is not own:
+        yield model
+        return
+    saved = vars(model).get("prepare_inputs_for_generation")  # disable_adapter() leaves one
+
+    def prepare(*args: Any, **kwargs: Any) -> Any:
+        out = peft_prepare(*args, **kwargs)
+        prefix = out.pop("past_key_values", None) if "cache" in out else None
+        if prefix is not None:
+            cache = out["cache"]
+            if cache is None or cache.get_seq_length() == 0:
+                out["cache"] = prefix
+        return out
+
+    model.prepare_inputs_for_generation = prepare
+    try:
+        yield model
+    finally:
+        if saved is not None:
+            model.prepare_inputs_for_generation = saved
+        else:
+            del model.prepare_inputs_for_generation
+
+
+def check_generation(
+    model: Any, tok: TokenizerAdapter, prompt: list[int], *, steps: int = 3
+) -> float:
+    """Greedy ``generate()`` against ``steps`` forward passes of the same model: the largest
+    |logit difference| relative to the largest |logit| (at least 1). Raises :class:`~finetrail.errors.CheckFailed` above the tolerance
+    (generation would measure another model than the one trained, e.g. a base without its
+    prefix)."""
+    import torch
+
+    from finetrail.governance.probes.scoring import model_device
+
+    device = model_device(model)
+    ids = torch.tensor([prompt], dtype=torch.long, device=device)
+    with torch.no_grad(), prefix_generation(model) as m:
+        gen = m.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=steps,
+            min_new_tokens=steps,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=tok.pad_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        worst = 0.0
+        for k, step_logits in enumerate(gen.logits):
+            cur = gen.sequences[:, : ids.shape[1] + k]
+            want = model(input_ids=cur, attention_mask=torch.ones_like(cur)).logits[:, -1].float()
+            diff = float((step_logits.float() - want).abs().max())
+            worst = max(worst, diff / max(1.0, float(want.abs().max())))
+    dtype = next(model.parameters()).dtype
+    tolerance = GENERATION_TOLERANCE["float32" if dtype == torch.float32 else "half"]
+    if worst > tolerance:
+        kind = "a prompt-learning (prefix) model" if _is_prompt_learning(model) else "the model"
+        raise CheckFailed(
+            f"generate() on {kind} does not reproduce its forward pass (largest relative logit "
+            f"difference {worst:.3g}, tolerance {tolerance:g})",
+            why="the extraction probe would measure another model than the one trained (for "
+            "prefix tuning: the base model without its prefix)",
+            fix="report the transformers/peft versions; run the other probes with "
+            "--probes exposure,membership meanwhile",
+        )
+    return worst
 
 
 def generate(
@@ -92,9 +186,10 @@ def generate(
                 kwargs.update(temperature=temperature, top_k=top_k or None)
             elif mode == "beam":
                 kwargs.update(num_beams=n)
-            gen = model.generate(
-                input_ids=ids.to(device), attention_mask=mask_.to(device), **kwargs
-            )
+            with prefix_generation(model) as m:
+                gen = m.generate(
+                    input_ids=ids.to(device), attention_mask=mask_.to(device), **kwargs
+                )
             new = gen[:, width:].cpu().tolist()
             for row, i in enumerate(idx):
                 for j in range(n):
@@ -146,6 +241,8 @@ def run_decoding(
     share a decoding and a count are batched together."""
     cfg = ctx.config.extraction
     tok = ctx.models.tok
+    if prompts:
+        check_generation(model, tok, prompts[0].ids)
     outs: list[list[tuple[Decoding, str]]] = [[] for _ in prompts]
     groups: dict[tuple[Decoding, int], list[int]] = {}
     for i, p in enumerate(prompts):
