@@ -8,7 +8,8 @@ demo is also a script of the commands a team would use:
 2. for a non-private control and a DP model (LoRA, epsilon about 1), each in its own workspace:
    register and scan the data; the DP release sanitises the notes and the credit task and trains
    on the sanitised copies (the control on the raw data); plant canaries, fine-tune, run the probes
-   and the bias audit, run the gate (``eu-ai-act-high-risk``), render the dossier, verify;
+   and the bias audit, run the gate (``eu-ai-act-high-risk``), tag the registered version from
+   its decision (``registry promote``), render the dossier, verify;
 3. render the compliance diff between the two releases and print a summary table.
 
 ``--quick`` shrinks every size so the whole run takes about a minute or two (CI runs it).
@@ -397,6 +398,8 @@ def run_demo(
             ],
             ok=(0, 1),
         )
+        # the gate tags nothing; the registry step reads its signed decision (imports mlflow)
+        _must(run, ["registry", "promote", ws, "--trust", trust], ok=(0, 1))
         variant.results["gate_code"] = gate_code
     # the DP release's dossier carries the diff against the control
     control, dp = variants
@@ -611,6 +614,9 @@ def _register_mix_args(
 def demo_cmd(out: str, quick: bool, seed: int) -> int:
     """Run the whole pipeline on synthetic data: train a non-private control and a DP model,
     probe, audit, gate, render both dossiers and the diff, verify."""
+    from finetrail.extras import require_extra
+
+    require_extra("train", "data", "audit", "reports", command="demo")
     try:
         run_demo(out=out, quick=quick, seed=seed)
     except FinetrailError:

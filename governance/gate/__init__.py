@@ -4,7 +4,8 @@
 - :mod:`.evaluate`: every rule, every outcome;
 - :mod:`.outputs`: the terminal table, JUnit XML and SARIF 2.1.0;
 - :mod:`.attest`: the in-toto statement in a DSSE envelope, and ``verify``'s check of it;
-- :mod:`.mlflow_aliases`: the candidate/approved aliases on the registered model;
+- :mod:`.mlflow_aliases`: the tags and candidate/approved aliases a decision implies (no mlflow);
+- :mod:`.promote`: ``finetrail registry promote`` (applies them; the only mlflow import);
 - :mod:`.cli`: ``finetrail gate``.
 
 Light at import: no torch, transformers, mlflow or presidio.

@@ -1,4 +1,4 @@
-"""The gate facade: evaluate, record the decision and its attestation, update the registry.
+"""The gate facade: evaluate, record the decision and its attestation, plan the registry step.
 
 ``run_gate(*, workspace, policy, ...)`` is what ``finetrail gate`` calls. The decision is written
 to ``evidence/gate/<n>.json`` (ledger event ``gate.decided``) and its DSSE envelope to
@@ -11,6 +11,11 @@ must be signed by one of its gate keys valid now: an unsigned recording, or a ke
 does not name as a gate key, is refused before anything is written (exit 2). Without one, the
 ``trust-root`` outcome fails (blocking for policies that ask for approvals). A ``keyring_file``
 that cannot be read is bad input even when the policy asks for no approvals.
+
+The gate does not talk to the MLflow registry (it imports no mlflow and writes nothing outside
+the workspace): when the training evidence names a registered model, ``GateResult.registry`` is
+the :class:`~.mlflow_aliases.RegistryPlan` the decision implies, which
+``finetrail registry promote`` (:mod:`.promote`) applies from the recorded, signed decision.
 """
 
 from __future__ import annotations
@@ -28,10 +33,10 @@ from finetrail.governance.evidence.store import EvidenceSet
 from finetrail.governance.gate import attest
 from finetrail.governance.gate.evaluate import evaluate
 from finetrail.governance.gate.mlflow_aliases import (
+    RegistryPlan,
     RegistryRefused,
-    RegistryUpdate,
+    plan_for,
     registry_target,
-    update_registry,
 )
 from finetrail.governance.policy.load import LoadedPolicy, load_policy, resolve_policy
 from finetrail.governance.trust import TrustRoot
@@ -46,8 +51,8 @@ class GateResult:
     decision_path: str | None = None
     attestation_path: str | None = None
     not_recorded: str | None = None
-    registry: RegistryUpdate | None = None
-    registry_skipped: str | None = None
+    registry: RegistryPlan | None = None  # what `registry promote` would tag (nothing is tagged)
+    registry_skipped: str | None = None  # why `registry promote` would refuse
 
     @property
     def ok(self) -> bool:
@@ -90,14 +95,19 @@ def run_gate(
     keyring_file: str | None = None,
     require_approvals: bool = False,
     record: bool = True,
-    registry_update: bool = True,
+    registry_update: bool | None = None,
     tracking_uri: str | None = None,
     actor: str | None = None,
     trust_file: str | os.PathLike[str] | TrustRoot | None = None,
 ) -> GateResult:
+    """Evaluate ``policy`` on ``workspace``; record the decision and its attestation unless
+    ``record`` is false. ``tracking_uri`` only shapes the registry plan; ``registry_update`` is
+    accepted for older callers and ignored (the gate tags nothing: ``finetrail registry
+    promote``)."""
     from finetrail.governance.review.keyring import load_keyring
     from finetrail.governance.trust import as_trust_root
 
+    del registry_update  # deprecated: the gate never writes to the registry
     root = Path(workspace)
     loaded = (
         policy if isinstance(policy, LoadedPolicy) else load_policy(resolve_policy(str(policy)))
@@ -115,12 +125,12 @@ def run_gate(
         _check_gate_key(trust, signer, signing_key)
     target = None  # resolved first, so that a bad registry reference writes nothing
     skipped: str | None = None
-    if record and registry_update and registry.kind_by_name("training") is not None:
+    if registry.kind_by_name("training") is not None:
         recs = EvidenceSet(root).records("training")
         try:
             target = registry_target(root, recs[0].data if recs else None, tracking_uri)
         except RegistryRefused as why:
-            skipped = str(why)
+            skipped = f"registry: `finetrail registry promote` would refuse: {why.what}: {why.why}"
     from finetrail.governance.workspace import Workspace, default_actor
 
     def judge(seq: int) -> GateDecision:
@@ -143,7 +153,10 @@ def run_gate(
             not_recorded = f"the workspace cannot be opened: {err.what}"
     if ws is None:
         decision = judge(next_sequence(root))
-        return GateResult(decision, loaded, not_recorded=not_recorded, registry_skipped=skipped)
+        plan = plan_for(target, decision, None) if target is not None else None
+        return GateResult(
+            decision, loaded, not_recorded=not_recorded, registry=plan, registry_skipped=skipped
+        )
     actor = default_actor(actor, owner=ws.metadata.owner)
     # one transaction: the number, the evaluation and both writes (no other command interleaves,
     # and a kill leaves both files or neither)
@@ -171,5 +184,5 @@ def run_gate(
             actor=actor,
             extra={"signed": key is not None, "keyid": signer.keyid if signer else None},
         )
-    update = update_registry(target, decision, rel) if target is not None else None
-    return GateResult(decision, loaded, rel, env_rel, None, update, skipped)
+    plan = plan_for(target, decision, rel) if target is not None else None
+    return GateResult(decision, loaded, rel, env_rel, None, plan, skipped)

@@ -1,8 +1,9 @@
 """Command: ``gate`` (evaluate a policy on a workspace; exit codes, JUnit, SARIF, attestation).
 
 Light on import: click only; the command imports what it needs (never torch, transformers,
-presidio; mlflow only for the registry step, when the training evidence names a registered
-model).
+presidio or mlflow). The gate writes only inside the workspace: when the training evidence names
+a registered model it prints the tags and aliases its decision implies, and
+``finetrail registry promote WORKSPACE`` (:mod:`.promote`, registered here) applies them.
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
     is_flag=True,
     help="Fail unless the policy's required approvals are in place.",
 )
-@click.option("--dry-run", is_flag=True, help="Evaluate only: record nothing, tag nothing.")
-@click.option("--no-registry", is_flag=True, help="Do not tag the MLflow registered model.")
+@click.option("--dry-run", is_flag=True, help="Evaluate only: record nothing.")
+@click.option(
+    "--no-registry",
+    is_flag=True,
+    hidden=True,
+    help="Deprecated, no effect: the gate no longer tags the registry (`registry promote`).",
+)
 @tracking_uri_option()
 @actor_option("runs the gate")
 def gate_cmd(
@@ -71,6 +77,12 @@ def gate_cmd(
     )
     from finetrail.governance.io import atomic_write_bytes
 
+    if no_registry:
+        click.echo(
+            "note: --no-registry is deprecated and has no effect: the gate never tags the MLflow "
+            "registry; run `finetrail registry promote WORKSPACE` after the gate to tag it",
+            err=True,
+        )
     result = run_gate(
         workspace=workspace,
         policy=policy,
@@ -79,7 +91,6 @@ def gate_cmd(
         trust_file=trust,
         require_approvals=require_approvals,
         record=not dry_run,
-        registry_update=not (dry_run or no_registry),
         tracking_uri=tracking_uri,
         actor=actor,
     )
@@ -103,11 +114,14 @@ def gate_cmd(
         if result.not_recorded:
             click.echo(f"not recorded: {result.not_recorded}")
         if result.registry:
-            click.echo(result.registry.render())
+            click.echo(result.registry.render(workspace))
         if result.registry_skipped:
             click.echo(result.registry_skipped)
     return code
 
 
 def register(group: click.Group) -> None:
+    from finetrail.governance.gate.promote import registry_group
+
     group.add_command(gate_cmd)
+    group.add_command(registry_group)

@@ -36,13 +36,16 @@ print("REPORT" + json.dumps(report))
 
 
 def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None:
-    # training evidence that names a registered model: --no-registry must keep mlflow out
+    # training evidence that names a registered model in the workspace's own store: the gate
+    # plans the registry step and imports no mlflow (`registry promote` does the tagging)
+    uri = f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}"
     root = build_workspace(
         tmp_path / "ws",
         override={
             "training": {
                 "mlflow.registered_model": "support-assistant",
                 "mlflow.model_version": "1",
+                "mlflow.tracking_uri": uri,
             }
         },
     ).root
@@ -75,7 +78,6 @@ def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None
             str(signing),
             "--trust",
             trust,
-            "--no-registry",
             "--junit",
             str(tmp_path / "j.xml"),
             "--sarif",
@@ -102,10 +104,10 @@ def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None
 
 
 @pytest.mark.slow
-def test_registry_step_imports_mlflow_only_when_asked(
+def test_registry_promote_imports_mlflow_and_the_gate_does_not(
     tmp_path: Path, use_contract_kinds: object
 ) -> None:
-    """The counter-check: with a registered model and the registry step on, mlflow is imported."""
+    """The counter-check: the gate plans (no mlflow); `registry promote` imports mlflow."""
     uri = f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}"  # the workspace's own store
     root = build_workspace(
         tmp_path / "ws",
@@ -117,12 +119,18 @@ def test_registry_step_imports_mlflow_only_when_asked(
             }
         },
     ).root
+    signing = make_key(tmp_path / "keys", "ci-gate")[0]
     proc = subprocess.run(
         [
             sys.executable,
             "-c",
             SCRIPT.format(heavy=HEAVY),
-            json.dumps([["gate", str(root), "--policy", "development"]]),
+            json.dumps(
+                [
+                    ["gate", str(root), "--policy", "development", "--signing-key", str(signing)],
+                    ["registry", "promote", str(root)],
+                ]
+            ),
         ],
         capture_output=True,
         text=True,
@@ -130,6 +138,9 @@ def test_registry_step_imports_mlflow_only_when_asked(
         check=False,
     )
     report = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("REPORT"))[6:])
-    assert report[0]["code"] == 2  # the model is not registered: bad input
-    assert "mlflow" in report[0]["heavy"]
+    assert report[0]["code"] == 0 and report[0]["heavy"] == [], proc.stdout + proc.stderr
+    assert "`finetrail registry promote " in proc.stdout
+    assert "would tag nope version 1" in proc.stdout
+    assert report[1]["code"] == 2  # the model is not registered: bad input
+    assert "mlflow" in report[1]["heavy"]
     assert "registry update failed for nope version 1" in proc.stderr

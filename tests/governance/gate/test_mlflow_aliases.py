@@ -1,4 +1,4 @@
-"""MLflow registry step: tags and aliases on the registered model version the training evidence names."""
+"""MLflow registry step: the gate plans it, `registry promote` tags the version and moves its aliases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from finetrail.cli import main
+from finetrail.errors import InputError
 from finetrail.governance.gate.api import run_gate
+from finetrail.governance.gate.promote import promote
 from finetrail.governance.policy.load import shipped_policies
 from tests.support.trust import trust_for
 from tests.support.workspaces import add_reviewers, approve, build_workspace
@@ -32,27 +35,35 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
     }
     root = build_workspace(tmp_path / "ws", override={"training": mlflow_ref}).root
 
-    # the store lies outside the workspace: recorded, it is refused (a copied workspace must not
-    # tag the original's store); named explicitly (--tracking-uri), it is used
+    # the store lies outside the workspace: the gate plans nothing for it and says why;
+    # `registry promote` refuses it (a copied workspace must not tag the original's store)
     refused = run_gate(workspace=root, policy=EU, record=False)
-    assert refused.registry is None
-    result = run_gate(workspace=root, policy=EU)
-    assert result.registry is None and result.registry_skipped is not None
-    assert "outside this workspace" in result.registry_skipped
+    assert refused.registry is None and refused.registry_skipped is not None
+    assert "outside this workspace" in refused.registry_skipped
+    keydir = tmp_path / "keys"
+    trust = trust_for(keydir, tmp_path / "trust.yaml", reviewers={})
+    key = str(keydir / "ci-gate.key")
+    run_gate(workspace=root, policy=EU, trust_file=trust, signing_key=key)
+    with pytest.raises(InputError, match="records an MLflow store outside this workspace"):
+        promote(workspace=root)
+    assert main(["registry", "promote", str(root)]) == 2
     assert (
         "finetrail.gate.result" not in client.get_model_version("support-assistant", version).tags
     )
     root = build_workspace(tmp_path / "ws2", override={"training": mlflow_ref}).root
 
-    keydir = tmp_path / "keys"
-    trust = trust_for(keydir, tmp_path / "trust.yaml", reviewers={})
-    key = str(keydir / "ci-gate.key")
     result = run_gate(
         workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
     )
-    # passes, no approvals yet
+    # passes, no approvals yet; the gate tags nothing, it prints the plan
     assert result.decision.passed and not result.decision.approved
     assert result.registry is not None and result.registry.aliases_set == ("candidate",)
+    assert (
+        "finetrail.gate.result" not in client.get_model_version("support-assistant", version).tags
+    )
+    pushed = promote(workspace=root, tracking_uri=uri, trust_file=trust)
+    assert pushed.ok and pushed.update is not None
+    assert pushed.update.aliases_set == ("candidate",)
     mv = client.get_model_version("support-assistant", version)
     assert mv.tags["finetrail.gate.result"] == "passed"
     assert mv.tags["finetrail.gate.approved"] == "false"
@@ -69,7 +80,8 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
         workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
     )
     assert result.decision.approved
-    assert result.registry is not None and result.registry.aliases_set == ("candidate", "approved")
+    pushed = promote(workspace=root, tracking_uri=uri, trust_file=trust)
+    assert pushed.update is not None and pushed.update.aliases_set == ("candidate", "approved")
     assert str(client.get_registered_model("support-assistant").aliases["approved"]) == version
 
     # the evidence changes and fails: both aliases leave this version (fail closed)
@@ -86,14 +98,24 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
         event="probes.membership.recorded",
         actor="alice",
     )
+    # promoted before the gate runs again: the decision is stale, both aliases leave
+    stale = promote(workspace=root, tracking_uri=uri, trust_file=trust)
+    assert not stale.ok and "changed since gate decision" in stale.refused[0]
+    assert stale.update is not None and set(stale.update.aliases_removed) == {
+        "candidate",
+        "approved",
+    }
+    assert (
+        client.get_model_version("support-assistant", version).tags["finetrail.gate.result"]
+        == "refused"
+    )
     result = run_gate(
         workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
     )
     assert not result.decision.passed
-    assert result.registry is not None and set(result.registry.aliases_removed) == {
-        "candidate",
-        "approved",
-    }
+    assert result.registry is not None and result.registry.aliases_set == ()
+    pushed = promote(workspace=root, tracking_uri=uri, trust_file=trust)
+    assert pushed.ok and pushed.update is not None and pushed.update.aliases_set == ()
     assert (
         client.get_model_version("support-assistant", version).tags["finetrail.gate.result"]
         == "failed"
@@ -108,13 +130,36 @@ def test_no_registry_step_without_a_registered_model(
     result = run_gate(workspace=root, policy=EU)
     assert result.registry is None
     assert not (root / "mlflow.db").exists()
+    with pytest.raises(InputError, match="names no registered model"):
+        promote(workspace=root)
+
+
+def test_promote_refuses_an_unsigned_decision_and_a_missing_one(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}"
+    ref = {"mlflow.registered_model": "m", "mlflow.model_version": "1", "mlflow.tracking_uri": uri}
+    root = build_workspace(tmp_path / "ws", override={"training": ref}).root
+    with pytest.raises(InputError, match="no gate decision recorded"):
+        promote(workspace=root, dry_run=True)
+    run_gate(workspace=root, policy="development")
+    with pytest.raises(InputError, match="the latest gate decision is unsigned") as err:
+        promote(workspace=root, dry_run=True)
+    assert err.value.path == str(root / "evidence/gate/0001.json")
+    assert not (root / "mlflow.db").exists()  # nothing was written to any store
+
+
+def test_gate_no_registry_flag_is_a_deprecated_no_op(
+    tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = build_workspace(tmp_path / "ws").root
+    assert main(["gate", str(root), "--policy", "development", "--no-registry"]) == 0
+    assert "--no-registry is deprecated and has no effect" in capsys.readouterr().err
 
 
 def test_registered_model_without_version_is_bad_input(
     tmp_path: Path, use_contract_kinds: object
 ) -> None:
-    from finetrail.errors import InputError
-
     root = build_workspace(
         tmp_path / "ws", override={"training": {"mlflow.registered_model": "support-assistant"}}
     ).root
