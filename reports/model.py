@@ -39,6 +39,18 @@ def audit_reach(dp_audit: dict[str, Any]) -> str:
     )
 
 
+def blind_baseline_text(mia: dict[str, Any]) -> str:
+    """The model-blind classifier's AUC that every attack's AUC is read against, or its absence."""
+    auc = num(get(mia, "blind_baseline.result.auc"))
+    if auc is None:
+        return "blind baseline not recorded (re-run `finetrail probe --only mia`)"
+    low, high = (
+        num(get(mia, "blind_baseline.result.auc_ci.low")),
+        num(get(mia, "blind_baseline.result.auc_ci.high")),
+    )
+    return f"blind baseline AUC {fmt(auc)} [{fmt(low)}, {fmt(high)}], the model never queried"
+
+
 def dp_statement(training: dict[str, Any] | None, dp_audit: dict[str, Any] | None) -> str:
     """The DP guarantee as measured facts (the one sentence every pack uses)."""
     if training is None:
@@ -261,7 +273,8 @@ def summaries(ev: Evidence) -> dict[str, str]:
         else:
             caveat = "held-out set not checked"
         out["probes.membership"] = (
-            f"membership inference max AUC {fmt(num(mia.get('max_auc')))} ({caveat})"
+            f"membership inference max AUC {fmt(num(mia.get('max_auc')))} ({caveat}; "
+            f"{blind_baseline_text(mia)})"
         )
     aud = ev.probes.get("dp_audit")
     if aud is not None:

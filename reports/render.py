@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from finetrail.errors import InputError
 from finetrail.reports.loader import base_model_label
-from finetrail.reports.model import fmt
+from finetrail.reports.model import blind_baseline_text, fmt
 from finetrail.textsafe import neutralise
 
 PACKAGE = "finetrail.templates"
@@ -95,6 +95,7 @@ def make_env(*, html: bool, user_dir: str | os.PathLike[str] | None = None) -> j
     env.filters["shortpath"] = shortpath
     env.filters["md"] = md_escape
     env.filters["base_model_label"] = base_model_label
+    env.filters["blind_baseline"] = blind_baseline_text
     return env
 
 

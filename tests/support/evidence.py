@@ -539,19 +539,41 @@ def membership_evidence(
     members: int = 30,
     changes: Mapping[str, Any] | None = None,
 ) -> MembershipEvidence:
-    """Membership inference; ``attacks`` maps an attack name to (AUC, TPR at 1% FPR)."""
+    """Membership inference as the probe writes it; ``attacks`` maps an attack name to (AUC, TPR
+    at 1% FPR). A low-FPR TPR is stated only when ``members`` non-members resolve its rate (at
+    least 1 / FPR of them), with an exact interval over the members; else None and the reason."""
+    from finetrail.governance.probes.audit_math import clopper_pearson
+
     table = dict(attacks or {"loss": (0.53, 0.012), "zlib": (0.51, 0.01)})
 
+    def low_fpr(tpr: float, limit: float, label: str) -> tuple[Any, Any, list[str]]:
+        if members * limit < 1 - 1e-9:
+            return (
+                None,
+                None,
+                [
+                    f"TPR at {label} FPR: not resolvable with {members:,} non-members "
+                    f"(needs at least {round(1 / limit):,})"
+                ],
+            )
+        hits = round(tpr * members)
+        low, high = clopper_pearson(hits, members)
+        return hits / members, {"low": low, "high": high}, []
+
     def attack(name: str, auc: float, tpr: float) -> dict[str, Any]:
+        t1, t1_ci, why1 = low_fpr(tpr, 0.01, "1%")
+        t01, t01_ci, why01 = low_fpr(tpr / 2, 0.001, "0.1%")
         return {
             "auc": auc,
             "auc_ci": {"low": max(0.0, auc - 0.14), "high": min(1.0, auc + 0.14)},
-            "tpr_at_1pct_fpr": tpr,
-            "tpr_at_1pct_fpr_ci": {"low": 0.0, "high": min(1.0, tpr + 0.15)},
-            "tpr_at_0_1pct_fpr": tpr / 2,
-            "tpr_at_0_1pct_fpr_ci": {"low": 0.0, "high": min(1.0, tpr + 0.15)},
+            "tpr_at_1pct_fpr": t1,
+            "tpr_at_1pct_fpr_ci": t1_ci,
+            "tpr_at_0_1pct_fpr": t01,
+            "tpr_at_0_1pct_fpr_ci": t01_ci,
             "roc": [[0.0, 0.0], [0.01, tpr], [0.1, 0.11], [0.5, auc], [1.0, 1.0]],
             "description": name,
+            "not_resolvable": why1 + why01,
+            "tpr_interval": "clopper_pearson",
         }
 
     data = {
@@ -570,6 +592,14 @@ def membership_evidence(
             "tolerance": 0.05,
             "ok": True,
         },
+        "blind_baseline": {
+            "features": ["characters", "words", "zlib ratio"],
+            "folds": 5,
+            "result": attack(
+                "blind baseline: text features only, the model never queried", 0.5, 0.01
+            ),
+        },
+        "split": "given",
     }
     return _parse(MembershipEvidence, data, changes)
 
