@@ -60,6 +60,17 @@ class CanaryExposure(Frozen):
     sampled_above: int | None = Field(
         default=None, ge=0, description="random secrets scoring above the canary, of the sample"
     )
+    base_exposure_bits: float | None = Field(
+        default=None,
+        ge=0,
+        description="the same canary's exposure under the base model (a lower bound when "
+        "sampled); None when not calibrated",
+    )
+    calibrated_bits: float | None = Field(
+        default=None,
+        ge=0,
+        description="exposure_bits - base_exposure_bits, at least 0: what the fine-tune added",
+    )
 
 
 class FormatExposure(Frozen):
@@ -85,6 +96,21 @@ class ExposureEvidence(EvidenceRecord):
     canaries: tuple[CanaryExposure, ...]
     quantiles: dict[str, float] = Field(default_factory=dict, description="of inserted canaries")
     parameters: dict[str, float | int | str | bool]
+    calibration: Literal["base_model_reference", "none"] = Field(
+        default="none",
+        description="base_model_reference: each canary's exposure under the base model was "
+        "computed the same way and subtracted (calibrated_bits), so a secret the base model "
+        "already ranks high does not read as memorised; none: raw exposure only "
+        "(calibration_note says why)",
+    )
+    calibration_note: str | None = None
+    calibrated_max_bits: float | None = Field(
+        default=None, ge=0, description="largest calibrated exposure of an inserted canary"
+    )
+    calibrated_by_repetition: dict[str, ExposureStats] = Field(default_factory=dict)
+    calibrated_controls: ExposureStats | None = Field(
+        default=None, description="calibrated exposure of canaries never inserted (about 0)"
+    )
 
 
 # -- extraction -------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ class ExposureConfig(Frozen):
         default=4000, ge=50, description="random candidates for the skew-normal fit"
     )
     chunk: int = Field(default=4096, ge=1, description="tree nodes per forward pass")
+    calibrate_with_base: bool = Field(
+        default=True, description="also rank the canaries under the base model and subtract"
+    )
     seed: int = 0
 
 

@@ -13,6 +13,14 @@ one-sided Clopper-Pearson lower bound p of c / S, so exposure <= -log2 p (log2 |
 A skew-normal extrapolation (Carlini et al. 2019) can under-read (it read 15.7 bits as 14.5), so it
 is kept as information only, and the reported figure is the larger of the two, capped at
 log2 |space|.
+
+Calibration against the base model (``calibrate_with_base``, on by default): each canary's
+exposure is computed again, the same way, under the base model, and ``calibrated_bits`` =
+exposure - base exposure (at least 0), so a secret the base model already likes (a common
+pattern, a tokenization that favours it) does not read as memorised. Where the base's figure is
+sampled, its lower bound (one-sided Clopper-Pearson upper bound of the fraction above) is
+subtracted, so the calibrated figure stays on the safe side. The record says which calibration
+ran (``calibration``) and why none did.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from finetrail.governance.evidence.probes import (
@@ -32,6 +40,7 @@ from finetrail.governance.evidence.probes import (
 from finetrail.governance.probes.canaries import Canary
 from finetrail.governance.probes.context import ProbeContext
 from finetrail.governance.probes.formats import CanaryFormat, format_by_name
+from finetrail.governance.probes.models import ProbeModels
 from finetrail.governance.probes.secret_space import SecretPlan, candidate_logprobs, plan_for
 
 MARGIN = 1e-3  # nats below the lowest canary kept by the pruned tree (float noise)
@@ -139,6 +148,43 @@ def sampled_upper_bits(above: int, samples: int, space_bits: float) -> float:
     return min(space_bits, -math.log2(low)) if low > 0 else space_bits
 
 
+def sampled_lower_bits(above: int, samples: int) -> float:
+    """A lower bound on exposure at ``UPPER_CONFIDENCE``: -log2 of the one-sided Clopper-Pearson
+    upper bound of the fraction of the space above the canary (0 when every sample scored above)."""
+    from scipy.stats import beta
+
+    if above >= samples:
+        return 0.0
+    high = float(beta.ppf(UPPER_CONFIDENCE, above + 1, samples - above))
+    return max(0.0, -math.log2(high)) if high > 0 else 0.0
+
+
+def reference_bits(row: CanaryExposure, samples: int) -> float:
+    """The base model's exposure of a canary, from below: exact, else the sampled lower bound."""
+    if row.method == "exact" or row.sampled_above is None:
+        return row.exposure_bits
+    return min(row.exposure_bits, sampled_lower_bits(row.sampled_above, samples))
+
+
+def calibrate(
+    rows: list[CanaryExposure], base_rows: list[CanaryExposure], samples: int
+) -> list[CanaryExposure]:
+    """Each fine-tuned row with its base model reference and the difference (at least 0)."""
+    base = {r.id: r for r in base_rows}
+    out = []
+    for r in rows:
+        ref = reference_bits(base[r.id], samples)
+        out.append(
+            r.model_copy(
+                update={
+                    "base_exposure_bits": ref,
+                    "calibrated_bits": max(0.0, r.exposure_bits - ref),
+                }
+            )
+        )
+    return out
+
+
 class ExposureProbe:
     name = "exposure"
     cli_name = "exposure"
@@ -153,7 +199,12 @@ class ExposureProbe:
         for c in ctx.canaries.canaries:
             by_format.setdefault(c.format, []).append(c)
         total = sum(min(format_by_name(n).space_size, cfg.max_exact_candidates) for n in by_format)
-        ctx.progress.start("exposure", total)
+        note = None
+        if not cfg.calibrate_with_base:
+            note = "calibration disabled (exposure.calibrate_with_base: false)"
+        elif not ctx.models.has_base:
+            note = "no base model given to the probe"
+        ctx.progress.start("exposure", total * (1 if note else 2))
         scores = ctx.canary_scores().finetuned
         rows: list[CanaryExposure] = []
         formats: list[FormatExposure] = []
@@ -172,9 +223,12 @@ class ExposureProbe:
                     seconds=round(time.perf_counter() - t0, 3),
                 )
             )
+        if note is None:
+            rows = self._calibrated(ctx, by_format, rows)
         inserted = [r for r in rows if r.included]
         reps = sorted({r.repetitions for r in inserted})
         vals = sorted(r.exposure_bits for r in inserted)
+        cal = [r.calibrated_bits for r in inserted if r.calibrated_bits is not None]
         quant = {}
         if vals:
             for q in (0.1, 0.25, 0.5, 0.75, 0.9):
@@ -196,7 +250,46 @@ class ExposureProbe:
                 "skew_normal_samples": cfg.samples,
                 "seed": cfg.seed,
             },
+            calibration="none" if note else "base_model_reference",
+            calibration_note=note,
+            calibrated_max_bits=max(cal) if cal else None,
+            calibrated_by_repetition={
+                str(k): exposure_stats(
+                    [
+                        r.calibrated_bits
+                        for r in inserted
+                        if r.repetitions == k and r.calibrated_bits is not None
+                    ]
+                )
+                for k in reps
+            }
+            if not note
+            else {},
+            calibrated_controls=exposure_stats(
+                [
+                    r.calibrated_bits
+                    for r in rows
+                    if not r.included and r.calibrated_bits is not None
+                ]
+            )
+            if not note
+            else None,
         )
+
+    def _calibrated(
+        self, ctx: ProbeContext, by_format: dict[str, list[Canary]], rows: list[CanaryExposure]
+    ) -> list[CanaryExposure]:
+        """``rows`` with the base model's exposure of the same canaries, computed the same way."""
+        base_scores = ctx.canary_scores().base
+        base_rows: list[CanaryExposure] = []
+        with ctx.models.base() as base_model:
+            assert base_model is not None and base_scores is not None
+            base_ctx = replace(
+                ctx, models=ProbeModels(model=base_model, tokenizer=ctx.models.tokenizer)
+            )
+            for name, cans in sorted(by_format.items()):
+                base_rows += self._format(base_ctx, format_by_name(name), cans, base_scores)[0]
+        return calibrate(rows, base_rows, ctx.config.exposure.samples)
 
     def _format(
         self, ctx: ProbeContext, fmt: CanaryFormat, cans: list[Canary], scores: dict[str, float]
