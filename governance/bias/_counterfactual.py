@@ -14,13 +14,11 @@ import os
 import string
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field, ValidationError, model_validator
 
-from finetrail.errors import InputError
 from finetrail.governance.bias._metrics import (
     Settings,
     bootstrap_counts,
@@ -35,7 +33,7 @@ from finetrail.governance.evidence.bias import (
     Disparity,
     Interval,
 )
-from finetrail.governance.io import sha256_bytes
+from finetrail.governance.io import decode_utf8, load_yaml_strict, read_bytes_strict, sha256_bytes
 
 DEFAULT_PROBES = "counterfactual_probes.yaml"
 
@@ -74,21 +72,14 @@ class ProbeSet(Frozen):
 
 def load_probes(path: str | os.PathLike[str] | None = None) -> tuple[ProbeSet, str]:
     """The probe set (the shipped one when ``path`` is None) and its SHA-256."""
-    import yaml
-
     if path is None:
         raw = resources.files("finetrail.governance").joinpath("data", DEFAULT_PROBES).read_bytes()
         source = f"finetrail.governance/data/{DEFAULT_PROBES}"
     else:
-        try:
-            raw = Path(path).read_bytes()
-        except FileNotFoundError as exc:
-            raise InputError("counterfactual probe file not found", path=str(path)) from exc
+        raw = read_bytes_strict(path)
         source = str(path)
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"not a valid UTF-8 YAML file: {exc}", path=source) from exc
+    text = decode_utf8(raw, source)
+    data = load_yaml_strict(text, source=source)
     try:
         return ProbeSet.model_validate(data), sha256_bytes(raw)
     except ValidationError as exc:

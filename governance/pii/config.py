@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from finetrail.errors import ConfigError
 from finetrail.governance.evidence.base import validation_error_to_input_error
-from finetrail.governance.io import read_text_strict
+from finetrail.governance.io import load_yaml_strict, read_text_strict
 
 DEFAULT_LOCALES: tuple[str, ...] = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT")
 DEFAULT_SCORE_THRESHOLD = 0.4  # Presidio scores phone numbers 0.4 without context words
@@ -47,12 +46,7 @@ class ScanConfig(BaseModel):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ScanConfig:
         text = read_text_strict(path)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"malformed YAML{where}", path=str(path)) from exc
+        data = load_yaml_strict(text, source=str(path))
         if data is None:
             data = {}
         if not isinstance(data, dict):
