@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "finetrail.governance.review.cli",
     "finetrail.reports.cli",
     "finetrail.demo",
+    "finetrail.console.cli",
 )
 
 WORKFLOW_ORDER: tuple[str, ...] = (

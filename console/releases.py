@@ -1,0 +1,333 @@
+"""The releases the console shows: found under ``--root``, read through governance and reports.
+
+A release id is the first 16 hex digits of the SHA-256 of the workspace's path relative to the
+root. Ids are looked up in the enumerated list (:func:`find_releases`) and never joined into a
+path, so no URL can name a folder the enumeration did not find.
+
+Every figure comes from the existing readers: the typed release view and the report model
+(:mod:`finetrail.reports.model`, the dossier's), the review states from
+:func:`finetrail.governance.review.api.review_status` (the gate's own count) and ``verify`` from
+:func:`finetrail.governance.verify.verify_workspace`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetrail.errors import FinetrailError
+
+if TYPE_CHECKING:
+    from finetrail.governance.evidence.workspace import LedgerEntry
+    from finetrail.governance.policy.rules import Approvals
+    from finetrail.governance.review.api import ReviewStatus
+    from finetrail.governance.trust import TrustRoot
+    from finetrail.reports.model import ReportModel
+
+WORKSPACE_FILE = "workspace.json"
+MAX_DEPTH = 6  # folders below --root searched for workspaces
+SKIP = {".finetrail-journal", "evidence", "artifacts", "node_modules", ".git"}
+COMMENT_KIND = "console.comment"
+COMMENT_STATES = ("open", "answered", "resolved")
+
+
+@dataclass(frozen=True)
+class ReleaseRef:
+    id: str
+    rel: str  # path below the root, for display
+    path: Path
+
+
+def release_id(rel: str) -> str:
+    return hashlib.sha256(rel.encode("utf-8")).hexdigest()[:16]
+
+
+def find_releases(root: Path) -> dict[str, ReleaseRef]:
+    """Every workspace (a folder holding ``workspace.json``) below ``root``, by id."""
+    out: dict[str, ReleaseRef] = {}
+    base = root.resolve()
+    for here, dirs, files in os.walk(base, followlinks=False):
+        depth = len(Path(here).relative_to(base).parts)
+        if WORKSPACE_FILE in files and Path(here, WORKSPACE_FILE).is_file():
+            rel = Path(here).relative_to(base).as_posix() or "."
+            out[release_id(rel)] = ReleaseRef(release_id(rel), rel, Path(here))
+            dirs[:] = []  # a workspace's own folders hold no releases
+            continue
+        dirs[:] = sorted(
+            d for d in dirs if d not in SKIP and not d.startswith(".") and depth < MAX_DEPTH
+        )
+    return dict(sorted(out.items(), key=lambda kv: kv[1].rel))
+
+
+# -- the approval requirement of the policy the last gate applied -----------------------------------
+def policy_rule(gate: dict[str, Any] | None) -> tuple[Approvals | None, str]:
+    """The shipped policy pack the last gate decision names, when its digest matches."""
+    if not gate:
+        return None, "no gate decision"
+    from importlib import resources
+
+    from finetrail.governance.io import sha256_bytes
+    from finetrail.governance.policy.load import load_policy
+
+    name = str(gate.get("policy_file") or "")
+    pack = resources.files("finetrail.policies") / name
+    if not name or "/" in name or not pack.is_file():
+        return None, f"policy {name or '?'} is not a shipped pack"
+    data = pack.read_bytes()
+    if sha256_bytes(data) != gate.get("policy_sha256"):
+        return None, f"policy {name} differs from the shipped pack"
+    with resources.as_file(pack) as p:
+        loaded = load_policy(p, lint=False)
+    return loaded.policy.approvals, name
+
+
+# -- what the queue and the release page show ---------------------------------------------------------
+@dataclass
+class Comment:
+    seq: int
+    thread: str  # "release" or "rule:<id>"
+    author: str
+    time: str
+    text: str
+    state: str
+    reply_to: int | None
+
+
+@dataclass
+class Thread:
+    key: str
+    comments: list[Comment] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """The latest state any event of the thread set (a thread opens as ``open``)."""
+        return self.comments[-1].state if self.comments else "open"
+
+
+def comment_threads(entries: list[LedgerEntry]) -> dict[str, Thread]:
+    threads: dict[str, Thread] = {}
+    for e in entries:
+        if e.kind != COMMENT_KIND:
+            continue
+        p = e.payload
+        key = str(p.get("thread", "release"))
+        reply = p.get("reply_to")
+        c = Comment(
+            seq=e.seq,
+            thread=key,
+            author=e.actor,
+            time=e.time.isoformat(),
+            text=str(p.get("text", "")),
+            state=str(p.get("state", "open")),
+            reply_to=reply if isinstance(reply, int) else None,
+        )
+        threads.setdefault(key, Thread(key)).comments.append(c)
+    return threads
+
+
+@dataclass
+class QueueRow:
+    ref: ReleaseRef
+    model: str
+    version: str
+    owner: str
+    created: datetime | None
+    verdict: str
+    verdict_css: str
+    required: int | None
+    roles: tuple[str, ...]
+    current: int
+    stale: int
+    invalid: int
+    open_threads: int
+    problem: str | None = None
+
+    @property
+    def age(self) -> str:
+        if self.created is None:
+            return "n/a"
+        days = (datetime.now(UTC) - self.created).days
+        return f"{days} d" if days >= 1 else "< 1 d"
+
+    @property
+    def status(self) -> str:
+        """approved / awaiting approval / blocked / error, for the queue's status filter."""
+        if self.problem:
+            return "error"
+        if self.verdict != "passed":
+            return "blocked"
+        if self.required is not None and self.current < self.required:
+            return "awaiting approval"
+        return "approved"
+
+
+@dataclass
+class ReleaseDetail:
+    row: QueueRow
+    m: ReportModel
+    status: ReviewStatus
+    rule: Approvals | None
+    policy_note: str
+    entries: list[LedgerEntry]
+    verify_ok: bool
+    verify_findings: list[dict[str, str]]
+    records: list[dict[str, Any]]  # evidence file -> digest, ledger entry, actor, signer, time
+    statements: list[dict[str, str]]  # statement -> value -> evidence record
+    rules: list[dict[str, Any]]
+    threads: dict[str, Thread]
+
+
+def _trust_for(ref: ReleaseRef, trust_file: Path | None) -> TrustRoot | None:
+    if trust_file is None:
+        return None
+    from finetrail.governance.trust import load_trust
+
+    return load_trust(trust_file, workspace=ref.path)
+
+
+def _records(entries: list[LedgerEntry], files: dict[str, str]) -> list[dict[str, Any]]:
+    last: dict[str, LedgerEntry] = {}
+    for e in entries:
+        path = e.payload.get("path")
+        if isinstance(path, str):
+            last[path] = e
+    out = []
+    for rel, sha in sorted(files.items()):
+        e = last.get(rel)
+        out.append(
+            {
+                "file": rel,
+                "anchor": "ev-" + hashlib.sha256(rel.encode()).hexdigest()[:12],
+                "sha256": sha,
+                "seq": e.seq if e else None,
+                "kind": e.kind if e else "",
+                "actor": e.actor if e else "",
+                "signer": e.signer or "" if e else "",
+                "time": e.time.isoformat() if e else "",
+            }
+        )
+    return out
+
+
+def _statement_file(statement: str, files: dict[str, str], gate_file: str | None) -> str | None:
+    """Which evidence record a dossier statement is derived from."""
+    if statement.startswith("dataset "):
+        sha = statement.split("(", 1)[1][:12] if "(" in statement else ""
+        return next((f for f in files if f.startswith("evidence/datasets/") and sha in f), None)
+    if statement in ("verdict", "current approvals"):
+        return gate_file
+    if statement == "manifest digest":
+        return "ledger.jsonl"
+    return next((f for f in files if f.endswith("/training.json")), None)
+
+
+def load_detail(
+    ref: ReleaseRef, *, trust_file: Path | None, with_model: bool = True
+) -> ReleaseDetail:
+    """Everything the queue row and the release page show, read once from the workspace."""
+    from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
+    from finetrail.governance.review.api import review_status
+    from finetrail.governance.verify import verify_workspace
+    from finetrail.governance.workspace import read_locked
+    from finetrail.reports.claims import expected_claims
+    from finetrail.reports.loader import load_evidence
+    from finetrail.reports.model import build_model, gate_rules, verdict
+
+    with read_locked(ref.path):
+        trust = _trust_for(ref, trust_file)
+        ev = load_evidence(ref.path, check_integrity=False)
+        report = verify_workspace(ref.path, trust=trust)
+        from dataclasses import replace
+
+        from finetrail.reports.loader import IntegrityStatus
+
+        ev = replace(
+            ev,
+            integrity=IntegrityStatus(
+                ok=report.ok,
+                entries=report.entries,
+                files=report.files,
+                findings=tuple(
+                    {"severity": f.severity, "code": f.code, "location": str(f.location),
+                     "message": f.message}
+                    for f in report.findings
+                ),
+            ),
+        )  # fmt: skip
+        entries = report.ledger or scan_ledger(ref.path / LEDGER_NAME).entries
+        from finetrail.governance.evidence.workspace import Manifest
+
+        manifest = Manifest.read(ref.path / "manifest.json")
+    gate = ev.gates[-1] if ev.gates else None
+    rule, note = policy_rule(gate)
+    status = review_status(
+        root=ref.path,
+        entries=entries,
+        manifest=manifest,
+        owner=str(ev.workspace.get("owner") or ""),
+        rule=rule,
+        trust=trust,
+    )
+    v = verdict(ev)
+    threads = comment_threads(entries)
+    created = ev.workspace.get("created")
+    row = QueueRow(
+        ref=ref,
+        model=str(ev.workspace.get("model")),
+        version=str(ev.workspace.get("version")),
+        owner=str(ev.workspace.get("owner")),
+        created=datetime.fromisoformat(created) if isinstance(created, str) else None,
+        verdict=v.status,
+        verdict_css=v.css,
+        required=rule.count if rule else None,
+        roles=rule.roles if rule else (),
+        current=status.summary.approvals,
+        stale=status.summary.stale,
+        invalid=status.summary.invalid,
+        open_threads=sum(1 for t in threads.values() if t.state != "resolved"),
+    )
+    m = build_model(ev)
+    files = dict(ev.files)
+    gate_file = str(gate["_file"]) if gate else None
+    statements = [
+        {"file": name, "statement": k, "value": val,
+         "evidence": _statement_file(k, files, gate_file) or ""}
+        for name, claims in expected_claims(m).items()
+        for k, val in claims.items()
+    ]  # fmt: skip
+    return ReleaseDetail(
+        row=row,
+        m=m,
+        status=status,
+        rule=rule,
+        policy_note=note,
+        entries=entries,
+        verify_ok=report.ok,
+        verify_findings=[dict(f) for f in ev.integrity.findings],
+        records=_records(entries, files),
+        statements=statements,
+        rules=gate_rules(gate) if gate else [],
+        threads=threads,
+    )
+
+
+def gate_rule_ids(ref: ReleaseRef) -> set[str]:
+    """The rule ids of the last gate decision (the threads a comment may open)."""
+    from finetrail.reports.loader import load_evidence
+    from finetrail.reports.model import gate_rules
+
+    ev = load_evidence(ref.path, check_integrity=False)
+    return {str(r["id"]) for r in gate_rules(ev.gates[-1])} if ev.gates else set()
+
+
+def queue_row(ref: ReleaseRef, *, trust_file: Path | None) -> QueueRow:
+    try:
+        return load_detail(ref, trust_file=trust_file).row
+    except FinetrailError as err:
+        return QueueRow(
+            ref, "?", "?", "?", None, "error", "bad", None, (), 0, 0, 0, 0, problem=err.what
+        )

@@ -1,0 +1,273 @@
+"""Sign-off in the browser: the server prepares the exact bytes, the browser signs, the server checks.
+
+The reviewer's Ed25519 key never leaves the browser (WebCrypto, non-extractable, IndexedDB). A
+sign-off is two requests:
+
+1. :func:`prepare` runs the checks ``finetrail review approve`` runs before it signs (the trust
+   root names this key for this person and review role and it is valid now; ``verify`` accepts the
+   workspace; no self-approval by an author; no second current approval), builds the same
+   :class:`~finetrail.governance.evidence.review.ReviewPayload` and the ledger entry it would append
+   (sequence, previous digest, time), and returns that entry's
+   :meth:`~finetrail.governance.evidence.workspace.LedgerEntry.signing_bytes`.
+2. :func:`complete` verifies the browser's signature over those bytes with the key from the
+   trust file (never a key the browser sends), runs the checks again under the workspace lock and
+   appends the event with ``Workspace.append_event``: its ``sign`` hook returns the browser's
+   signature only when the bytes the ledger builds are the bytes that were signed. When another
+   event landed in between (or the clock's second moved on) the entry differs and nothing is
+   written: :class:`SigningMoved`, and the browser asks again.
+
+The appended entry is what the CLI writes (kind ``review.<decision>``, the reviewer as actor, the
+key id as signer); ``verify``, the gate and ``review status`` check it with the same code
+(:func:`finetrail.governance.review.assess.assess`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from finetrail.errors import CheckFailed, FinetrailError, InputError
+
+if TYPE_CHECKING:
+    from finetrail.console.releases import ReleaseRef
+    from finetrail.governance.trust import TrustRoot
+    from finetrail.governance.workspace import Workspace
+
+DECISIONS = ("approve", "reject")
+
+
+class SigningMoved(FinetrailError):
+    """The ledger moved on between prepare and complete: sign the new bytes."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    kind: str
+    actor: str
+    keyid: str
+    payload: dict[str, Any]
+    seq: int
+    signing_bytes: bytes
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "actor": self.actor,
+                "keyid": self.keyid,
+                "payload": self.payload,
+                "seq": self.seq,
+                "signing_bytes": base64.b64encode(self.signing_bytes).decode("ascii"),
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Prepared:
+        d = json.loads(text)
+        return cls(
+            d["kind"], d["actor"], d["keyid"], d["payload"], d["seq"],
+            base64.b64decode(d["signing_bytes"]),
+        )  # fmt: skip
+
+
+def _b64(text: str, what: str, size: int | None = None) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InputError(f"the {what} is not base64") from exc
+    if size is not None and len(raw) != size:
+        raise InputError(f"the {what} is {len(raw)} bytes, an Ed25519 one is {size}")
+    return raw
+
+
+def load_root(ref: ReleaseRef, trust_file: Any) -> TrustRoot:
+    from finetrail.governance.trust import load_trust
+
+    if trust_file is None:
+        raise InputError(
+            "this console was started without a trust file: no sign-off can be checked",
+            fix="restart it with `finetrail serve --trust FILE`",
+        )
+    return load_trust(trust_file, workspace=ref.path)
+
+
+def _checks(
+    ws: Workspace, trust: TrustRoot, *, reviewer: str, role: str, keyid: str, decision: str
+) -> None:
+    """What ``record_review`` refuses before it signs, with the same governance functions."""
+    from finetrail.console.releases import policy_rule
+    from finetrail.governance import clock
+    from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
+    from finetrail.governance.review.assess import assess, authors
+    from finetrail.governance.trust import release_identity
+    from finetrail.governance.verify import verify_workspace
+
+    problems = trust.check(
+        keyid=keyid,
+        role="reviewer",
+        at=clock.now(),
+        name=reviewer,
+        review_role=role,
+        now=clock.release_now(),
+    )
+    if problems:
+        raise InputError(
+            "the trust root does not accept this key for this review",
+            why="; ".join(p.message for p in problems),
+            fix=f"ask an admin to add your enrolled key to {trust.path.name} for {reviewer!r} "
+            f"and the role {role!r}",
+        )
+    report = verify_workspace(ws.root, trust=trust)
+    if not report.ok:
+        raise CheckFailed(
+            "refusing to sign a workspace that verify rejects",
+            why="; ".join(f.render().strip() for f in report.errors[:5]),
+        )
+    if decision != "approve":
+        return
+    entries = report.ledger or scan_ledger(ws.root / LEDGER_NAME).entries
+    gates = sorted(ws.root.glob("evidence/gate/*.json"))
+    gate = json.loads(gates[-1].read_text()) if gates else None
+    rule, _ = policy_rule(gate) if isinstance(gate, dict) else (None, "")
+    if reviewer.casefold() in authors(ws.metadata.owner, entries) and not (
+        rule and rule.author_may_approve
+    ):
+        raise InputError(
+            f"self-approval: {reviewer!r} is an author of this workspace",
+            fix="ask a reviewer who did not produce the evidence (four-eyes)",
+        )
+    state = assess(
+        entries, ws.read_manifest(), None, trust=trust, identity=release_identity(ws.metadata)
+    )
+    mine = [
+        s
+        for s in state.states
+        if s.valid
+        and s.current
+        and s.payload
+        and s.payload.reviewer == reviewer
+        and s.payload.decision in ("approve", "reject")
+    ]
+    if mine and mine[-1].payload and mine[-1].payload.decision == "approve":
+        raise InputError(f"duplicate approval: {reviewer!r} has already approved these files")
+
+
+def _checkpoint_fields(ws: Workspace, digests: list[str]) -> dict[str, Any]:
+    """The log checkpoint a review binds (the workspace id, the ledger's size and Merkle root
+    before the review), as ``record_review`` fills them, where the payload has those fields."""
+    from finetrail.governance.evidence.review import ReviewPayload
+
+    fields = ReviewPayload.model_fields
+    out: dict[str, Any] = {}
+    if "workspace_id" in fields:
+        out["workspace_id"] = getattr(ws.metadata, "workspace_id", None)
+    if "ledger_root" in fields:
+        from finetrail.governance.checkpoint import leaves_of
+        from finetrail.governance.merkle_log import tree_hash
+
+        out["ledger_size"] = len(digests)
+        out["ledger_root"] = tree_hash(leaves_of(digests)).hex()
+    return out
+
+
+def prepare(
+    ref: ReleaseRef,
+    *,
+    reviewer: str,
+    decision: str,
+    role: str,
+    note: str,
+    public_key_b64: str,
+    trust_file: Any,
+) -> Prepared:
+    """The checks, the payload ``review approve`` signs, and the entry's signing bytes."""
+    from finetrail.governance import clock
+    from finetrail.governance.evidence.review import ReviewPayload
+    from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
+    from finetrail.governance.io import sha256_bytes
+    from finetrail.governance.ledger import LEDGER_NAME, payload_digest, read_tail
+    from finetrail.governance.review.assess import REVIEW_PREFIX
+    from finetrail.governance.trust import release_identity
+    from finetrail.governance.workspace import Workspace, read_locked
+
+    if decision not in DECISIONS:
+        raise InputError(f"unknown decision {decision!r}", fix="approve or reject")
+    keyid = sha256_bytes(_b64(public_key_b64, "public key", 32))
+    trust = load_root(ref, trust_file)
+    ws = Workspace.open(ref.path)
+    with read_locked(ws.root):
+        _checks(ws, trust, reviewer=reviewer, role=role, keyid=keyid, decision=decision)
+        manifest = ws.read_manifest()
+        identity = release_identity(ws.metadata)
+        payload = ReviewPayload(
+            decision=decision,  # type: ignore[arg-type]
+            reviewer=reviewer,
+            role=role,
+            note=note,
+            manifest_sha256=manifest.files_digest(),
+            keyid=keyid,
+            model=ws.metadata.model,
+            version=ws.metadata.version,
+            workspace_sha256=identity.workspace_sha256 if identity else None,
+            **_checkpoint_fields(ws, [e.digest for e in ws.ledger.entries()]),
+        ).model_dump(mode="json")
+        tail = read_tail(ws.root / LEDGER_NAME)
+    kind = f"{REVIEW_PREFIX}{decision}"
+    draft = LedgerEntry(
+        seq=tail.seq,
+        kind=kind,
+        time=clock.now(),
+        actor=reviewer,
+        payload=payload,
+        payload_digest=payload_digest(payload),
+        prev=tail.prev,
+        signer=keyid,
+        signature=None,
+        digest=GENESIS,
+    )
+    return Prepared(kind, reviewer, keyid, payload, tail.seq, draft.signing_bytes())
+
+
+def complete(ref: ReleaseRef, prepared: Prepared, *, signature_b64: str, trust_file: Any) -> Any:
+    """Verify the browser's signature and append the review; returns the ledger entry."""
+    from finetrail.governance.workspace import Workspace
+
+    signature = _b64(signature_b64, "signature", 64)
+    trust = load_root(ref, trust_file)
+    if not trust.verify(keyid=prepared.keyid, signature=signature, message=prepared.signing_bytes):
+        raise InputError(
+            "the signature does not verify over the prepared review with the trusted key",
+            why="signed with another key, or over other bytes (another release's or an older "
+            "request's)",
+        )
+    p = prepared.payload
+    ws = Workspace.open(ref.path)
+
+    def sign(message: bytes) -> bytes:
+        if message != prepared.signing_bytes:
+            raise SigningMoved(
+                "the ledger moved on since the review was prepared",
+                fix="sign the review again (the console does it for you)",
+            )
+        return signature
+
+    with ws.transaction() as tx:
+        if (ws.metadata.model, ws.metadata.version) != (p["model"], p["version"]):
+            raise InputError("the prepared review names another release")
+        _checks(
+            ws,
+            trust,
+            reviewer=prepared.actor,
+            role=str(p["role"]),
+            keyid=prepared.keyid,
+            decision=str(p["decision"]),
+        )
+        if ws.read_manifest().files_digest() != p["manifest_sha256"]:
+            raise SigningMoved("the release's files changed since the review was prepared")
+        return tx.event(
+            prepared.kind, actor=prepared.actor, payload=p, signer=prepared.keyid, sign=sign
+        )
