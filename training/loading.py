@@ -9,6 +9,10 @@ Portable: the workspace may have been copied anywhere, and the base model may li
 folder than at training (``base_model_path``; the folder the evidence recorded otherwise). The
 adapter's ``adapter_config.json`` names the base model by ``base_model.name``, never a path; what
 is loaded is decided by the digests, not by names. Safetensors only.
+
+A base model whose files differ from the digests the evidence names is refused
+(:class:`BaseModelMismatch`, exit 2) unless ``allow_base_mismatch``; then it is loaded and
+:attr:`LoadedModels.base_mismatches` lists what differs, for the probe records to state.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from finetrail.governance.evidence.registry import location
 from finetrail.governance.evidence.training import TrainingEvidence
 from finetrail.governance.io import sha256_file
 
-__all__ = ["LoadedModels", "load_trained"]
+__all__ = ["BaseModelMismatch", "LoadedModels", "load_trained"]
 
 
 @dataclass
@@ -34,6 +38,9 @@ class LoadedModels:
     device: Any
     evidence: TrainingEvidence
     method: str
+    base_path: Path | None = None  # the base model folder loaded
+    base_source: str = "training_evidence"  # or "argument" (base_model_path was given)
+    base_mismatches: tuple[str, ...] = ()  # files that differ from the evidence (when allowed)
 
     @property
     def adapter_sha256(self) -> str:
@@ -52,7 +59,20 @@ def _check_files(
             problems.append(f"{what} {f}: sha256 differs from training.base_model.{field}")
 
 
-def _verify(root: Path, evidence: TrainingEvidence, base_path: Path, tok_path: Path) -> None:
+class BaseModelMismatch(InputError):
+    """The base model folder is not the one the training evidence names (exit 2)."""
+
+
+def _base_problems(evidence: TrainingEvidence, base_path: Path, tok_path: Path) -> list[str]:
+    problems: list[str] = []
+    bm = evidence.base_model
+    _check_files(problems, base_path, {"config.json": bm.config_sha256}, "base model", "config")
+    _check_files(problems, base_path, bm.weight_files, "base model", "weight_files")
+    _check_files(problems, tok_path, bm.tokenizer_files, "base tokenizer", "tokenizer_files")
+    return problems
+
+
+def _verify_adapter(root: Path, evidence: TrainingEvidence) -> None:
     adapter = evidence.adapter
     if not evidence.completed or adapter is None:
         raise IntegrityError(
@@ -71,16 +91,11 @@ def _verify(root: Path, evidence: TrainingEvidence, base_path: Path, tok_path: P
         problems.append(f"{adapter.path}: not among the recorded adapter files")
     elif (root / adapter.path).is_file() and sha256_file(root / adapter.path) != adapter.sha256:
         problems.append(f"{adapter.path}: sha256 differs from training.adapter.sha256")
-    bm = evidence.base_model
-    _check_files(problems, base_path, {"config.json": bm.config_sha256}, "base model", "config")
-    _check_files(problems, base_path, bm.weight_files, "base model", "weight_files")
-    _check_files(problems, tok_path, bm.tokenizer_files, "base tokenizer", "tokenizer_files")
     if problems:
         raise IntegrityError(
-            "the weights do not match the training evidence: " + "; ".join(problems),
+            "the adapter does not match the training evidence: " + "; ".join(problems),
             path=str(root),
-            fix="restore the files the evidence names, or pass the base model's folder "
-            "(base_model_path) holding exactly the files it was trained from",
+            fix="restore the files the evidence names",
         )
 
 
@@ -113,8 +128,13 @@ def load_trained(
     *,
     device: str = "auto",
     base_model_path: str | os.PathLike[str] | None = None,
+    allow_base_mismatch: bool = False,
 ) -> LoadedModels:
-    """Load what ``evidence/training.json`` describes, after checking every digest."""
+    """Load what ``evidence/training.json`` describes, after checking every digest.
+
+    ``base_model_path``: the base model's folder (default: where training found it). A base
+    whose config, weights or tokenizer differ from the evidence is refused
+    (:class:`BaseModelMismatch`) unless ``allow_base_mismatch``."""
     root = Path(ws_root)
     record_path = root / location("training")
     if not record_path.is_file():
@@ -125,8 +145,20 @@ def load_trained(
         )
     evidence = TrainingEvidence.read(record_path)
     base_path, tok_path = _base_folders(evidence, base_model_path)
-    _verify(root, evidence, base_path, tok_path)
+    _verify_adapter(root, evidence)
     assert evidence.adapter is not None
+    mismatches = _base_problems(evidence, base_path, tok_path)
+    if mismatches and not allow_base_mismatch:
+        raise BaseModelMismatch(
+            f"the base model at {base_path} is not the one training used: " + "; ".join(mismatches),
+            path=str(base_path),
+            field="training.base_model",
+            why="the probes compare the fine-tune with its base model; with another base, "
+            "neither the fine-tuned model nor the comparison is the one trained",
+            fix="pass the folder training used (--base-model; digests in evidence/training.json "
+            "base_model), or --allow-base-mismatch to probe against this one (the probe records "
+            "then state the mismatch)",
+        )
 
     import torch
     from transformers import AutoModelForCausalLM
@@ -166,4 +198,7 @@ def load_trained(
         device=dev,
         evidence=evidence,
         method=evidence.method,
+        base_path=base_path,
+        base_source="argument" if base_model_path is not None else "training_evidence",
+        base_mismatches=tuple(mismatches),
     )

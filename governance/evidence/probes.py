@@ -21,6 +21,22 @@ from finetrail.governance.evidence.base import EvidenceRecord, Frozen
 SHA256 = r"^[0-9a-f]{64}$"
 
 
+class ProbeBaseModel(Frozen):
+    """The base model a probe compared the fine-tune with."""
+
+    name: str | None = Field(default=None, description="base_model.name from the training evidence")
+    path: str = Field(description="the folder loaded")
+    source: Literal["training_evidence", "argument"] = Field(
+        description="training_evidence: the folder training recorded; argument: --base-model"
+    )
+    matches_training: bool = Field(
+        description="its config, weights and tokenizer digests are those training recorded"
+    )
+    mismatches: tuple[str, ...] = Field(
+        default=(), description="what differs (only with --allow-base-mismatch)"
+    )
+
+
 class ProbeSubject(Frozen):
     """The model a probe ran against, by digest."""
 
@@ -28,6 +44,9 @@ class ProbeSubject(Frozen):
     base_weights_sha256: str | None = Field(default=None, pattern=SHA256)
     training_evidence_sha256: str | None = Field(default=None, pattern=SHA256)
     canaries_sha256: str | None = Field(default=None, pattern=SHA256)
+    base_model: ProbeBaseModel | None = Field(
+        default=None, description="the base model used (None: runs without a workspace)"
+    )
 
 
 # -- exposure ---------------------------------------------------------------------------------

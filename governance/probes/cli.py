@@ -104,6 +104,23 @@ def _summary(name: str, record: Any) -> str:
     return ""
 
 
+def _echo_base(run: Any, *, as_json: bool) -> None:
+    """Say which base model the probes compared with (stderr when it differs from training)."""
+    subject = next((getattr(r, "subject", None) for r in run.records.values()), None)
+    base = getattr(subject, "base_model", None)
+    if base is None:
+        return
+    if base.matches_training:
+        if not as_json:
+            click.echo(f"base model: {base.path} (digests match the training evidence)")
+    else:
+        click.echo(
+            f"warning: base model {base.path} differs from the one training used (allowed by "
+            f"--allow-base-mismatch): {'; '.join(base.mismatches)}",
+            err=True,
+        )
+
+
 @click.command("probe")
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.option("--only", default=None, help=f"Comma-separated probes to run: {PROBE_NAMES}.")
@@ -121,6 +138,20 @@ def _summary(name: str, record: Any) -> str:
 )
 @click.option("--text-field", default=None, help="JSONL field holding the text (default: text).")
 @click.option(
+    "--base-model",
+    "base_model",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The base model's folder (default: the one the training evidence names); its digests "
+    "must match the evidence.",
+)
+@click.option(
+    "--allow-base-mismatch",
+    is_flag=True,
+    help="Probe with a base model whose digests differ from the training evidence (the records "
+    "state the mismatch).",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
@@ -137,6 +168,8 @@ def probe_cmd(
     train_data: str | None,
     heldout_data: str | None,
     text_field: str | None,
+    base_model: str | None,
+    allow_base_mismatch: bool,
     config_path: str | None,
     actor: str | None,
     tracking_uri: str | None,
@@ -163,6 +196,8 @@ def probe_cmd(
             actor=actor,
             tracking_uri_arg=tracking_uri,
             progress=progress,
+            base_model=base_model,
+            allow_base_mismatch=allow_base_mismatch,
         )
     finally:
         if isinstance(progress, TqdmProgress):
@@ -180,6 +215,7 @@ def probe_cmd(
             click.echo(f"{name}: skipped ({reason})")
     for warning in run.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _echo_base(run, as_json=as_json)
     return EXIT_OK
 
 

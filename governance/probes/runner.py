@@ -13,7 +13,7 @@ from typing import Any
 
 from finetrail.errors import InputError, IntegrityError
 from finetrail.governance.evidence.base import EvidenceRecord
-from finetrail.governance.evidence.probes import ProbeSubject
+from finetrail.governance.evidence.probes import ProbeBaseModel, ProbeSubject
 from finetrail.governance.evidence.registry import location, probe_location
 from finetrail.governance.io import read_json_strict, sha256_bytes, sha256_file
 from finetrail.governance.probes.canaries import (
@@ -149,10 +149,16 @@ def probe_workspace(
     actor: str | None = None,
     progress: Progress | None = None,
     scanner: PiiScanner | None = None,
-    loader: Callable[[Path], Any] | None = None,
+    loader: Callable[..., Any] | None = None,
     tracking_uri_arg: str | None = None,
+    base_model: str | os.PathLike[str] | None = None,
+    allow_base_mismatch: bool = False,
 ) -> ProbeRun:
-    """Probe a trained workspace: load models, run the probes, write evidence, log metrics."""
+    """Probe a trained workspace: load models, run the probes, write evidence, log metrics.
+
+    ``base_model``: the base model's folder (default: the one the training evidence names); one
+    whose digests differ from the evidence is refused unless ``allow_base_mismatch``. Every
+    record states the base used (``subject.base_model``)."""
     ws = Workspace.open(root)
     actor = default_actor(actor, owner=ws.metadata.owner)
     training = _training(ws)
@@ -185,7 +191,27 @@ def probe_workspace(
         )
     if loader is None:
         loader = trained_model_loader()
-    models: ProbeModels = from_loaded(loader(ws.root))
+    kwargs: dict[str, Any] = {}
+    if base_model is not None:
+        kwargs["base_model_path"] = base_model
+    if allow_base_mismatch:
+        kwargs["allow_base_mismatch"] = True
+    loaded = loader(ws.root, **kwargs)
+    models: ProbeModels = from_loaded(loaded)
+    base_path = getattr(loaded, "base_path", None)
+    if base_path is not None:
+        mismatches = tuple(getattr(loaded, "base_mismatches", ()))
+        subject = subject.model_copy(
+            update={
+                "base_model": ProbeBaseModel(
+                    name=_get(training, "base_model.name"),
+                    path=str(base_path),
+                    source=getattr(loaded, "base_source", "training_evidence"),
+                    matches_training=not mismatches,
+                    mismatches=mismatches,
+                )
+            }
+        )
     ctx = ProbeContext(
         models=models,
         subject=subject,

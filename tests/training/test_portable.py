@@ -14,6 +14,7 @@ from finetrail.errors import InputError, IntegrityError
 from finetrail.governance.workspace import Workspace
 from finetrail.training import train
 from finetrail.training.config import parse_config
+from finetrail.training.loading import BaseModelMismatch
 from finetrail.training.model import base_model_name, fingerprint_base_model
 from tests.support.tiny_training import base_config, tiny_model, write_config
 
@@ -121,5 +122,24 @@ def test_a_trained_workspace_loads_from_another_place(
     (other / "models/tiny/config.json").write_text(
         (other / "models/tiny/config.json").read_text("utf-8") + " ", "utf-8"
     )
-    with pytest.raises(IntegrityError, match=r"config.json: sha256 differs"):
+    with pytest.raises(BaseModelMismatch, match=r"config.json: sha256 differs") as caught:
         load_trained(other / "copied-ws", device="cpu", base_model_path=other / "models/tiny")
+    assert caught.value.exit_code == 2
+    allowed = load_trained(
+        other / "copied-ws",
+        device="cpu",
+        base_model_path=other / "models/tiny",
+        allow_base_mismatch=True,
+    )
+    assert allowed.base_source == "argument"
+    assert allowed.base_mismatches == (
+        f"base model {other / 'models/tiny'}/config.json: sha256 differs from "
+        "training.base_model.config",
+    )
+    # the adapter's own files are integrity, whatever the base
+    adapter_file = other / "copied-ws" / rec.adapter.path
+    adapter_file.write_bytes(adapter_file.read_bytes() + b" ")
+    with pytest.raises(IntegrityError, match=r"the adapter does not match the training evidence"):
+        load_trained(
+            other / "copied-ws", base_model_path=other / "models/tiny", allow_base_mismatch=True
+        )
