@@ -14,6 +14,13 @@ format          files
 ``spdx``        ``spdx.json`` (SPDX 3.0.1, AI and Dataset profiles)
 ==============  ============================================================================
 
+When ``out`` lies under the workspace's ``dossier/`` (the default), the digest of every file written
+there, and the stale datasheets removed, are recorded as one ``report.rendered`` ledger event through
+:meth:`Workspace.append_event` (under the workspace lock, with the writes), so that ``verify``
+(:mod:`finetrail.governance.coverage`) names an edited, deleted or added dossier file. A workspace
+that cannot record (not a workspace, a write refused) still gets its dossier;
+``ReportResult.not_recorded`` says why, and ``verify`` then names the unrecorded files.
+
 The same evidence and the same clock (``FINETRAIL_FIXED_TIME`` / ``SOURCE_DATE_EPOCH``) give
 byte-identical files (the PDF aside, whose bytes depend on WeasyPrint's version).
 """
@@ -36,6 +43,7 @@ from finetrail.reports.model import ReportModel, build_model
 FORMATS: tuple[str, ...] = ("html", "md", "pdf", "cyclonedx", "spdx")
 DEFAULT_FORMATS: tuple[str, ...] = ("html", "md", "cyclonedx", "spdx")
 DOSSIER_DIR = "dossier"
+REPORT_EVENT = "report.rendered"  # governance.coverage.REPORT_EVENT: the digests of the dossier
 
 
 @dataclass
@@ -44,6 +52,8 @@ class ReportResult:
     files: list[Path] = field(default_factory=list)
     model: ReportModel | None = None
     diff: Diff | None = None
+    recorded: bool = False  # the digests are in the ledger (report.rendered)
+    not_recorded: str | None = None  # why not, when out lies in the workspace's dossier/
 
     @property
     def integrity_ok(self) -> bool:
@@ -135,8 +145,11 @@ def render_report(
     out: str | os.PathLike[str] | None = None,
     compare: str | os.PathLike[str] | None = None,
     keyring: str | os.PathLike[str] | None = None,
+    actor: str | None = None,
 ) -> ReportResult:
     """Render the packs and exports of ``workspace``; returns the files written.
+
+    ``actor`` is who the ``report.rendered`` ledger event names (default: the login name).
 
     ``keyring`` is the trusted reviewer keyring (as for the gate); reviews are shown with the
     states the gate gives them.
@@ -149,12 +162,56 @@ def render_report(
         raise InputError("the output path is not a folder", path=str(out_dir), field="--out")
     result = ReportResult(out=out_dir, model=m, diff=change)
     outputs = render_outputs(m, formats=formats, templates=templates, change=change)
+    dossier_root = (Path(workspace) / DOSSIER_DIR).resolve()
+    try:
+        inside = out_dir.resolve() == dossier_root or out_dir.resolve().is_relative_to(dossier_root)
+    except OSError:
+        inside = False
+    if not inside:
+        _write_outputs(out_dir, outputs, result)
+        return result
+    from finetrail.errors import FinetrailError
+    from finetrail.governance.workspace import Workspace, default_actor
+
+    try:
+        ws = Workspace.open(workspace)
+    except FinetrailError as err:
+        result.not_recorded = err.what
+        _write_outputs(out_dir, outputs, result)
+        return result
+    root = ws.root.resolve()
+    try:
+        with ws.transaction():  # the lock: no other command writes between files and digests
+            removed = _write_outputs(out_dir, outputs, result)
+            written = {
+                (out_dir / rel).resolve().relative_to(root).as_posix(): sha256_bytes(data)
+                for rel, data in outputs.items()
+            }
+            ws.append_event(
+                REPORT_EVENT,
+                actor=default_actor(actor, owner=ws.metadata.owner),
+                payload={
+                    "files": written,
+                    "removed": sorted(p.resolve().relative_to(root).as_posix() for p in removed),
+                    "formats": list(formats),
+                },
+            )
+        result.recorded = True
+    except FinetrailError as err:
+        result.not_recorded = err.what
+    return result
+
+
+def _write_outputs(out_dir: Path, outputs: dict[str, bytes], result: ReportResult) -> list[Path]:
+    """Write the rendered files; returns the stale datasheets it removed."""
+    removed: list[Path] = []
     ds_dir = out_dir / "datasheets"
     if ds_dir.is_dir():  # datasheets of datasets no longer in the workspace are stale
         for old in sorted(ds_dir.glob("*.md")):
             if f"datasheets/{old.name}" not in outputs:
                 old.unlink()
+                removed.append(old)
     for rel, data in outputs.items():
         atomic_write_bytes(out_dir / rel, data)
         result.files.append(out_dir / rel)
-    return result
+    return removed

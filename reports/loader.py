@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from finetrail.errors import InputError
+from finetrail.governance.coverage import REPORT_EVENT
 from finetrail.governance.evidence.registry import EVIDENCE_KINDS
 from finetrail.governance.evidence.store import EvidenceSet, LoadedRecord
 from finetrail.governance.evidence.workspace import Manifest, WorkspaceMetadata
@@ -131,6 +132,13 @@ def load_evidence(
 
     scan = scan_ledger(path / LEDGER_NAME) if (path / LEDGER_NAME).exists() else None
     entries = scan.entries if scan else []
+    # A report describes the evidence: the ``report.rendered`` events that reports append after
+    # writing (the dossier's digests, checked by verify) are not part of what they describe, so
+    # that rendering again, and ``report --check``, see the same ledger.
+    rendered_tail = 0
+    while rendered_tail < len(entries) and entries[-1 - rendered_tail].kind == REPORT_EVENT:
+        rendered_tail += 1
+    described = entries[: len(entries) - rendered_tail]
     manifest_obj = Manifest.read(path / MANIFEST_FILE) if (path / MANIFEST_FILE).is_file() else None
     status = review_status(
         root=path,
@@ -167,14 +175,16 @@ def load_evidence(
         manifest_digest = manifest.files_digest()
         files = {k: v.sha256 for k, v in manifest.files.items()}
         files[LEDGER_NAME] = manifest.ledger.head  # the digest of the ledger's anchored last entry
+        if rendered_tail and described and manifest.ledger.head == entries[-1].digest:
+            files[LEDGER_NAME] = described[-1].digest  # the last entry the report describes
     files[WORKSPACE_FILE] = sha256_file(path / WORKSPACE_FILE)
 
-    integrity = IntegrityStatus(ok=False, entries=len(entries), files=len(files), findings=())
+    integrity = IntegrityStatus(ok=False, entries=len(described), files=len(files), findings=())
     if check_integrity:
         report = verify_workspace(path, keyring=keyring)
         integrity = IntegrityStatus(
             ok=report.ok,
-            entries=report.entries,
+            entries=report.entries - rendered_tail,
             files=report.files,
             findings=tuple(
                 scrub(
@@ -185,7 +195,7 @@ def load_evidence(
                         "message": f.message,
                     }
                 )
-                for f in report.findings
+                for f in _described_findings(report.findings, entries[len(described) :])
             ),
         )
 
@@ -200,11 +210,33 @@ def load_evidence(
         reviews=tuple(reviews),
         approvals=status.summary.approvals,
         approvals_keyring_problem=status.keyring_problem,
-        ledger_kinds=tuple(e.kind for e in entries),
+        ledger_kinds=tuple(e.kind for e in described),
         manifest_digest=manifest_digest,
         files=files,
         integrity=integrity,
     )
+
+
+_COUNTED = re.compile(r"^(\d+) of (\d+) (ledger entries|checkpoint\(s\))(.*)$", re.S)
+
+
+def _described_findings(findings: Any, tail: list[Any]) -> list[Any]:
+    """verify's findings as of the state the report describes: the counts of unsigned ledger
+    entries and checkpoints leave out the ``report.rendered`` events the reports appended
+    (one entry and one checkpoint each) and that they do not describe."""
+    unsigned_tail = sum(1 for e in tail if not (e.signature or e.signer))
+    if not unsigned_tail:
+        return list(findings)
+    out = []
+    for f in findings:
+        m = _COUNTED.match(f.message) if f.code == "unsigned" else None
+        if m is None:
+            out.append(f)
+            continue
+        n, total = int(m.group(1)) - unsigned_tail, int(m.group(2)) - unsigned_tail
+        if n > 0:
+            out.append(replace(f, message=f"{n} of {total} {m.group(3)}{m.group(4)}"))
+    return out
 
 
 def _relative(location: str, root: Path) -> str:
