@@ -62,12 +62,20 @@ class VerifyContext:
 def extra_checks() -> tuple[ExtraCheck, ...]:
     """The checks other modules contribute, run after the core checks (imported on first use,
     so that importing :mod:`verify` stays cheap and cycle-free)."""
+    from finetrail.governance.coverage import coverage_checks
     from finetrail.governance.gate.attest import check_attestations
     from finetrail.governance.provenance.lineage import check_datasets
     from finetrail.governance.review.assess import check_reviews
     from finetrail.governance.trust import check_trust
 
-    return (check_manifest_sizes, check_attestations, check_reviews, check_datasets, check_trust)
+    return (
+        check_manifest_sizes,
+        check_attestations,
+        check_reviews,
+        check_datasets,
+        check_trust,
+        *coverage_checks(),
+    )
 
 
 def check_manifest_sizes(root: Path, ctx: VerifyContext) -> list[Finding]:
