@@ -311,11 +311,12 @@ class _Run:
         if self.datasets.validation is not None:
             from finetrail.training.data import encode
 
-            # validation loss: the mean over every token of each record (the loop's evaluate)
-            v_ids, v_mask, _, _ = encode(
+            # validation loss: per record, the mean over the tokens the training loss is taken
+            # on (completion / assistant tokens for those formats), then over records
+            v_ids, v_mask, v_loss, _ = encode(
                 built.tokenizer, self.datasets.validation.records, cfg.data
             )
-            validation = (v_ids, v_mask)
+            validation = (v_ids, v_mask) if v_loss is None else (v_ids, v_mask, v_loss)
         eps_at = None
         privacy = cfg.privacy
         if isinstance(privacy, PrivacyConfig):

@@ -54,24 +54,35 @@ def evaluate(
     method: str,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
+    loss_mask: torch.Tensor | None = None,
     *,
     batch_size: int,
     device: Any,
 ) -> tuple[float, int]:
-    """Mean over records of the per-record mean token loss; and the tokens processed."""
+    """Mean over records of the per-record mean token loss; and the tokens processed.
+
+    With ``loss_mask`` (prompt/completion and chat data) the loss is on the same tokens as the
+    training loss (completion / assistant tokens), and the mean is over the records that keep
+    such a token."""
     was_training = model.training
     model.eval()
-    total, tokens, n = 0.0, 0, input_ids.shape[0]
+    total, tokens, n, counted = 0.0, 0, input_ids.shape[0], 0
     with torch.no_grad():
         for i in range(0, n, batch_size):
             ids, mask = input_ids[i : i + batch_size], attention_mask[i : i + batch_size]
             length = int(mask.sum(1).max())
             ids, mask = ids[:, :length].to(device), mask[:, :length].to(device)
             logits = model(**model_inputs(ids, mask, method)).logits
-            total += float(sequence_loss(logits, ids, mask).sum())
+            target = mask
+            if loss_mask is not None:
+                target = mask * loss_mask[i : i + batch_size, :length].to(device, mask.dtype)
+            per_record = sequence_loss(logits, ids, target)
+            keep = target[:, 1:].sum(1) > 0
+            total += float(per_record[keep].sum())
+            counted += int(keep.sum()) if loss_mask is not None else ids.shape[0]
             tokens += int(mask.sum())
     model.train(was_training)
-    return total / n, tokens
+    return (total / counted if counted else math.nan), tokens
 
 
 def _broadcast(values: list[float], world_size: int, device: Any) -> list[float]:
@@ -146,7 +157,7 @@ def run_loop(
     method: str,
     device: Any,
     state: RunState,
-    validation: tuple[torch.Tensor, torch.Tensor] | None,
+    validation: tuple[torch.Tensor, ...] | None,  # ids, attention mask[, loss mask]
     eval_every: int,
     early_stopping: EarlyStoppingConfig | None,
     rank: int,
