@@ -286,6 +286,45 @@ def augment(
     return out
 
 
+def augment_chat(
+    records: Sequence[dict[str, Any]],
+    canaries: Sequence[Canary],
+    *,
+    seed: int | None,
+    messages_field: str = "messages",
+) -> list[dict[str, Any]]:
+    """Chat-format records (``{"messages": [...]}``) with each included canary's copies inserted
+    at random positions, each copy its own conversation: a user turn drawn from the data's user
+    turns, then the canary text as the assistant's reply (the loss is on assistant tokens, so a
+    canary in any other turn would never be trained on)."""
+    users: list[str] = []
+    for i, r in enumerate(records):
+        messages = r.get(messages_field)
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise InputError(
+                f"record {i + 1} has no list of message objects",
+                field=messages_field,
+                fix="chat canaries go into chat-format data: one {'messages': [...]} per line",
+            )
+        users += [
+            str(m["content"])
+            for m in messages
+            if m.get("role") == "user" and isinstance(m.get("content"), str)
+        ]
+    if not users:
+        raise InputError("the data has no user turn to put before a canary", field=messages_field)
+    rng: random.Random = random.Random(seed) if seed is not None else random.SystemRandom()
+    out = [dict(r) for r in records]
+    for c in canaries:
+        for _ in range(c.copies):
+            turns = [
+                {"role": "user", "content": rng.choice(users)},
+                {"role": "assistant", "content": c.text},
+            ]
+            out.insert(rng.randrange(len(out) + 1), {messages_field: turns})
+    return out
+
+
 def read_jsonl(path: str | os.PathLike[str], *, text_field: str) -> list[dict[str, Any]]:
     """Read a JSONL dataset strictly: every line an object with a string ``text_field``."""
     text = read_text_strict(path)
