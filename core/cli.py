@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import click
 
 from finetrail._version import __version__
+from finetrail.cli_options import describe_arguments
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 from finetrail.textsafe import NeutralStream
 
@@ -84,6 +85,7 @@ def _register_all() -> None:
     known = [c for c in WORKFLOW_ORDER if c in cli.commands]
     rest = sorted(set(cli.commands) - set(known))
     cli.commands = {c: cli.commands[c] for c in (*known, *rest)}
+    describe_arguments(cli)  # one description of WORKSPACE, CONFIG, ... in every --help
 
 
 _register_all()

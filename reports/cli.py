@@ -10,6 +10,27 @@ import click
 
 from finetrail.cli_options import echo_json, json_option, keyring_option, workspace_argument
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK
+from finetrail.extras import require_extra
+
+# What each format imports beyond the core: modules of the reports (and pdf) extras. Every format
+# reads licences as SPDX expressions (license_expression); md needs no chart library.
+_BASE = ("license_expression", "huggingface_hub")
+FORMAT_MODULES: dict[str, dict[str, tuple[str, ...]]] = {
+    "md": {"reports": _BASE},
+    "html": {"reports": (*_BASE, "matplotlib", "networkx")},
+    "cyclonedx": {"reports": (*_BASE, "cyclonedx")},
+    "spdx": {"reports": (*_BASE, "spdx_python_model", "lib4sbom", "jsonschema")},
+    "pdf": {"reports": (*_BASE, "matplotlib", "networkx"), "pdf": ("weasyprint",)},
+}
+
+
+def require_formats(formats: tuple[str, ...], *, command: str) -> None:
+    """The extras the formats need, checked before anything is read (exit 2 naming them)."""
+    need: dict[str, tuple[str, ...]] = {}
+    for f in formats:
+        for extra, mods in FORMAT_MODULES.get(f, {"reports": _BASE}).items():
+            need[extra] = tuple(dict.fromkeys((*need.get(extra, ()), *mods)))
+    require_extra(*need, command=command, modules=need)
 
 
 @click.command("report")
@@ -66,6 +87,10 @@ def report_cmd(
     """
     from finetrail.reports.api import parse_formats, render_report
 
+    require_formats(
+        ("html", "md") if check else parse_formats(formats),
+        command="report --check" if check else "report",
+    )
     if check:
         from finetrail.reports.claims import check_dossier
 
@@ -123,6 +148,7 @@ def report_cmd(
 def diff_cmd(workspace_a: str, workspace_b: str, as_json: bool) -> int:
     """What changed from release WORKSPACE_A to WORKSPACE_B: datasets, DP guarantee, probe and
     audit figures, gate outcomes and coverage."""
+    require_formats(("md",), command="diff")
     from finetrail.reports.api import compare_workspaces
 
     d = compare_workspaces(before=workspace_a, after=workspace_b)

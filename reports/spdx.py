@@ -52,7 +52,12 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
         return f"{base_id}:{local}"
 
     created = datetime.fromisoformat(m.generated)
-    org = s.Organization(_id=sid("provider"), name=str(ws.get("provider") or ws.get("owner")))
+    org = s.Organization(
+        _id=sid("provider"),
+        name=str(
+            ws.get("provider") or ws.get("owner") or "not recorded (finetrail init --provider)"
+        ),
+    )
     tool = s.Tool(_id=sid("tool-finetrail"), name=f"finetrail {__version__}")
     ci = s.CreationInfo(specVersion="3.0.1", created=created, createdBy=[org], createdUsing=[tool])
     org.creationInfo = ci
@@ -158,7 +163,9 @@ def build_spdx(m: ReportModel) -> dict[str, Any]:
             verifiedUsing=sha256(get(t, "adapter.sha256")),
             software_primaryPurpose=s.software_SoftwarePurpose.model,
             ai_typeOfModel=[f"{rel_view.method_label} of a causal language model"],
-            ai_informationAboutApplication=str(ws.get("intended_purpose") or "") or None,
+            # never None (the SPDX model refuses it): an unstated purpose is said to be so
+            ai_informationAboutApplication=str(ws.get("intended_purpose") or "")
+            or "not recorded (finetrail init --purpose)",
             ai_informationAboutTraining=m.dp_statement,
             ai_hyperparameter=entries(
                 {

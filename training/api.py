@@ -222,6 +222,7 @@ class _Run:
             method_config=self.cfg.method.model_dump(mode="json"),
             trainable_parameters=trainable,
             total_parameters=total,
+            base_parameters=built.base_parameters,
             plan=plan,
             state=RunState(),
             adjustments=built.adjustments,

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -62,6 +62,8 @@ class BaseModelParams(Frozen):
     """Everything that determines the built model's bytes (with the software versions)."""
 
     seed: int = 0
+    # llama: the demo's base model; gpt2: a stand-in whose module names differ (c_attn, c_fc)
+    architecture: Literal["llama", "gpt2"] = "llama"
     steps: int = Field(default=450, ge=1)
     batch_size: int = Field(default=16, ge=1)
     learning_rate: float = Field(default=2e-3, gt=0)
@@ -233,6 +235,7 @@ def build_base_model(
     *,
     out_dir: str | os.PathLike[str],
     seed: int = 0,
+    architecture: str = "llama",
     steps: int = 450,
     batch_size: int = 16,
     learning_rate: float = 2e-3,
@@ -259,6 +262,7 @@ def build_base_model(
     try:
         p = BaseModelParams(
             seed=seed,
+            architecture=architecture,  # type: ignore[arg-type]  # validated here
             steps=steps,
             batch_size=batch_size,
             learning_rate=learning_rate,
@@ -322,7 +326,7 @@ def _build_into(
     progress: Callable[[str], None] | None,
 ) -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import GPT2LMHeadModel, LlamaForCausalLM, PreTrainedTokenizerFast
 
     from finetrail.training.synthetic import generic_corpus
 
@@ -337,10 +341,43 @@ def _build_into(
         tokenizer_object=raw, pad_token=PAD_TOKEN, eos_token=EOS_TOKEN
     )
     tokenizer.model_max_length = p.context_length
-    eos_id = raw.token_to_id(EOS_TOKEN)
-    data = _pack([e.ids for e in raw.encode_batch(texts)], eos_id, p.context_length)
+    data = _pack(
+        [e.ids for e in raw.encode_batch(texts)], raw.token_to_id(EOS_TOKEN), p.context_length
+    )
 
-    config = LlamaConfig(
+    config = _model_config(p, raw)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        torch.manual_seed(p.seed)
+        model = (GPT2LMHeadModel if p.architecture == "gpt2" else LlamaForCausalLM)(config)
+        losses, tokens, wall = _pretrain(model, data, p, progress)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    _finish(tmp, p, software, digest, docs, corpus_sha, model, tokenizer, losses, tokens, wall)
+
+
+def _model_config(p: BaseModelParams, raw: Any) -> Any:
+    """The transformers config of the architecture asked for, from the same sizes."""
+    from transformers import GPT2Config, LlamaConfig
+
+    ids = {
+        "pad_token_id": raw.token_to_id(PAD_TOKEN),
+        "eos_token_id": raw.token_to_id(EOS_TOKEN),
+        "bos_token_id": raw.token_to_id(EOS_TOKEN),
+    }
+    if p.architecture == "gpt2":
+        return GPT2Config(
+            vocab_size=raw.get_vocab_size(),
+            n_embd=p.hidden_size,
+            n_inner=p.intermediate_size,
+            n_layer=p.num_layers,
+            n_head=p.num_heads,
+            n_positions=p.context_length,
+            tie_word_embeddings=True,
+            **ids,
+        )
+    return LlamaConfig(
         vocab_size=raw.get_vocab_size(),
         hidden_size=p.hidden_size,
         intermediate_size=p.intermediate_size,
@@ -349,18 +386,26 @@ def _build_into(
         num_key_value_heads=p.num_heads,
         max_position_embeddings=p.context_length,
         tie_word_embeddings=True,
-        pad_token_id=raw.token_to_id(PAD_TOKEN),
-        eos_token_id=eos_id,
-        bos_token_id=eos_id,
+        **ids,
     )
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        torch.manual_seed(p.seed)
-        model = LlamaForCausalLM(config)
-        losses, tokens, wall = _pretrain(model, data, p, progress)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
+
+
+def _finish(
+    tmp: Path,
+    p: BaseModelParams,
+    software: dict[str, str],
+    digest: str,
+    docs: Any,
+    corpus_sha: str,
+    model: Any,
+    tokenizer: Any,
+    losses: list[float],
+    tokens: int,
+    wall: float,
+) -> None:
+    """Save the model and tokenizer with their compute and build records."""
+    import torch
+
     n_params = sum(t.numel() for t in model.parameters())
     from transformers.utils import logging as hf_logging
 

@@ -12,8 +12,9 @@ import sys
 
 import click
 
-from finetrail.cli_options import actor_option, tracking_uri_option
+from finetrail.cli_options import actor_option, tracking_uri_option, workspace_then
 from finetrail.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
+from finetrail.extras import require_extra
 
 
 @click.command("synth")
@@ -67,6 +68,7 @@ def synth_cmd(
 
     domain_pii.jsonl holds the raw PII values per record (restricted test material).
     """
+    require_extra("train", command="synth", modules={"train": ("faker",)})
     from finetrail.training.synthetic import write_synthetic
 
     summary = write_synthetic(
@@ -90,12 +92,20 @@ def synth_cmd(
 
 @click.group("base-model")
 def base_model_group() -> None:
-    """The tiny base model: tokenizer + pretrained Llama-style causal LM, built locally."""
+    """The tiny base model: tokenizer + pretrained causal LM (Llama, or GPT-2), built locally."""
 
 
 @base_model_group.command("build")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed; same seed, same bytes.")
+@click.option(
+    "--architecture",
+    type=click.Choice(["llama", "gpt2"]),
+    default="llama",
+    show_default=True,
+    help="llama: the demo's base model; gpt2: the same sizes as GPT-2 (modules c_attn, c_fc, "
+    "c_proj), a stand-in for a model whose module names differ from Llama's.",
+)
 @click.option(
     "--steps", type=click.IntRange(min=1), default=None, help="Pretraining steps (default 450)."
 )
@@ -104,12 +114,17 @@ def base_model_group() -> None:
 )
 @click.option("--force", is_flag=True, help="Rebuild even when OUT_DIR holds the same build.")
 def base_model_build_cmd(
-    out_dir: str, seed: int, steps: int | None, quick: bool, force: bool
+    out_dir: str, seed: int, architecture: str, steps: int | None, quick: bool, force: bool
 ) -> int:
-    """Train the tokenizer and pretrain the tiny base model into OUT_DIR (cached).
+    """Train the tokenizer and pretrain the tiny base model into OUT_DIR (a new folder; cached).
 
     Load it later with AutoTokenizer / AutoModelForCausalLM.from_pretrained(OUT_DIR).
     """
+    require_extra(
+        "train",
+        command="base-model build",
+        modules={"train": ("torch", "transformers", "tokenizers", "safetensors", "faker")},
+    )
     from finetrail.governance.io import read_json_strict
     from finetrail.training.base_model import (
         COMPUTE_FILE,
@@ -121,7 +136,14 @@ def base_model_build_cmd(
     kwargs = dict(QUICK) if quick else {}
     if steps is not None:
         kwargs["steps"] = steps
-    path = build_base_model(out_dir=out_dir, seed=seed, force=force, progress=click.echo, **kwargs)
+    path = build_base_model(
+        out_dir=out_dir,
+        seed=seed,
+        architecture=architecture,
+        force=force,
+        progress=click.echo,
+        **kwargs,
+    )
     compute = TrainingCompute.model_validate(read_json_strict(path / COMPUTE_FILE))
     click.echo(
         f"base model in {path}: {compute.parameters} parameters, {compute.steps} steps, "
@@ -132,14 +154,7 @@ def base_model_build_cmd(
 
 
 @click.command("train")
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.option(
-    "--workspace",
-    "-w",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The evidence workspace (created with `finetrail init`).",
-)
+@workspace_then("config", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option(
     "--check-dp",
     is_flag=True,
@@ -162,19 +177,20 @@ def base_model_build_cmd(
 @actor_option("trains")
 @tracking_uri_option()
 def train_cmd(
-    config: str,
     workspace: str,
+    config: str,
     check_dp: bool,
     nproc: int,
     progress: bool,
     actor: str | None,
     tracking_uri: str | None,
 ) -> int:
-    """Fine-tune a model as CONFIG (YAML) says and write evidence/training.json.
+    """Fine-tune a model as CONFIG says into WORKSPACE; write evidence/training.json.
 
     The stated epsilon is the PRV accountant's; RDP is recorded beside it. The run is tracked in
     MLflow (sqlite:///WORKSPACE/mlflow.db unless --tracking-uri or MLFLOW_TRACKING_URI is given).
     """
+    require_extra("train", command="train")
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _torchrun(config, workspace, check_dp, nproc, progress, actor, tracking_uri)
     from finetrail.training.api import train
@@ -226,9 +242,8 @@ def _torchrun(
         f"--nproc_per_node={nproc}",
         "-m",
         "finetrail.training.distributed",
-        config,
-        "--workspace",
         workspace,
+        config,
         "--progress" if progress else "--no-progress",
     ]
     if check_dp:

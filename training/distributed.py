@@ -1,10 +1,10 @@
 """Entry point for ``torchrun``: one training process of a distributed (DPDDP) run.
 
-``finetrail train CONFIG --workspace W --nproc N`` starts N of these on this machine. Several
+``finetrail train WORKSPACE CONFIG --nproc N`` starts N of these on this machine. Several
 machines: run the same command on each, with the same config and workspace path (rank 0 writes)::
 
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv_endpoint HOST:29500 \\
-        -m finetrail.training.distributed CONFIG --workspace W [--check-dp]
+        -m finetrail.training.distributed WORKSPACE CONFIG [--check-dp]
 
 Each process reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` from the environment (set by
 torchrun); only rank 0 tracks in MLflow and writes evidence.

@@ -91,7 +91,8 @@ class RunFacts:
     datasets: Datasets
     method_config: dict[str, Any]
     trainable_parameters: int
-    total_parameters: int
+    total_parameters: int  # base model and adapter together (the FLOPs estimate's count)
+    base_parameters: int  # the base model alone
     plan: Plan
     state: RunState
     adjustments: list[str]
@@ -192,7 +193,8 @@ def build_evidence(facts: RunFacts) -> TrainingEvidence:
         method_config=facts.method_config,
         trainable_parameters=facts.trainable_parameters,
         total_parameters=facts.total_parameters,
-        base_model=facts.base.model_copy(update={"parameters": facts.total_parameters}),
+        # the base model's own count: the adapter's parameters are trainable_parameters
+        base_model=facts.base.model_copy(update={"parameters": facts.base_parameters}),
         adapter=facts.adapter,
         datasets=_datasets(facts.datasets),
         dp=_dp(facts),

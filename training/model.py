@@ -53,6 +53,7 @@ class BuiltModel:
     device: Any  # torch.device
     method: str
     adjustments: list[str] = field(default_factory=list)
+    base_parameters: int = 0  # the base model's own parameters (no adapter, no prefix)
 
     def trainable(self) -> list[tuple[str, Any]]:
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
@@ -227,6 +228,7 @@ def build_model(
         )
     model.to(device)  # before PEFT wraps it (opacus#820)
     check_vocabulary(tokenizer, model, config)
+    base_parameters = sum(p.numel() for p in model.parameters())
     method = config.method
     if isinstance(method, LoRAMethodConfig | PrefixMethodConfig | IA3MethodConfig):
         model, note = _apply_peft(model, method)
@@ -235,7 +237,12 @@ def build_model(
         for p in model.parameters():
             p.requires_grad_(True)
     built = BuiltModel(
-        model=model, tokenizer=tokenizer, device=device, method=method.name, adjustments=notes
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        method=method.name,
+        adjustments=notes,
+        base_parameters=base_parameters,
     )
     check_on_device(built)
     from finetrail.training.dp_guards import clear_padding_idx, prepare_for_dp
@@ -286,6 +293,37 @@ def _targets(model: Any, method: LoRAMethodConfig | IA3MethodConfig) -> tuple[An
     return targets, feedforward, [note]
 
 
+def module_names(model: Any) -> list[str]:
+    """The distinct last components of the model's Linear/Conv1D-like module names, sorted
+    (what ``target_modules`` can name), e.g. ``['c_attn', 'c_fc', 'c_proj']`` for GPT-2."""
+    names = set()
+    for name, module in model.named_modules():
+        if not name or any(True for _ in module.children()):
+            continue
+        if hasattr(module, "weight") and getattr(module.weight, "ndim", 0) == 2:
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(n for n in names if not n.isdigit())
+
+
+def _check_targets(model: Any, method: LoRAMethodConfig | IA3MethodConfig, targets: Any) -> None:
+    """Every name in a listed ``target_modules`` must end some module name of the model."""
+    if not isinstance(targets, list | tuple) or not targets:
+        return
+    have = module_names(model)
+    full = [n for n, _ in model.named_modules() if n]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in full)]
+    if missing:
+        raise InputError(
+            f"method.target_modules names {', '.join(map(repr, missing))}, which "
+            f"{type(model).__name__} does not have; its modules are: {', '.join(have)}",
+            field="method.target_modules",
+            why="LoRA and IA3 wrap modules by name, and names differ between architectures "
+            "(Llama: q_proj, v_proj; GPT-2: c_attn)",
+            fix="set method.target_modules to some of the names above, or leave it out for "
+            "finetrail's default for the architecture (docs/models.md)",
+        )
+
+
 def _apply_peft(
     model: Any, method: LoRAMethodConfig | PrefixMethodConfig | IA3MethodConfig
 ) -> tuple[Any, list[str]]:
@@ -297,6 +335,7 @@ def _apply_peft(
     notes: list[str] = []
     if isinstance(method, LoRAMethodConfig):
         targets, _, notes = _targets(model, method)
+        _check_targets(model, method, targets)
         peft_config = LoraConfig(
             task_type=TaskType.CAUSAL_LM,
             r=method.rank,
@@ -317,6 +356,7 @@ def _apply_peft(
         )
     else:
         targets, feedforward, notes = _targets(model, method)
+        _check_targets(model, method, targets)
         peft_config = IA3Config(
             task_type=TaskType.CAUSAL_LM,
             target_modules=targets,

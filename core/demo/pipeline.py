@@ -178,7 +178,7 @@ def _train_config(
     variant: Variant, *, base: Path, train: Path, val: Path, generic: Path, sizes: Sizes, seed: int
 ) -> dict[str, Any]:
     common: dict[str, Any] = {
-        "base_model": {"path": str(base), "name": "finetrail-demo-tiny-gpt2"},
+        "base_model": {"path": str(base), "name": "finetrail-demo-tiny-llama"},
         "data": {
             "train": str(train),
             "validation": str(val),
@@ -357,7 +357,7 @@ def run_demo(
             seed=seed,
         )
         atomic_write_text(config, yaml.safe_dump(cfg, sort_keys=False))
-        _must(run, ["train", config, "--workspace", ws, "--no-progress"])
+        _must(run, ["train", ws, config, "--no-progress"])
         probe_args: list[Any] = ["probe", ws, "--heldout-data", heldout, "--no-progress"]
         if quick:  # fewer prompts, beams and bootstrap resamples: same probes, smaller sample
             probe_cfg = side / "probes.yaml"
@@ -462,7 +462,7 @@ def plant_canaries(
     augmented = side / "finetune+canaries.jsonl"
     _must(run, ["canaries", "plant", ws, "--data", finetune, "--out", augmented,
                 "--m", sizes.canaries, "--seed", seed + 7])  # fmt: skip
-    _must(run, ["data", "register", augmented, "--workspace", ws, "--name", "finetune+canaries",
+    _must(run, ["data", "register", ws, augmented, "--name", "finetune+canaries",
                 "--source", "finetrail canaries plant", "--license", "CC0-1.0",
                 "--collection", "support notes and credit task with planted canaries",
                 "--legal-basis", "synthetic data (no personal data)",
@@ -474,8 +474,6 @@ def plant_canaries(
 
 def _common(ws: Path) -> list[Any]:
     return [
-        "--workspace",
-        ws,
         "--source",
         "synthetic://finetrail-demo (Faker, seed 0)",
         "--license",
@@ -492,6 +490,7 @@ def _register_raw_args(ws: Path, data: Path) -> list[list[Any]]:
         [
             "data",
             "register",
+            ws,
             data / "domain.jsonl",
             *_common(ws),
             "--name",
@@ -505,6 +504,7 @@ def _register_raw_args(ws: Path, data: Path) -> list[list[Any]]:
         [
             "data",
             "register",
+            ws,
             data / "task_train.jsonl",
             *_common(ws),
             "--name",
@@ -518,6 +518,7 @@ def _register_raw_args(ws: Path, data: Path) -> list[list[Any]]:
         [
             "data",
             "register",
+            ws,
             data / "task_eval.jsonl",
             *_common(ws),
             "--name",
@@ -531,9 +532,8 @@ def _register_raw_args(ws: Path, data: Path) -> list[list[Any]]:
         [
             "data",
             "register",
-            data / "generic.jsonl",
-            "--workspace",
             ws,
+            data / "generic.jsonl",
             "--name",
             "generic-corpus",
             *scan,
@@ -561,6 +561,7 @@ def _register_mix_args(
         [
             "data",
             "register",
+            ws,
             validation,
             *_common(ws),
             "--name",
@@ -580,6 +581,7 @@ def _register_mix_args(
         [
             "data",
             "register",
+            ws,
             finetune,
             *_common(ws),
             "--name",
@@ -610,7 +612,9 @@ def _register_mix_args(
     help="Output folder (data, base model, workspaces, dossiers).",
 )
 @click.option("--quick", is_flag=True, help="Small sizes: about a minute or two (CI runs this).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of data, model and runs."
+)
 def demo_cmd(out: str, quick: bool, seed: int) -> int:
     """Run the whole pipeline on synthetic data: train a non-private control and a DP model,
     probe, audit, gate, render both dossiers and the diff, verify."""

@@ -59,7 +59,13 @@ def audit_group() -> None:
     help="The two labels, positive first; scored as ' <label>' after the prompt.",
 )
 @click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples.")
-@click.option("--confidence", type=float, default=0.95, show_default=True)
+@click.option(
+    "--confidence",
+    type=float,
+    default=0.95,
+    show_default=True,
+    help="Confidence level of the bootstrap intervals.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option(
     "--min-group-size",
@@ -101,6 +107,10 @@ def bias_cmd(
     TPR, FPR, FNR with bootstrap intervals; disparities (demographic parity, equalized odds,
     accuracy difference); the change from the base model; counterfactual probes.
     """
+    from finetrail.extras import require_extra
+
+    # with --predictions no model is loaded: the audit extra alone
+    require_extra(*(() if predictions_path else ("train",)), "audit", command="audit bias")
     from finetrail.governance.bias import audit_workspace_bias, make_settings
 
     settings = make_settings(

@@ -387,9 +387,10 @@ def resolve_policy(arg: str) -> Path:
     if os.path.lexists(p):
         read_text_strict(p)  # raises naming why: a directory, a symlink loop, no permission
         raise InputError("not a regular file", path=arg, fix="give a policy file")
-    if _NAME.match(arg):
+    name = arg.removesuffix(".yaml")  # the shipped name, with or without its file suffix
+    if _NAME.match(name):
         for shipped in shipped_policies():
-            if shipped.stem == arg:
+            if shipped.stem == name:
                 return shipped
     names = ", ".join(s.stem for s in shipped_policies())
     raise InputError(

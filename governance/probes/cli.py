@@ -176,7 +176,20 @@ def probe_cmd(
     no_progress: bool,
     as_json: bool,
 ) -> int:
-    """Run memorisation and privacy probes against a trained workspace and write evidence."""
+    """Run memorisation and privacy probes against a trained WORKSPACE and write evidence.
+
+    What each probe needs (a probe that lacks it is skipped and says why; exit 2 when every
+    probe was skipped, and --only makes a probe that cannot run an error):
+
+    \b
+      exposure    canaries planted before training (`finetrail canaries plant`)
+      extraction  the training data (recorded by `canaries plant`, or --train-data)
+      mia         the training data and --heldout-data (records never trained on)
+      dp-audit    at least two planted canaries
+    """
+    from finetrail.extras import require_extra
+
+    require_extra("train", command="probe")
     from finetrail.governance.probes.context import ProbeConfig
     from finetrail.governance.probes.registry import select_probes
     from finetrail.governance.probes.runner import probe_workspace
@@ -216,6 +229,13 @@ def probe_cmd(
     for warning in run.warnings:
         click.echo(f"warning: {warning}", err=True)
     _echo_base(run, as_json=as_json)
+    if not run.records:
+        raise InputError(
+            f"no probe ran: all {len(run.skipped)} were skipped, so no evidence was written",
+            why="each probe needs inputs this workspace or the command line did not give",
+            fix="plant canaries before training (`finetrail canaries plant`) and pass "
+            "--heldout-data; `finetrail probe --help` lists what each probe needs",
+        )
     return EXIT_OK
 
 
@@ -287,7 +307,9 @@ def _int_list(value: str, option: str) -> tuple[int, ...]:
     help="Share of the data held out with --heldout-out.",
 )
 @click.option("--seed", type=int, default=None, help="Seed (default: the OS's randomness).")
-@click.option("--text-field", default="text", show_default=True)
+@click.option(
+    "--text-field", default="text", show_default=True, help="JSONL field holding the text."
+)
 @actor_option("plants the canaries")
 def plant_cmd(
     workspace: str,
@@ -371,7 +393,12 @@ def show_cmd(workspace: str) -> int:
     type=click.IntRange(min=1),
     help="Canaries to plant (each included with probability 1/2).",
 )
-@click.option("--delta", required=True, type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option(
+    "--delta",
+    required=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="The delta of the DP claim the audit tests.",
+)
 @click.option(
     "--repetitions",
     default="1",
@@ -387,7 +414,11 @@ def show_cmd(workspace: str) -> int:
     help="As for `canaries plant` (the ceiling depends on the count, not the design).",
 )
 @click.option(
-    "--confidence", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True)
+    "--confidence",
+    default=0.95,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Confidence of the lower bound on epsilon.",
 )
 @click.option(
     "--selection",
@@ -408,6 +439,9 @@ def plan_cmd(
     claim: float | None,
 ) -> int:
     """Print the dp-audit's ceiling for a canary count and delta, before training."""
+    from finetrail.extras import require_extra
+
+    require_extra("audit", command="canaries plan", modules={"audit": ("numpy", "scipy")})
     from finetrail.governance.probes.dp_audit import (
         DEFAULT_FRACTIONS,
         canaries_needed,

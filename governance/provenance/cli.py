@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from finetrail.cli_options import actor_option
+from finetrail.cli_options import actor_option, workspace_then
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
+from finetrail.extras import require_extra
 
 
 def _scan_config(
@@ -164,14 +165,7 @@ def data_group() -> None:
 
 
 @data_group.command("register")
-@click.argument("path", type=click.Path(dir_okay=False))
-@click.option(
-    "--workspace",
-    "-w",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The evidence workspace.",
-)
+@workspace_then("path", metavar="FILE", type=click.Path(dir_okay=False))
 @click.option("--name", required=True, help="Dataset name.")
 @click.option("--source", required=True, help="Where the data came from (URI).")
 @click.option(
@@ -201,14 +195,20 @@ def data_group() -> None:
 @click.option(
     "--skip-bad-records", is_flag=True, help="Leave bad records out (counted in the evidence)."
 )
-@click.option("--max-record-bytes", type=click.IntRange(1), default=8 << 20, show_default=True)
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(1),
+    default=8 << 20,
+    show_default=True,
+    help="Refuse (or with --skip-bad-records, skip) a record longer than this.",
+)
 @click.option("--scan", is_flag=True, help="Scan the records for PII with Presidio.")
 @_scan_options
 @actor_option("registers")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def register_cmd(
-    path: str,
     workspace: str,
+    path: str,
     name: str,
     source: str,
     license_: str,
@@ -232,7 +232,11 @@ def register_cmd(
     actor: str | None,
     as_json: bool,
 ) -> int:
-    """Register a dataset file (JSONL, CSV, Parquet or text) in a workspace."""
+    """Register a dataset FILE (JSONL, CSV, Parquet or text) in WORKSPACE."""
+    if scan:
+        require_extra(
+            "data", *(("pii-ner",) if spacy_model else ()), command="data register --scan"
+        )
     from finetrail.governance.provenance.api import register_dataset
     from finetrail.governance.provenance.licenses import check_license
 
@@ -284,7 +288,13 @@ def register_cmd(
     type=click.Choice(["jsonl", "csv", "parquet", "text"]),
     help="Override the format.",
 )
-@click.option("--max-record-bytes", type=click.IntRange(1), default=8 << 20, show_default=True)
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(1),
+    default=8 << 20,
+    show_default=True,
+    help="Refuse (or with --skip-bad-records, skip) a record longer than this.",
+)
 def digest_cmd(path: str, fmt: str | None, max_record_bytes: int) -> int:
     """Print a file's SHA-256 and Merkle root without registering it (no JSON validation for line formats)."""
     from finetrail.governance.provenance.formats import DatasetReader, detect_format
@@ -309,7 +319,7 @@ def digest_cmd(path: str, fmt: str | None, max_record_bytes: int) -> int:
 
 @data_group.command("list")
 @click.argument("workspace", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 def list_cmd(workspace: str, as_json: bool) -> int:
     """List the registered datasets."""
     from finetrail.governance.provenance.api import list_datasets
@@ -425,8 +435,13 @@ def check_proof_cmd(proof: str, root: str, record_file: str | None) -> int:
 
 @data_group.command("scan")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "text"]))
-@click.option("--skip-bad-records", is_flag=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet", "text"]),
+    help="Override the format.",
+)
+@click.option("--skip-bad-records", is_flag=True, help="Leave bad records out (counted).")
 @_scan_options
 def scan_cmd(
     path: str,
@@ -439,6 +454,7 @@ def scan_cmd(
     text_fields: tuple[str, ...],
 ) -> int:
     """Scan a file for PII without registering it; prints the summary (masked examples only)."""
+    require_extra("data", command="data scan")
     from finetrail.governance.pii.scan import open_scanner
     from finetrail.governance.provenance.api import text_units
     from finetrail.governance.provenance.formats import DatasetReader, detect_format
@@ -501,6 +517,8 @@ def _read_key(key_env: str | None, key_file: str | None) -> bytes | None:
     type=click.Choice(["replace", "mask", "hash"]),
     default="replace",
     show_default=True,
+    help="replace: an <ENTITY> placeholder; mask: the characters masked; hash: a keyed hash "
+    "(needs --key-env or --key-file).",
 )
 @click.option("--key-env", help="Environment variable holding the key for --operator hash.")
 @click.option(
@@ -540,6 +558,7 @@ def sanitize_cmd(
     (never the values), removes the output and registers nothing. Exit 0 means no engine found
     any; the new record's pii.residual is all zero.
     """
+    require_extra("data", command="data sanitize")
     from finetrail.governance.provenance.api import sanitize_dataset
 
     key = _read_key(key_env, key_file)

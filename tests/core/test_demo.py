@@ -79,9 +79,9 @@ def test_dp_release_states_its_guarantee_and_the_control_states_none(
     assert mechanism["ran"] is True and mechanism["verdict"] == "verified", mechanism["reasons"]
     assert audit["empirical_epsilon_lower_bound"] <= dp["dp"]["epsilon"]
     # The configured base-model name travels from the training config to the evidence and the card.
-    assert control["base_model"]["name"] == dp["base_model"]["name"] == "finetrail-demo-tiny-gpt2"
+    assert control["base_model"]["name"] == dp["base_model"]["name"] == "finetrail-demo-tiny-llama"
     card = (_workspaces(out)[1] / "dossier" / "README.md").read_text()
-    assert "**Finetuned from model:** finetrail-demo-tiny-gpt2 (weights sha256" in card
+    assert "**Finetuned from model:** finetrail-demo-tiny-llama (weights sha256" in card
 
 
 def test_every_evidence_file_round_trips_through_its_record_class(demo: tuple[Path, str]) -> None:

@@ -123,7 +123,7 @@ def test_model_card_parses_with_huggingface_hub(full: Path) -> None:
     ("name", "shown", "hub_id"),
     [
         (None, "llama model 'base-model'", None),
-        ("finetrail-demo-tiny-gpt2", "finetrail-demo-tiny-gpt2", None),
+        ("finetrail-demo-tiny-llama", "finetrail-demo-tiny-llama", None),
         ("Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B"),
     ],
 )
