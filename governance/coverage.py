@@ -272,8 +272,8 @@ def check_mlflow_store(root: Path, ctx: VerifyContext) -> list[Finding]:
             expected[f"{run_rel}/adapter/{rel.removeprefix(ADAPTER_DIR + '/')}"] = recorded.get(
                 rel, set()
             ) | {manifest_files[rel].sha256}
-    training_copy = f"{run_rel}/{TRAINING_RECORD}"
-    optional = {training_copy: recorded.get(TRAINING_RECORD, set())}
+    # training logs its record to the run when it finishes (after the adapter)
+    expected[f"{run_rel}/{TRAINING_RECORD}"] = recorded.get(TRAINING_RECORD, set())
     out: list[Finding] = []
     seen: set[str] = set()
     if store.is_symlink() or (store.exists() and not store.is_dir()):
@@ -298,7 +298,7 @@ def check_mlflow_store(root: Path, ctx: VerifyContext) -> list[Finding]:
                 )
             continue
         seen.add(rel)
-        want = expected.get(rel, optional.get(rel))
+        want = expected.get(rel)
         if want is None:
             out.append(
                 Finding(
