@@ -1,8 +1,10 @@
-"""Datasets of a training run: JSONL files read, hashed, checked against the workspace, tokenised.
+"""Datasets of a training run: JSONL or Parquet files read, hashed, checked against the
+workspace, tokenised.
 
-A dataset is a JSONL file, one JSON object per line: a text field, a prompt and its completion,
-or chat messages (``data.format``; :mod:`finetrail.training.formats`). Its identity is the SHA-256
-of the file's bytes. It counts as *registered* when ``evidence/datasets/<sha256>.json`` exists in
+A dataset is a JSONL file, one JSON object per line, or a Parquet file (``.parquet``/``.pq``),
+one row per record, read by the same reader as ``finetrail data register`` (pyarrow, the
+``data`` extra): a text field, a prompt and its completion, or chat messages (``data.format``;
+:mod:`finetrail.training.formats`). Its identity is the SHA-256 of the file's bytes. It counts as *registered* when ``evidence/datasets/<sha256>.json`` exists in
 the workspace (the provenance layer writes those); ``data.unregistered`` decides whether an
 unregistered dataset is refused (default) or used and flagged in the evidence.
 
@@ -89,11 +91,36 @@ def read_jsonl_texts(
     return sha, tuple(r.text for r in records)
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _parquet_objects(path: Path) -> tuple[str, list[tuple[str, Any]]]:
+    """(sha256 of the bytes, (where, row as JSON-able dict) per row), with the reader of
+    ``finetrail data register``, so a row is the value that command hashes."""
+    try:
+        from finetrail.governance.provenance.formats import DatasetReader
+    except ImportError as exc:  # pragma: no cover - pyarrow ships with the data extra
+        raise InputError(
+            "reading Parquet needs pyarrow", path=str(path), fix="pip install 'finetrail[data]'"
+        ) from exc
+    reader = DatasetReader(path, "parquet")
+    rows = [(f"row {r.line}", r.value) for r in reader]
+    assert reader.sha256 is not None
+    return reader.sha256, rows
+
+
 def read_jsonl_records(
     path: Path, fmt: str, text_field: str = "text", *, limit_errors: int = 5
 ) -> tuple[str, tuple[Record, ...]]:
     """(sha256 of the bytes, the records of format ``fmt``). Raises :class:`InputError` naming
-    the file, the lines and what is wrong with them."""
+    the file, the lines (rows, for Parquet) and what is wrong with them."""
+    if path.suffix.lower() in PARQUET_SUFFIXES and not path.is_dir():
+        if not path.exists():
+            raise InputError(
+                "dataset file not found", path=str(path), fix="check data.* in the config"
+            )
+        sha, rows = _parquet_objects(path)
+        return sha, _parse_all(rows, path, fmt, text_field, limit_errors, "row")
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -106,21 +133,38 @@ def read_jsonl_records(
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = read_text_strict(path)  # raises InputError naming the byte and line
-    records: list[Record] = []
+    objects: list[tuple[str, Any]] = []
     problems: list[str] = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            obj: Any = json.loads(line)
+            objects.append((f"line {n}", json.loads(line)))
         except json.JSONDecodeError as exc:
             problems.append(f"line {n}: malformed JSON ({exc.msg}, column {exc.colno})")
-            continue
+    return sha256_bytes(raw), _parse_all(
+        objects, path, fmt, text_field, limit_errors, "line", problems
+    )
+
+
+def _parse_all(
+    objects: list[tuple[str, Any]],
+    path: Path,
+    fmt: str,
+    text_field: str,
+    limit_errors: int,
+    unit: str,
+    problems: list[str] | None = None,
+) -> tuple[Record, ...]:
+    problems = list(problems or [])
+    records: list[Record] = []
+    for where, obj in objects:
         parsed = parse_record(obj, fmt, text_field)
         if isinstance(parsed, str):
-            problems.append(f"line {n}: {parsed}")
+            problems.append(f"{where}: {parsed}")
             continue
         records.append(parsed)
+    problems.sort(key=lambda p: int(p.split(":", 1)[0].split()[-1]))
     if problems:
         more = len(problems) - limit_errors
         shown = problems[:limit_errors] + ([f"... and {more} more"] if more > 0 else [])
@@ -135,13 +179,13 @@ def read_jsonl_records(
             "invalid dataset: " + "; ".join(shown),
             path=str(path),
             field=text_field if fmt == "text" else "data.format",
-            fix=f"each line must be {expect} (data.format: {fmt})",
+            fix=f"each {unit} must be {expect} (data.format: {fmt})",
         )
     if not records:
         raise InputError(
             "the dataset is empty", path=str(path), fix="a dataset needs at least one record"
         )
-    return sha256_bytes(raw), tuple(records)
+    return tuple(records)
 
 
 def preflight(config: TrainConfig, *, workspace_root: Path, source: str) -> Datasets:
