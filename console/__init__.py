@@ -13,7 +13,22 @@ appends the same review entry ``finetrail review approve`` appends.
 Imports no torch, transformers, presidio or mlflow.
 """
 
-from finetrail.console.app import create_app
-from finetrail.console.store import Store
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Store", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `finetrail.console.cli` is imported by every `finetrail` command, also on a core
+    # install without starlette and SQLAlchemy (the console extra)
+    if name == "create_app":
+        from finetrail.console.app import create_app
+
+        return create_app
+    if name == "Store":
+        from finetrail.console.store import Store
+
+        return Store
+    raise AttributeError(name)
