@@ -261,6 +261,9 @@ def render(results: dict[tuple[str, str, str], Outcome]) -> str:
         "- A tokenizer with more tokens than the model's embedding (`AutoTokenizer` may add a "
         "pad token the model never had) is refused before training instead of failing with "
         "an index error.",
+        "- Prefix tuning, probes: under transformers 5 `generate()` dropped peft's prefix (the "
+        "extraction probe measured the base model, to 2e-7); finetrail passes the prefix as the "
+        "generation cache and checks `generate()` against the forward pass before decoding.",
         "",
     ]
     return "\n".join(lines)
