@@ -69,7 +69,7 @@ def prefix_generation(model: Any) -> Iterator[Any]:
     and drops the prefix. Here the prefix replaces the empty cache at the first step (the model
     then extends it), and later steps keep the cache, which already holds it. Other models pass
     through unchanged."""
-    peft_prepare = getattr(model, "prepare_inputs_for_generation", None)
+    peft_prepare: Any = getattr(model, "prepare_inputs_for_generation", None)
     own = getattr(type(model), "prepare_inputs_for_generation", None)
     # peft's disable_adapter() swaps in the base model's step: then there is no prefix to add
     if not _is_prompt_learning(model) or getattr(peft_prepare, "__func__", None) is not own:
