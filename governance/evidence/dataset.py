@@ -176,6 +176,22 @@ class PiiAccuracy(Frozen):
         return self
 
 
+class ScanExecution(Frozen):
+    """Where a scan ran: on this machine (``local``, ``workers`` processes) or on Spark.
+
+    For Spark, ``inputs_sha256`` is the job's digest of what it scanned: SHA-256 over the
+    partitions' ``(first record, records, SHA-256 of their lines)`` in order, each partition
+    digest recomputed from the file on the driver and found equal before the summary is
+    accepted; ``partitions`` and ``master`` say how it was split and where it ran."""
+
+    engine: Literal["local", "spark"]
+    workers: int | None = Field(default=None, ge=1)
+    master: str | None = None
+    spark_version: str | None = None
+    partitions: int | None = Field(default=None, ge=1)
+    inputs_sha256: str | None = Field(default=None, pattern=SHA256_HEX)
+
+
 class PiiSummary(_Extended):
     """The PII scan of one dataset (Presidio analyzer).
 
@@ -188,7 +204,7 @@ class PiiSummary(_Extended):
     was recorded).
     """
 
-    ADDED_OPTIONAL: ClassVar[tuple[str, ...]] = ("residual_by_engine", "accuracy")
+    ADDED_OPTIONAL: ClassVar[tuple[str, ...]] = ("residual_by_engine", "accuracy", "execution")
 
     records_scanned: int = Field(ge=0)
     texts_scanned: int = Field(ge=0)
@@ -202,6 +218,7 @@ class PiiSummary(_Extended):
     residual_by_engine: dict[str, dict[str, int]] | None = None
     engine: PiiEngineInfo
     accuracy: PiiAccuracy | None = None
+    execution: ScanExecution | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PiiSummary:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing as mp
+import os
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from finetrail.governance.evidence.dataset import PiiExample, PiiSummary
+from finetrail.governance.evidence.dataset import PiiExample, PiiSummary, ScanExecution
 from finetrail.governance.pii.config import ScanConfig
 
 if TYPE_CHECKING:
@@ -235,7 +236,12 @@ class PiiTally:
                     )
                 )
 
-    def summary(self, engine: PiiEngine, residual_for: Sequence[str] | None = None) -> PiiSummary:
+    def summary(
+        self,
+        engine: PiiEngine,
+        residual_for: Sequence[str] | None = None,
+        execution: ScanExecution | None = None,
+    ) -> PiiSummary:
         examples = tuple(e for ent in sorted(self.examples) for e in self.examples[ent])
         residual = None
         if residual_for is not None:
@@ -252,6 +258,7 @@ class PiiTally:
             residual=residual,
             engine=engine.info,
             accuracy=engine.accuracy,
+            execution=execution or ScanExecution(engine="local", workers=engine.config.workers),
         )
 
 
@@ -368,3 +375,28 @@ def scan_texts(texts: Sequence[str], *, config: ScanConfig | None = None) -> lis
         return scanner.map_texts(texts)
     finally:
         scanner.close()
+
+
+def scan_file(
+    path: str | os.PathLike[str],
+    *,
+    config: ScanConfig | None = None,
+    fmt: str = "jsonl",
+    skip_bad: bool = False,
+) -> PiiSummary:
+    """Scan one file on this machine (``workers`` processes): the summary ``data scan`` prints."""
+    from finetrail.governance.provenance.api import text_units
+    from finetrail.governance.provenance.formats import DatasetReader
+
+    config = config or ScanConfig()
+    scanner = open_scanner(config)
+    try:
+        for rec in DatasetReader(path, fmt, skip_bad=skip_bad):
+            units = text_units(rec.value if rec.raw is None else rec.raw, config.text_fields)
+            for _ in scanner.add(rec.index, units):
+                pass
+        for _ in scanner.finish():
+            pass
+    finally:
+        scanner.close()
+    return scanner.tally.summary(scanner.engine)

@@ -63,9 +63,15 @@ def _summary(name: str, record: Any) -> str:
         )
     if name == "membership":
         best = max(record.attacks.items(), key=lambda kv: kv[1].auc)
+        tpr = best[1].tpr_at_1pct_fpr
+        tpr_text = (
+            f"{tpr:.3f}" if tpr is not None else f"not resolvable ({record.nonmembers} non-members)"
+        )
+        blind = record.blind_baseline
         line = (
-            f"max AUC {record.max_auc:.3f} ({best[0]}); TPR at 1% FPR "
-            f"{best[1].tpr_at_1pct_fpr:.3f}; {record.members} members vs {record.nonmembers}"
+            f"max AUC {record.max_auc:.3f} ({best[0]}); TPR at 1% FPR {tpr_text}; "
+            f"{record.members} members vs {record.nonmembers}"
+            + (f"; blind baseline AUC {blind.result.auc:.3f}" if blind is not None else "")
         )
         ex = record.exchangeability
         if ex is None:

@@ -219,3 +219,15 @@ def test_cli_plant_refuses_new_token_on_data_with_its_symbols(
     assert rc == 2
     assert "d.jsonl" in err and "'|'" in err and "Traceback" not in err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_probe_summary_line_states_unresolvable_tpr() -> None:
+    from finetrail.governance.probes.cli import _summary
+    from tests.support.evidence import membership_evidence
+
+    record = membership_evidence(adapter_sha256="a" * 64, members=30)
+    line = _summary("membership", record)
+    assert "TPR at 1% FPR not resolvable (30 non-members)" in line
+    assert "blind baseline AUC 0.500" in line
+    resolved = _summary("membership", membership_evidence(adapter_sha256="a" * 64, members=200))
+    assert "TPR at 1% FPR 0.010" in resolved
