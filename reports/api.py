@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from finetrail.errors import InputError
-from finetrail.governance.io import atomic_write_bytes, sha256_bytes
+from finetrail.governance.io import sha256_bytes
 from finetrail.reports import bom, datasheet, dossier, model_card, render, spdx
 from finetrail.reports.diff import Diff, diff
+from finetrail.reports.files import write_output
 from finetrail.reports.loader import load_evidence
 from finetrail.reports.model import ReportModel, build_model
 
@@ -162,6 +163,7 @@ def render_report(
         raise InputError("the output path is not a folder", path=str(out_dir), field="--out")
     result = ReportResult(out=out_dir, model=m, diff=change)
     outputs = render_outputs(m, formats=formats, templates=templates, change=change)
+    _check_targets(out_dir, outputs)  # before anything is written or recorded
     dossier_root = (Path(workspace) / DOSSIER_DIR).resolve()
     try:
         inside = out_dir.resolve() == dossier_root or out_dir.resolve().is_relative_to(dossier_root)
@@ -202,6 +204,32 @@ def render_report(
     return result
 
 
+def _check_targets(out_dir: Path, outputs: dict[str, bytes]) -> None:
+    """Refuse, before writing anything, a path that is neither absent nor a regular file (a
+    folder, a symlink, a FIFO where a dossier file goes), naming it."""
+    import stat
+
+    folders = {str(Path(r).parent) for r in outputs if "/" in r}
+    for rel in sorted({*outputs, *folders}):
+        p = out_dir / rel
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise InputError(
+                "cannot write the dossier here", path=str(p), why=err.strerror
+            ) from err
+        want_dir = rel in folders
+        if not (stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)):
+            want = "folder" if want_dir else "regular file"
+            raise InputError(
+                f"in the way of the dossier: not a {want} (a symlink, folder, FIFO or device)",
+                path=str(p),
+                fix="remove it and render again",
+            )
+
+
 def _write_outputs(out_dir: Path, outputs: dict[str, bytes], result: ReportResult) -> list[Path]:
     """Write the rendered files; returns the stale datasheets it removed."""
     removed: list[Path] = []
@@ -212,6 +240,6 @@ def _write_outputs(out_dir: Path, outputs: dict[str, bytes], result: ReportResul
                 old.unlink()
                 removed.append(old)
     for rel, data in outputs.items():
-        atomic_write_bytes(out_dir / rel, data)
+        write_output(out_dir / rel, data)  # mode 0644: a report is meant to be read
         result.files.append(out_dir / rel)
     return removed

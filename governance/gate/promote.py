@@ -9,7 +9,8 @@ registered model version (and the only place in the gate package that imports ml
    workspace must not tag the original's store); ``--tracking-uri`` names another store;
 2. the workspace must pass ``verify`` (with ``--trust`` when given) and hold a gate decision whose
    evidence files are unchanged since; otherwise the version is treated as failing: ``candidate``
-   and ``approved`` are taken off it and the command exits 1;
+   and ``approved`` are taken off it and the command exits 1. When the training record itself
+   (which names the store and the version) fails verify, nothing is written anywhere (exit 1);
 3. the latest decision must be signed (an unsigned decision sets no alias, exit 2).
 
 ``--dry-run`` prints the plan and touches nothing.
@@ -25,7 +26,7 @@ from pathlib import Path
 import click
 
 from finetrail.cli_options import tracking_uri_option, trust_option, workspace_argument
-from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
+from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK, FinetrailError, InputError
 from finetrail.governance.gate.mlflow_aliases import (
     RegistryPlan,
     RegistryUpdate,
@@ -35,6 +36,13 @@ from finetrail.governance.gate.mlflow_aliases import (
 )
 
 _NUMBERED = re.compile(r"^(\d+)\.json$")
+TRAINING_RECORD = "evidence/training.json"
+
+
+class PromoteRefused(FinetrailError):
+    """The record that names the store fails verify: exit 1, nothing written."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ def promote(
     root = Path(workspace)
     if not root.is_dir():
         raise InputError("workspace not found", path=str(root))
-    training_file = root / "evidence/training.json"
+    training_file = root / TRAINING_RECORD
     training = read_json_strict(training_file) if os.path.lexists(training_file) else None
     target = registry_target(root, training if isinstance(training, dict) else None, tracking_uri)
     if target is None:
@@ -99,6 +107,17 @@ def promote(
     report = verify_workspace(root, trust=trust_file)
     if not report.ok:
         refused.append(f"the workspace fails `finetrail verify` ({len(report.errors)} problem(s))")
+        bad = [f.message for f in report.errors if f.location == TRAINING_RECORD]
+        if bad:
+            # the record that names the store and version is itself not the recorded one: no
+            # store it names is trusted, so nothing is written anywhere
+            raise PromoteRefused(
+                "refused: the training record is not the one the ledger recorded, so the "
+                "registered model it names is not trusted; nothing was tagged",
+                path=str(training_file),
+                why="; ".join(bad),
+                fix="run `finetrail verify WORKSPACE`; restore the workspace from a good copy",
+            )
     for path, digest in sorted(decision.evidence.items()):
         file = root / path
         now = sha256_file(file) if file.is_file() else None

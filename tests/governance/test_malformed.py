@@ -304,7 +304,7 @@ def _command(case: Case, ws: Path, base: dict[str, Path], policy: Path) -> list[
     if case.command == "policy-lint":
         return ["policy", "lint", str(policy)]
     if case.command == "gate":
-        return ["gate", str(ws), "--policy", str(policy), "--no-registry"]
+        return ["gate", str(ws), "--policy", str(policy)]
     raise AssertionError(case.command)
 
 
@@ -393,3 +393,154 @@ def test_verify_reports_each_malformed_file_without_a_traceback(
 def test_the_table_is_large_enough() -> None:
     runnable = [c for c in CASES if c.corruption != "no-permission" or os.geteuid() != 0]
     assert len(runnable) >= 100, len(runnable)
+
+
+# -- the release commands: `registry promote`, `report`, and `verify` over the dossier and the
+# MLflow store (a release workspace: training evidence naming a registered model, a signed gate
+# decision, a rendered dossier, the run's artifacts on disk) ----------------------------------------
+RUN_ARTIFACTS = "mlflow-artifacts/7/0123456789abcdef/artifacts"
+# content edits that still parse are tampering, not malformed input: verify's exit 1, covered by
+# tests/governance/test_mutations.py
+PARSES = {"unknown-field", "wrong-type"}
+RELEASE_TARGETS: dict[str, tuple[str, ...]] = {
+    "evidence/training.json": ("registry-promote",),
+    "evidence/gate/0001.json": ("registry-promote",),
+    "dossier/index.html": ("report",),
+    "dossier/datasheets": ("report",),
+}
+
+
+def _release_cases() -> list[Case]:
+    out = []
+    for target, commands in RELEASE_TARGETS.items():
+        json_target = target.endswith(".json")
+        names = [*(c for c in JSON_CONTENT if c not in PARSES), *FS_EDGES] if json_target else []
+        if not json_target:
+            # a folder in place of the datasheets folder is no edge (an extra file, verify's)
+            names = [c for c in FS_EDGES if c not in ("no-permission", "directory")]
+            names += ["no-permission"] if target.endswith(".html") else []
+        for corruption in names:
+            for command in commands:
+                out.append(Case(target, corruption, command))
+    return sorted(out, key=lambda c: c.id)
+
+
+RELEASE_CASES = _release_cases()
+
+
+@pytest.fixture(scope="module")
+def release_base(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from finetrail.reports.api import render_report
+    from tests.support.workspaces import build_workspace, contract_kinds, make_key
+
+    contract_kinds()  # every kind of the evidence contract registered with its real class
+    top = tmp_path_factory.mktemp("malformed-release")
+    ws = top / "ws"
+    build_workspace(
+        ws,
+        override={
+            "training": {
+                "mlflow.registered_model": "support-assistant",
+                "mlflow.model_version": "1",
+                "mlflow.run_id": "0123456789abcdef",
+                "mlflow.experiment_id": "7",
+                "mlflow.tracking_uri": f"sqlite:///{ws}/mlflow.db",
+            }
+        },
+    )
+    key = make_key(top / "keys", "ci-gate")[0]
+    gate = ["gate", str(ws), "--policy", "development", "--signing-key", str(key)]
+    assert main(gate) in (0, 1)  # passed or not: a signed decision is recorded
+    assert render_report(workspace=ws, formats=("html", "md")).recorded
+    run = ws / RUN_ARTIFACTS
+    (run / "adapter").mkdir(parents=True)
+    for f in sorted((ws / "artifacts/adapter").iterdir()):
+        (run / "adapter" / f.name).write_bytes(f.read_bytes())
+    (run / "evidence").mkdir()
+    (run / "evidence/training.json").write_bytes((ws / "evidence/training.json").read_bytes())
+    return {"ws": ws, "top": top}
+
+
+def _release_corruption(case: Case, path: Path) -> None:
+    if path.is_dir() and case.corruption in FS_EDGES:  # a folder the command writes into
+        shutil.rmtree(path)
+        path.write_bytes(b"")
+        FS_EDGES[case.corruption](path)
+        return
+    if case.corruption in FS_EDGES:
+        FS_EDGES[case.corruption](path)
+    else:
+        _content(JSON_CONTENT[case.corruption])(path)
+
+
+@pytest.mark.parametrize("case", RELEASE_CASES, ids=[c.id for c in RELEASE_CASES])
+def test_release_commands_refuse_malformed_input(
+    case: Case,
+    release_base: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if case.corruption == "no-permission" and os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    ws = tmp_path / "ws"
+    shutil.copytree(release_base["ws"], ws, symlinks=True)
+    target = ws / case.target
+    _release_corruption(case, target)
+    before = snapshot(ws)
+    argv = (
+        # the store named explicitly: the copy's recorded one is the original's (refused)
+        ["registry", "promote", str(ws), "--dry-run", "--tracking-uri", f"sqlite:///{ws}/mlflow.db"]
+        if case.command == "registry-promote"
+        else ["report", str(ws), "--format", "html,md"]
+    )
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert code == 2, (code, out, err)
+    assert err.startswith("error: "), err
+    assert target.name in err, err
+    assert snapshot(ws) == before, "the workspace changed"
+
+
+VERIFY_RELEASE_TARGETS = (
+    "dossier/index.html",
+    "dossier/coverage.json",
+    f"{RUN_ARTIFACTS}/evidence/training.json",
+    f"{RUN_ARTIFACTS}/adapter/adapter_model.safetensors",
+)
+VERIFY_RELEASE = [(t, c) for t in VERIFY_RELEASE_TARGETS for c in FS_EDGES]
+
+
+@pytest.mark.parametrize(
+    ("target", "corruption"), VERIFY_RELEASE, ids=[f"{t}:{c}" for t, c in VERIFY_RELEASE]
+)
+def test_verify_names_strange_files_in_the_dossier_and_the_store(
+    target: str,
+    corruption: str,
+    release_base: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if corruption == "no-permission" and os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    ws = tmp_path / "ws"
+    shutil.copytree(release_base["ws"], ws, symlinks=True)
+    assert main(["verify", str(ws)]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    FS_EDGES[corruption](ws / target)
+    before = snapshot(ws)
+    code = main(["verify", str(ws)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert code == 1, (code, out, err)
+    assert target in out, out
+    assert snapshot(ws) == before
+
+
+def test_the_release_table_is_large_enough() -> None:
+    runnable = [
+        c for c in (*CASES, *RELEASE_CASES) if c.corruption != "no-permission" or os.geteuid()
+    ]
+    verify = [c for c in VERIFY_RELEASE if c[1] != "no-permission" or os.geteuid()]
+    assert len(RELEASE_CASES) + len(verify) >= 80, (len(RELEASE_CASES), len(verify))
+    assert len(runnable) >= 160, len(runnable)
