@@ -1,4 +1,4 @@
-"""`verify`, `--help` and the package import stay light: no torch, transformers, mlflow, presidio."""
+"""`verify`, `gate` (registry configured), `--help` and the package import stay light: no torch, transformers, mlflow, presidio."""
 
 from __future__ import annotations
 
@@ -49,3 +49,34 @@ def test_verify_command_is_light(sample_workspace) -> None:  # type: ignore[no-u
         f"from finetrail.cli import main\nrc = main(['verify', {str(root)!r}])\nassert rc == 0, rc"
     )
     assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+
+
+def test_gate_with_a_registry_configured_is_light(
+    tmp_path: Path, use_contract_kinds: object
+) -> None:
+    """The training evidence names a registered model in the workspace's own MLflow store: the
+    gate prints what `registry promote` would tag and imports no mlflow (nor anything heavy)."""
+    from tests.support.workspaces import build_workspace
+
+    root = tmp_path / "ws"
+    build_workspace(
+        root,
+        override={
+            "training": {
+                "mlflow.registered_model": "support-assistant",
+                "mlflow.model_version": "3",
+                "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+            }
+        },
+    )
+    loaded = _modules_after(
+        "import contextlib, io\n"
+        "from finetrail.cli import main\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n"
+        f"    rc = main(['gate', {str(root)!r}, '--policy', 'development'])\n"
+        "assert rc == 0, (rc, buf.getvalue())\n"
+        "assert 'would tag support-assistant version 3' in buf.getvalue(), buf.getvalue()\n"
+    )
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+    assert not (root / "mlflow.db").exists()  # nothing written to the store
