@@ -279,6 +279,36 @@ def tokenize(
     return ids, mask
 
 
+def truncated_records(
+    tokenizer: Any, records: list[Record] | tuple[Record, ...], max_length: int
+) -> tuple[int, int]:
+    """(records longer than ``max_length`` tokens, the longest record's tokens), as rendered and
+    tokenised for training."""
+    from finetrail.training.formats import render
+
+    over, longest = 0, 0
+    for record in records:
+        text, _, add_special = render(tokenizer, record)
+        n = len(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        over += n > max_length
+        longest = max(longest, n)
+    return over, longest
+
+
+def truncation_note(
+    tokenizer: Any, records: list[Record] | tuple[Record, ...], max_length: int
+) -> str | None:
+    """The evidence sentence stating how many records ``data.max_length`` truncated, or None."""
+    over, longest = truncated_records(tokenizer, records, max_length)
+    if not over:
+        return None
+    return (
+        f"{over} of {len(records)} record(s) exceed data.max_length {max_length} tokens (the "
+        f"longest has {longest}) and were truncated to it: their later tokens are never "
+        "trained on"
+    )
+
+
 def encode(
     tokenizer: Any, records: list[Record] | tuple[Record, ...], data: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[str]]:
@@ -286,13 +316,14 @@ def encode(
     token, sentences for the evidence). Plain text goes through :func:`tokenize` unchanged."""
     from finetrail.training.formats import encode_records, rendering_note
 
+    cut = truncation_note(tokenizer, records, data.max_length)
     if all(r.format == "text" for r in records):
         ids, mask = tokenize(tokenizer, [r.text for r in records], data.max_length)
-        return ids, mask, None, []
+        return ids, mask, None, [cut] if cut else []
     ids, mask, loss, empty = encode_records(
         tokenizer, records, data.max_length, loss_on=data.loss_tokens
     )
-    notes = [n for n in [rendering_note(tokenizer, records, data.loss_tokens)] if n]
+    notes = [n for n in [rendering_note(tokenizer, records, data.loss_tokens), cut] if n]
     if empty:
         notes.append(
             f"{empty} record(s) keep no loss token within data.max_length {data.max_length}: "

@@ -199,6 +199,8 @@ def test_records_truncated_before_their_completion_are_stated(tokenizer: Any) ->
     assert notes == [
         "prompt/completion records, the completion appended to the prompt; loss on the "
         "completion tokens only",
+        "1 of 2 record(s) exceed data.max_length 6 tokens (the longest has 28) and were "
+        "truncated to it: their later tokens are never trained on",
         "1 record(s) keep no loss token within data.max_length 6: they are sampled and "
         "accounted but contribute a zero gradient",
     ]
