@@ -2,8 +2,10 @@
 
 Self-contained means no external request of any kind: CSS is inlined, charts are inline SVG, a
 Content-Security-Policy forbids scripts and any fetch, and no template references a URL. The PDF
-is WeasyPrint's rendering of the same HTML with its print stylesheet; WeasyPrint is imported only
-when a PDF is asked for, and its URL fetcher refuses every URL.
+is WeasyPrint's rendering of the same HTML with its print stylesheet (a running header with the
+model, version and short manifest digest; "Page N of M"), tagged as PDF/UA-1 where the installed
+WeasyPrint supports it; WeasyPrint is imported only when a PDF is asked for, and its URL fetcher
+refuses every URL.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from finetrail.reports.diff import Diff
 from finetrail.reports.model import ReportModel
 from finetrail.reports.render import render
 
+PDF_VARIANT = "pdf/ua-1"  # tagged, for screen readers (ISO 14289-1)
 PDF_PACKAGES = "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core"
 
 
@@ -60,5 +63,17 @@ def render_pdf(html: str) -> bytes:
             fix=f"on Debian: `apt-get install {PDF_PACKAGES}`; or leave pdf out of --format",
         ) from exc
     doc = weasyprint.HTML(string=html, base_url=None, url_fetcher=_refuse_fetch)
-    pdf: bytes = doc.write_pdf(pdf_identifier=b"finetrail-dossier", uncompressed_pdf=False)
+    pdf: bytes = doc.write_pdf(
+        pdf_identifier=b"finetrail-dossier", uncompressed_pdf=False, **pdf_options(weasyprint)
+    )
     return pdf
+
+
+def pdf_options(weasyprint: Any) -> dict[str, Any]:
+    """Tagged PDF (PDF/UA-1: structure tags, language, title) where this WeasyPrint offers it
+    (``pdf_variant="pdf/ua-1"``, WeasyPrint 59 and later); an untagged PDF otherwise."""
+    try:
+        from weasyprint.pdf import VARIANTS
+    except ImportError:  # older WeasyPrint: no variants at all
+        return {}
+    return {"pdf_variant": PDF_VARIANT} if PDF_VARIANT in VARIANTS else {}

@@ -6,6 +6,7 @@ never promises: no template calls a model private or fair.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,52 @@ def dp_statement(training: dict[str, Any] | None, dp_audit: dict[str, Any] | Non
 class Verdict:
     status: str  # "passed", "blocked", "stale", "not gated", "integrity failed"
     headline: str
-    css: str
+    css: str  # "ok" only when the gate passed with no warning and the sign-off is not missing
+    warnings: tuple[dict[str, Any], ...] = ()  # non-blocking rules that did not pass
+    # approvals required / present / missing, as the latest gate counted them
+    signoff_state: str = "unknown"  # complete, missing, not required, unknown
+    signoff_detail: str = "no gate decision recorded"
+    signoff_css: str = "warn"
+
+    @property
+    def signoff(self) -> str:
+        return f"sign-off {self.signoff_state}: {self.signoff_detail}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def gate_warnings(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rules of ``gate`` that did not pass but do not block (severity ``warning``)."""
+    return [r for r in gate_rules(gate) if r["passed"] is not True and r["severity"] == "warning"]
+
+
+def signoff(ev: Evidence) -> tuple[str, str, str]:
+    """The sign-off status of the latest gate decision as (state, detail, css): whether its policy
+    requires approvals, the approvals the gate counted from the review evidence, and what is
+    missing. ``state`` is ``complete``, ``missing``, ``not required`` or ``unknown``."""
+    if not ev.gates:
+        return "unknown", "no gate decision recorded", "warn"
+    state = ev.gates[-1].get("approvals")
+    now = f"{_plural(ev.approvals, 'current approval')} in the review evidence"
+    if not isinstance(state, dict) or not isinstance(state.get("required"), bool):
+        return "unknown", f"the gate decision does not record its approvals ({now})", "warn"
+    if not state["required"]:
+        return "not required", f"the policy asks for no approvals ({now})", "ok"
+    approvers = [str(a) for a in state.get("approvers") or []]
+    rule = next((r for r in gate_rules(ev.gates[-1]) if r["id"] == "approvals"), None)
+    wanted = re.match(r"(\d+) current signed approval", str(rule["title"])) if rule else None
+    detail = f"{len(approvers)} present" + (f" ({', '.join(approvers)})" if approvers else "")
+    if wanted:
+        need = int(wanted.group(1))
+        detail = f"{need} required, {detail}, {max(0, need - len(approvers))} missing"
+    else:
+        detail = f"required (count not recorded in the decision), {detail}"
+    if state.get("satisfied") is True:
+        return "complete", detail, "ok"
+    problems = [str(p) for p in state.get("problems") or []]
+    return "missing", detail + (f"; {'; '.join(problems)}" if problems else ""), "bad"
 
 
 def verdict(ev: Evidence) -> Verdict:
@@ -111,6 +157,8 @@ def verdict(ev: Evidence) -> Verdict:
         )
     last = ev.gates[-1]
     policy = f"policy {last.get('policy_id', 'n/a')}"
+    warnings = tuple(gate_warnings(last))
+    sign_state, sign, sign_css = signoff(ev)
     current = gate_view(ev)
     if not current.current:
         was = "passed" if last.get("passed") is True else "failed"
@@ -119,12 +167,49 @@ def verdict(ev: Evidence) -> Verdict:
             f"The last gate decision ({policy}, {was}) no longer describes the evidence "
             f"({current.stale_reason}): run `finetrail gate` again.",
             "bad",
+            warnings,
+            sign_state,
+            sign,
+            sign_css,
         )
     if last.get("passed") is True:
-        return Verdict("passed", f"The release gate passed ({policy}).", "ok")
-    failed = [str(r["id"]) for r in gate_rules(last) if r["passed"] is not True]
+        if warnings:
+            return Verdict(
+                "passed",
+                f"The release gate passed with {_plural(len(warnings), 'warning')} ({policy}; "
+                f"not passed: {', '.join(str(w['id']) for w in warnings)}).",
+                "warn",
+                warnings,
+                sign_state,
+                sign,
+                sign_css,
+            )
+        css = "ok" if sign_css == "ok" else "warn"
+        return Verdict(
+            "passed",
+            f"The release gate passed ({policy}).",
+            css,
+            warnings,
+            sign_state,
+            sign,
+            sign_css,
+        )
+    failed = [
+        str(r["id"])
+        for r in gate_rules(last)
+        if r["passed"] is not True and r["severity"] != "warning"
+    ]
     why = f"; failed rules: {', '.join(failed)}" if failed else ""
-    return Verdict("blocked", f"The release gate failed ({policy}{why}): release blocked.", "bad")
+    also = f", and {_plural(len(warnings), 'warning')}" if warnings else ""
+    return Verdict(
+        "blocked",
+        f"The release gate failed ({policy}{why}{also}): release blocked.",
+        "bad",
+        warnings,
+        sign_state,
+        sign,
+        sign_css,
+    )
 
 
 def gate_rules(gate: dict[str, Any]) -> list[dict[str, Any]]:
@@ -148,6 +233,11 @@ def gate_rules(gate: dict[str, Any]) -> list[dict[str, Any]]:
                     "path": o.get("path") or "",
                     "value": measured[0] if len(measured) == 1 else (measured or None),
                     "message": o.get("message") or "",
+                    "title": o.get("title") or "",
+                    "severity": o.get("severity") or "not recorded",
+                    "outcome": outcome if isinstance(outcome, str) else "not recorded",
+                    "op": o.get("op"),
+                    "threshold": o.get("threshold"),
                 }
             )
         return out
@@ -166,10 +256,31 @@ def gate_rules(gate: dict[str, Any]) -> list[dict[str, Any]]:
                         "path": it.get("path", ""),
                         "value": it.get("value", it.get("actual")),
                         "message": it.get("message") or it.get("why") or it.get("reason") or "",
+                        "title": it.get("title") or "",
+                        "severity": it.get("severity") or "not recorded",
+                        "outcome": "pass"
+                        if passed is True
+                        else "fail"
+                        if passed is False
+                        else "not recorded",
+                        "op": it.get("op"),
+                        "threshold": it.get("threshold"),
                     }
                 )
             return out
     return []
+
+
+def rules_worst_first(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Blocking failures first, then warnings, then rules without a result, then the rest (each
+    group in the policy's order)."""
+
+    def rank(r: dict[str, Any]) -> int:
+        if r["passed"] is False:
+            return 1 if r["severity"] == "warning" else 0
+        return 2 if r["passed"] is None else 3
+
+    return sorted(rules, key=rank)
 
 
 def review_view(r: dict[str, Any]) -> dict[str, Any]:
@@ -291,8 +402,11 @@ def summaries(ev: Evidence) -> dict[str, str]:
         )
     if ev.gates:
         g = ev.gates[-1]
+        n_warn = len(gate_warnings(g))
         out["gate"] = (
-            f"gate {'passed' if g.get('passed') is True else 'failed'} ({g.get('policy_id')})"
+            f"gate {'passed' if g.get('passed') is True else 'failed'}"
+            + (f" with {_plural(n_warn, 'warning')}" if n_warn else "")
+            + f" ({g.get('policy_id')}); sign-off {': '.join(signoff(ev)[:2])}"
             + ("" if gate_view(ev).current else "; stale: the evidence changed since")
         )
     if ev.reviews:
@@ -354,7 +468,7 @@ def build_model(ev: Evidence, *, generated: str | None = None) -> ReportModel:
         nist.gai_set(),
     ]
     reviews = tuple(review_view(r) for r in ev.reviews)
-    gates = tuple({**g, "rules": gate_rules(g)} for g in ev.gates)
+    gates = tuple({**g, "rules": rules_worst_first(gate_rules(g))} for g in ev.gates)
     release = build_release(ev)
     roles = dataset_roles(release)
     return ReportModel(

@@ -21,9 +21,30 @@ def test_missing_weasyprint_is_exit_2_with_the_fix(
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint -> ImportError
     code, _, err = report(["report", str(root), "--format", "pdf"])
     assert code == 2
-    assert "PDF export needs WeasyPrint" in err
-    assert "apt-get install libpango-1.0-0" in err
+    assert "needs the 'pdf' extra, which is not installed (missing: weasyprint (pdf))" in err
+    assert "pip install 'finetrail[pdf]'" in err
     assert not (root / "dossier" / "dossier.pdf").exists()
+
+
+def test_missing_system_libraries_name_the_debian_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from finetrail.errors import DependencyMissing
+    from finetrail.reports import dossier
+
+    real_import = builtins.__import__
+
+    def no_pango(name: str, *args: object, **kwargs: object) -> object:
+        if name == "weasyprint":
+            raise OSError("cannot load library 'libpango-1.0-0'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delitem(sys.modules, "weasyprint", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_pango)
+    with pytest.raises(DependencyMissing) as exc:
+        dossier.render_pdf("<html></html>")
+    assert "system libraries (Pango, HarfBuzz), which are missing" in exc.value.diagnostics()
+    assert "apt-get install libpango-1.0-0" in exc.value.diagnostics()
 
 
 @pytest.mark.slow
@@ -48,3 +69,30 @@ def test_pdf_is_rendered_from_the_dossier(tmp_path: Path) -> None:
         pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
         assert pages >= 5
         assert "Dossier: support-assistant 1.0.0" in info
+        assert re.search(r"^Tagged:\s+yes", info, re.M), info  # PDF/UA-1: a tagged PDF
+    if shutil.which("pdftotext"):
+        _assert_page_furniture(root / "dossier" / "dossier.pdf")
+
+
+def _page_texts(pdf: Path) -> list[str]:
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return text.split("\f")[:-1]  # one form feed after each page
+
+
+def _assert_page_furniture(pdf: Path) -> None:
+    """Every page carries the running header (model, version, short manifest digest) and
+    "Page i of N"; the rule table's headers and severities are whole words."""
+    pages = _page_texts(pdf)
+    full = re.search(r"manifest digest\s+([0-9a-f]{64})", " ".join(pages[0].split()))
+    assert full, pages[0][:600]
+    assert len(pages) >= 5
+    for i, page in enumerate(pages, start=1):
+        assert f"Page {i} of {len(pages)}" in page, (i, page[-300:])
+        head = page.strip().splitlines()[0]
+        assert "support-assistant 1.0.0 · compliance dossier · manifest " in head, head
+        assert f"manifest {full.group(1)[:12]}..." in head, head
+    first = pages[0]
+    assert re.search(r"Rule\s+Severity\s+Result\s+Evidence path\s+Value\s+Why", first), first
+    assert "blocking" in first and "blockin\n" not in first

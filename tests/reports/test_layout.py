@@ -1,0 +1,180 @@
+"""The verdict layout: what the banner, the rule table, the model card and the charts say when a
+gate passed with warnings, a sign-off is missing, or a figure did not change; report file modes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetrail.governance.workspace import Workspace
+from tests.support.evidence import gate_decision, write_records
+from tests.support.sample_release import ACTOR, build_fixed, report
+
+ADAPTER_A = hashlib.sha256(b"adapter-a").hexdigest()  # the adapter build() records for variant a
+PASS = {"outcome": "pass", "severity": "error"}
+
+
+def _rule(rule: str, path: str, value: Any, message: str, **kw: Any) -> dict[str, Any]:
+    return {"rule": rule, "path": path, "value": value, "message": message, **PASS, **kw}
+
+
+def _gated(root: Path, outcomes: list[dict[str, Any]], approvals: dict[str, Any]) -> Path:
+    """The sample release without its gate and reviews, and then this gate decision."""
+    build_fixed(root, kinds=("datasets", "training", "probes", "bias"))
+    ws = Workspace.open(root)
+    decision = gate_decision(
+        adapter_sha256=ADAPTER_A,
+        policy_id="eu-ai-act-high-risk",
+        outcomes=outcomes,
+        changes={"approvals": approvals},
+    )
+    write_records(ws, {"evidence/gate/0001.json": decision}, actor=ACTOR)
+    return root
+
+
+WARNED = [
+    _rule(
+        "approvals",
+        "reviews",
+        0,
+        "no current approval (1 needed)",
+        title="1 current signed approval(s)",
+        outcome="fail",
+        severity="warning",
+        reason="approvals",
+    ),
+    _rule("dp-epsilon-max", "training.dp.epsilon", 8.0, "training.dp.epsilon = 8; required <= 8"),
+    _rule(
+        "bias-dpd-ci-max",
+        "bias.disparities.demographic_parity_difference.ci_high",
+        0.08,
+        "ci_high = 0.08; recommended <= 0.05",
+        outcome="fail",
+        severity="warning",
+        op="<=",
+        threshold=0.05,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def warned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = _gated(
+        tmp_path_factory.mktemp("layout") / "ws",
+        WARNED,
+        {"required": True, "satisfied": False, "problems": ["no current approval (1 needed)"]},
+    )
+    code, _, err = report(["report", str(root), "--format", "html,md"])
+    assert code == 0, err
+    return root / "dossier"
+
+
+def _banner(html: str) -> str:
+    m = re.search(r'<div class="verdict ([a-z]+)" data-verdict="([^"]+)".*?</div>', html, re.S)
+    assert m, "no verdict banner"
+    return m.group(0)
+
+
+def test_a_pass_with_warnings_and_a_missing_sign_off_is_not_a_green_banner(warned: Path) -> None:
+    html = (warned / "index.html").read_text()
+    banner = _banner(html)
+    assert banner.startswith('<div class="verdict warn" data-verdict="passed"')
+    assert "The release gate passed with 2 warnings (policy eu-ai-act-high-risk" in banner
+    assert 'data-signoff="missing"' in banner
+    assert "Sign-off missing: 1 required, 0 present, 1 missing" in banner
+    assert "no current approval (1 needed)" in banner
+
+
+def test_the_warnings_are_listed_before_the_rule_table(warned: Path) -> None:
+    html = (warned / "index.html").read_text()
+    section = html[html.index('<section id="verdict">') : html.index("</section>")]
+    listed = section.index("Warnings (2)")
+    table = section.index('<table class="fixed rules">')
+    assert listed < table
+    assert section.index("approvals</span>", listed) < table
+    assert section.index("bias-dpd-ci-max</span>", listed) < table
+
+
+def test_the_rule_table_has_a_severity_column_and_lists_worst_first(warned: Path) -> None:
+    html = (warned / "index.html").read_text()
+    head = re.search(r'<table class="fixed rules">.*?</thead>', html, re.S)
+    assert head and "<th>Severity</th>" in head.group(0)
+    rows = re.findall(
+        r'<tr><td class="mono">([^<]+)</td><td class="sev">([^<]+)</td><td>(.*?)</td>', html
+    )
+    assert [(r[0], r[1]) for r in rows] == [
+        ("approvals", "warning"),
+        ("bias-dpd-ci-max", "warning"),
+        ("dp-epsilon-max", "blocking"),
+    ]
+    assert ">warn</span>" in rows[0][2] and ">pass</span>" in rows[2][2]
+
+
+def test_the_model_card_gate_line_states_the_sign_off(warned: Path) -> None:
+    card = (warned / "README.md").read_text()
+    summary = card[card.index("#### Summary") : card.index("## Environmental Impact")]
+    assert "The release gate passed with 2 warnings" in summary
+    assert (
+        "Sign-off missing: 1 required, 0 present, 1 missing; no current approval (1 needed)."
+        in (summary)
+    )
+    assert "- approvals: no current approval (1 needed)" in summary
+    assert "- bias-dpd-ci-max: ci\\_high" not in summary  # no stray escaping of plain text
+    assert "- bias-dpd-ci-max: ci_high = 0.08; recommended <= 0.05" in summary.replace("&lt;", "<")
+
+
+def test_a_clean_pass_with_its_sign_off_is_green(tmp_path: Path) -> None:
+    root = _gated(
+        tmp_path / "ws",
+        [
+            _rule(
+                "approvals",
+                "reviews",
+                1,
+                "approved by dpo (privacy)",
+                title="1 current signed approval(s)",
+                reason="ok",
+            ),
+            _rule("dp-epsilon-max", "training.dp.epsilon", 8.0, "training.dp.epsilon = 8"),
+        ],
+        {"required": True, "satisfied": True, "approvers": ["dpo (privacy)"]},
+    )
+    code, _, err = report(["report", str(root), "--format", "html,md"])
+    assert code == 0, err
+    banner = _banner((root / "dossier" / "index.html").read_text())
+    assert banner.startswith('<div class="verdict ok" data-verdict="passed"')
+    assert "The release gate passed (policy eu-ai-act-high-risk)." in banner
+    assert "Sign-off complete: 1 required, 1 present (dpo (privacy)), 0 missing" in banner
+    card = (root / "dossier" / "README.md").read_text()
+    assert "Sign-off complete: 1 required, 1 present (dpo (privacy)), 0 missing." in card
+
+
+def test_a_blocked_gate_names_its_failures_and_counts_its_warnings(tmp_path: Path) -> None:
+    outcomes = [
+        *WARNED,
+        _rule("mia-auc-max", "probes.membership.max_auc", 0.7, "0.7 > 0.6", outcome="fail"),
+    ]
+    root = _gated(tmp_path / "ws", outcomes, {"required": True, "satisfied": False})
+    code, _, err = report(["report", str(root), "--format", "html"])
+    assert code == 0, err
+    banner = _banner((root / "dossier" / "index.html").read_text())
+    assert banner.startswith('<div class="verdict bad" data-verdict="blocked"')
+    assert "failed rules: mia-auc-max, and 2 warnings): release blocked." in banner
+
+
+def test_report_files_are_0644(warned: Path) -> None:
+    files = [p for p in warned.rglob("*") if p.is_file()]
+    assert {"index.html", "README.md", "coverage.json"} <= {p.name for p in files}
+    modes = {p.relative_to(warned).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in files}
+    assert modes == dict.fromkeys(modes, 0o644)
+
+
+def test_keys_stay_0600(tmp_path: Path) -> None:
+    code, _, err = report(["keys", "generate", "--reviewer", "carol", "--out", str(tmp_path)])
+    assert code == 0, err
+    assert stat.S_IMODE((tmp_path / "carol.key").stat().st_mode) == 0o600
