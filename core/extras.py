@@ -43,6 +43,8 @@ EXTRA_MODULES: Mapping[str, tuple[str, ...]] = {
         "huggingface_hub",
     ),
     "pdf": ("weasyprint",),
+    "spark": ("pyspark",),
+    "team": ("psycopg", "boto3"),
 }
 
 

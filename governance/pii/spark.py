@@ -68,8 +68,14 @@ def spark_session(master: str = DEFAULT_MASTER, *, app: str = "finetrail-pii") -
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    builder = SparkSession.builder.master(master)
+    if master.startswith("local"):  # a local run binds to loopback only, never an interface
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
     return (
-        SparkSession.builder.master(master)
+        builder
         .appName(app)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

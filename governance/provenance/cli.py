@@ -76,6 +76,33 @@ def _scan_options(func: Any) -> Any:
     return func
 
 
+def _engine_options(func: Any) -> Any:
+    func = click.option(
+        "--spark-master",
+        default="local[2]",
+        show_default=True,
+        help="Spark master URL for --engine spark (or the active session's).",
+    )(func)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "spark"]),
+        default="local",
+        show_default=True,
+        help="Where the PII scan runs: this machine's processes, or Spark (JSONL and text files; "
+        "needs finetrail[spark] and Java). Both give the same summary.",
+    )(func)
+
+
+def _spark_summary(path: str, fmt: str | None, config: Any, master: str, skip_bad: bool) -> Any:
+    require_extra("spark", command="--engine spark")
+    from finetrail.governance.pii.spark import scan_file_spark
+    from finetrail.governance.provenance.formats import detect_format
+
+    return scan_file_spark(
+        path, config=config, fmt=detect_format(path, fmt), master=master, skip_bad=skip_bad
+    ).summary
+
+
 def _parse_splits(values: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in values:
@@ -204,6 +231,7 @@ def data_group() -> None:
 )
 @click.option("--scan", is_flag=True, help="Scan the records for PII with Presidio.")
 @_scan_options
+@_engine_options
 @actor_option("registers")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def register_cmd(
@@ -229,6 +257,8 @@ def register_cmd(
     spacy_model: str | None,
     workers: int | None,
     text_fields: tuple[str, ...],
+    engine: str,
+    spark_master: str,
     actor: str | None,
     as_json: bool,
 ) -> int:
@@ -251,6 +281,17 @@ def register_cmd(
             fix="add --scan, or leave out --ner",
         )
     config = _scan_config(scan_config, score_threshold, spacy_model, workers, text_fields)
+    if engine == "spark" and not scan:
+        raise InputError(
+            "--engine spark is given without --scan: nothing would be scanned",
+            field="engine",
+            fix="add --scan, or leave out --engine",
+        )
+    spark_summary = (
+        _spark_summary(path, fmt, config, spark_master, skip_bad_records)
+        if scan and engine == "spark"
+        else None
+    )
     record = register_dataset(
         workspace=workspace,
         path=path,
@@ -268,7 +309,8 @@ def register_cmd(
         format=fmt,
         skip_bad_records=skip_bad_records,
         max_record_bytes=max_record_bytes,
-        scan=scan,
+        scan=scan and spark_summary is None,
+        pii_summary=spark_summary,
         scan_config=config,
         actor=actor,
     )
@@ -443,6 +485,7 @@ def check_proof_cmd(proof: str, root: str, record_file: str | None) -> int:
 )
 @click.option("--skip-bad-records", is_flag=True, help="Leave bad records out (counted).")
 @_scan_options
+@_engine_options
 def scan_cmd(
     path: str,
     fmt: str | None,
@@ -452,27 +495,21 @@ def scan_cmd(
     spacy_model: str | None,
     workers: int | None,
     text_fields: tuple[str, ...],
+    engine: str,
+    spark_master: str,
 ) -> int:
     """Scan a file for PII without registering it; prints the summary (masked examples only)."""
     require_extra("data", command="data scan")
-    from finetrail.governance.pii.scan import open_scanner
-    from finetrail.governance.provenance.api import text_units
-    from finetrail.governance.provenance.formats import DatasetReader, detect_format
+    from finetrail.governance.pii.scan import scan_file
+    from finetrail.governance.provenance.formats import detect_format
 
     config = _scan_config(scan_config, score_threshold, spacy_model, workers, text_fields)
-    reader = DatasetReader(path, detect_format(path, fmt), skip_bad=skip_bad_records)
-    scanner = open_scanner(config)
-    try:
-        for rec in reader:
-            for _ in scanner.add(
-                rec.index, text_units(rec.value if rec.raw is None else rec.raw, config.text_fields)
-            ):
-                pass
-        for _ in scanner.finish():
-            pass
-    finally:
-        scanner.close()
-    summary = scanner.tally.summary(scanner.engine)
+    if engine == "spark":
+        summary = _spark_summary(path, fmt, config, spark_master, skip_bad_records)
+    else:
+        summary = scan_file(
+            path, config=config, fmt=detect_format(path, fmt), skip_bad=skip_bad_records
+        )
     click.echo(json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True))
     return EXIT_OK
 

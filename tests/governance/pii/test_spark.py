@@ -148,3 +148,30 @@ def test_unsupported_format_and_bad_file_are_input_errors(spark: Any, tmp_path: 
     bad.write_text('{"text": "ok"}\n{not json\n', encoding="utf-8")
     with pytest.raises(InputError, match="line 2: malformed JSON"):
         scan_file_spark(bad, spark=spark)
+
+
+def test_cli_scan_and_register_with_the_spark_engine(
+    spark: Any, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finetrail.cli import main
+    from finetrail.governance.workspace import Workspace
+
+    assert main(["data", "scan", str(corpus), "--workers", "1"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main(["data", "scan", str(corpus), "--workers", "1", "--engine", "spark"]) == 0
+    on_spark = json.loads(capsys.readouterr().out)
+    assert local.pop("execution")["engine"] == "local"
+    assert on_spark.pop("execution")["engine"] == "spark"
+    assert on_spark == local
+    ws = Workspace.init(tmp_path / "ws", model="m", version="1", owner="team").root
+    args = ["data", "register", str(ws), str(corpus), "--name", "tickets", "--source", "s3://b/t",
+            "--license", "CC0-1.0", "--collection", "synthetic", "--legal-basis", "none needed",
+            "--purpose", "tests", "--scan", "--workers", "1", "--engine", "spark", "--json"]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["pii"]["execution"]["engine"] == "spark"
+    assert record["pii"]["counts"] == local["counts"]
+    no_scan = [a for a in args if a != "--scan"]
+    no_scan[no_scan.index("tickets")] = "tickets-2"
+    assert main(no_scan) == 2  # --engine spark without --scan
+    assert "without --scan" in capsys.readouterr().err
