@@ -131,10 +131,13 @@ def rendered_files(entries: list[Any]) -> tuple[dict[str, str], list[Finding]]:
             continue
         payload = e.payload if isinstance(e.payload, dict) else {}
         written, removed = payload.get("files"), payload.get("removed", [])
-        ok = isinstance(written, dict) and isinstance(removed, list)
-        ok = ok and all(isinstance(k, str) and isinstance(v, str) for k, v in written.items())
-        ok = ok and all(isinstance(r, str) for r in removed)
-        if not ok:
+        ok = (
+            isinstance(written, dict)
+            and isinstance(removed, list)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in written.items())
+            and all(isinstance(r, str) for r in removed)
+        )
+        if not ok or not isinstance(written, dict) or not isinstance(removed, list):
             problems.append(
                 Finding(
                     "error",
