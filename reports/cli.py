@@ -124,6 +124,12 @@ def report_cmd(
     assert m is not None
     for f in result.files:
         click.echo(f"wrote {f}")
+    if result.not_recorded:
+        click.echo(
+            f"warning: the dossier's digests were not recorded ({result.not_recorded}); "
+            "`finetrail verify` will name its files as not written by `finetrail report`",
+            err=True,
+        )
     click.echo(
         f"verdict: {m.verdict.status}; "
         + "; ".join(
