@@ -62,14 +62,10 @@ class MlflowTracker:
         resolved = resolve_tracking_uri(workspace_root, explicit=tracking_uri)
         self.uri, default = resolved.uri, resolved.is_default
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
-            location = (workspace_root.resolve() / "mlflow-artifacts").as_uri() if default else None
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=location
-            )
-        else:
-            self.experiment_id = exp.experiment_id
+        self.experiment_id = self._experiment(
+            experiment,
+            (workspace_root.resolve() / "mlflow-artifacts").as_uri() if default else None,
+        )
         self.model_name = _model_name(registered_model)
         self.run_id: str | None = None
         self.model_version: str | None = None
@@ -117,6 +113,22 @@ class MlflowTracker:
         self._buffer.append(Metric(key, float(value), int(time.time() * 1000), step))
         if len(self._buffer) >= FLUSH_EVERY:
             self.flush()
+
+    def _experiment(self, name: str, location: str | None) -> str:
+        """The experiment's id, created if missing. Two runs starting at once against one
+        server both see it missing; the loser of the create race reads the winner's."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except self.mlflow.exceptions.MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:  # pragma: no cover - created and deleted in between
+                raise
+            return str(exp.experiment_id)
 
     def flush(self) -> None:
         if self._buffer and self.run_id is not None:
