@@ -226,3 +226,20 @@ def test_probe_exits_2_when_every_probe_was_skipped(
     assert "exposure: skipped (no canary set committed in the workspace)" in out
     assert "error: no probe ran: all 2 were skipped, so no evidence was written" in err
     assert "`finetrail probe --help` lists what each probe needs" in err
+
+
+@pytest.mark.parametrize("name", ["eu-ai-act-high-risk", "eu-ai-act-high-risk.yaml"])
+def test_a_shipped_policy_is_named_with_or_without_its_suffix(run_cli, name: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run_cli("policy", "lint", name)
+    assert code == 0, err
+    assert "eu-ai-act-high-risk.yaml: ok: policy eu-ai-act-high-risk" in out
+
+
+def test_an_unknown_policy_name_lists_the_shipped_ones(run_cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run_cli("policy", "lint", "eu-ai-act")
+    assert code == 2
+    assert "error: eu-ai-act: policy file not found" in err
+    assert (
+        "fix: give a policy file, or one of the shipped policies: development, "
+        "eu-ai-act-high-risk, nist-ai-rmf" in err
+    )
