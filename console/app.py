@@ -349,9 +349,24 @@ class Console:
                 signoff.Prepared.from_json(text),
                 signature_b64=str(body.get("signature", "")),
                 trust_file=self.config.trust,
+                extra=[x for x in body.get("extra") or [] if isinstance(x, dict)],
+            )
+        except signoff.NeedsSignature as need:
+            import base64
+
+            nonce = self.config.store.put_sign_request(s.user.name, ref.id, text)
+            return JSONResponse(
+                {
+                    "error": need.what,
+                    "sign_more": base64.b64encode(need.message).decode("ascii"),
+                    "nonce": nonce,
+                },
+                status_code=409,
             )
         except signoff.SigningMoved as err:
-            return JSONResponse({"error": err.what, "retry": True}, status_code=409)
+            return JSONResponse(
+                {"error": err.what, "why": err.why or "", "retry": True}, status_code=409
+            )
         except FinetrailError as err:
             return JSONResponse({"error": err.what, "why": err.why or ""}, status_code=400)
         return JSONResponse({"seq": entry.seq, "digest": entry.digest, "kind": entry.kind})

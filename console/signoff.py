@@ -43,6 +43,15 @@ class SigningMoved(FinetrailError):
     """The ledger moved on between prepare and complete: sign the new bytes."""
 
 
+class NeedsSignature(FinetrailError):
+    """The commit asks the reviewer's key to sign more than the entry (the log checkpoint the
+    transaction writes after it): ``message`` is what to sign; nothing was written."""
+
+    def __init__(self, message: bytes) -> None:
+        super().__init__("the commit needs the reviewer's signature over the log checkpoint")
+        self.message = message
+
+
 @dataclass(frozen=True)
 class Prepared:
     kind: str
@@ -232,8 +241,22 @@ def prepare(
     return Prepared(kind, reviewer, keyid, payload, tail.seq, draft.signing_bytes())
 
 
-def complete(ref: ReleaseRef, prepared: Prepared, *, signature_b64: str, trust_file: Any) -> Any:
-    """Verify the browser's signature and append the review; returns the ledger entry."""
+def complete(
+    ref: ReleaseRef,
+    prepared: Prepared,
+    *,
+    signature_b64: str,
+    trust_file: Any,
+    extra: list[dict[str, str]] | None = None,
+) -> Any:
+    """Verify the browser's signature and append the review; returns the ledger entry.
+
+    ``extra`` holds the reviewer's further signatures (``message``, ``signature``, base64) over
+    what the commit asked to be signed besides the entry (:class:`NeedsSignature`: the log
+    checkpoint); each is verified with the trusted key and used only for exactly that message.
+    """
+    import hashlib
+
     from finetrail.governance.workspace import Workspace
 
     signature = _b64(signature_b64, "signature", 64)
@@ -244,13 +267,29 @@ def complete(ref: ReleaseRef, prepared: Prepared, *, signature_b64: str, trust_f
             why="signed with another key, or over other bytes (another release's or an older "
             "request's)",
         )
+    more: dict[str, bytes] = {}
+    for item in (extra or [])[:4]:
+        msg = _b64(str(item.get("message", "")), "signed message")
+        sig = _b64(str(item.get("signature", "")), "signature", 64)
+        if not trust.verify(keyid=prepared.keyid, signature=sig, message=msg):
+            raise InputError("a further signature does not verify with the trusted key")
+        more[hashlib.sha256(msg).hexdigest()] = sig
     p = prepared.payload
     ws = Workspace.open(ref.path)
+    entry_signed = False
 
     def sign(message: bytes) -> bytes:
+        nonlocal entry_signed
+        if entry_signed:  # after the entry: the transaction's checkpoint
+            known = more.get(hashlib.sha256(message).hexdigest())
+            if known is None:
+                raise NeedsSignature(message)
+            return known
+        entry_signed = True
         if message != prepared.signing_bytes:
             raise SigningMoved(
                 "the ledger moved on since the review was prepared",
+                why=f"prepared {prepared.signing_bytes[:300]!r}, now {message[:300]!r}",
                 fix="sign the review again (the console does it for you)",
             )
         return signature

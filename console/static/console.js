@@ -129,10 +129,22 @@ async function prepare(form, pair) {
 }
 async function signAndSend(form, pair, prepared) {
   const bytes = unb64(prepared.signing_bytes);
-  const sig = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, bytes);
-  return postJson("/r/" + form.dataset.release + "/sign/complete", {
-    nonce: prepared.nonce, signature: b64(sig),
-  });
+  const sig = b64(await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, bytes));
+  const extra = [];
+  let nonce = prepared.nonce;
+  for (let round = 0; round < 3; round++) {
+    const r = await postJson("/r/" + form.dataset.release + "/sign/complete", {
+      nonce, signature: sig, extra,
+    });
+    if (!(r.status === 409 && r.data.sign_more)) return r;
+    // the commit also writes the log checkpoint after the review: sign it with the same key
+    const message = unb64(r.data.sign_more);
+    document.getElementById("sign-bytes").textContent += "\n\n" + new TextDecoder().decode(message);
+    const more = await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, message);
+    extra.push({ message: r.data.sign_more, signature: b64(more) });
+    nonce = r.data.nonce;
+  }
+  return { status: 409, data: { error: "the commit kept asking for signatures" } };
 }
 function showDialog(prepared) {
   const p = prepared.payload;
@@ -174,6 +186,7 @@ async function initSignoff() {
     if (!pending) return;
     const { pair, payload } = pending;
     let prepared = pending.prepared;
+    let lastWhy = "";
     for (let attempt = 0; attempt < 4; attempt++) {
       const r = await signAndSend(form, pair, prepared);
       if (r.status === 200) {
@@ -182,6 +195,7 @@ async function initSignoff() {
         setTimeout(() => window.location.reload(), 800);
         return;
       }
+      lastWhy = r.data.why || "";
       if (!(r.status === 409 && r.data.retry)) {
         say((r.data.error || r.status) + (r.data.why ? ": " + r.data.why : ""), false);
         return;
@@ -195,6 +209,7 @@ async function initSignoff() {
       prepared = again.data;
     }
     say("The ledger kept moving: try again.", false);
+    console.error("sign-off kept moving", lastWhy);
   });
 }
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ REVIEW_ROLES = {
     "dave": ["model-risk"],
     "alice": ["model-risk"],
 }
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
 
 
 def raw_b64(key: Ed25519PrivateKey) -> str:
@@ -103,15 +108,31 @@ class Client:
         body = {"decision": "approve", "role": "model-risk", "note": "", "public_key": raw_b64(key)}
         return self.post_json(f"/r/{rid}/sign/prepare", body | kw)
 
-    def complete(self, rid: str, nonce: str, signature: bytes) -> Any:
+    def complete(
+        self, rid: str, nonce: str, signature: bytes, extra: list[dict[str, str]] | None = None
+    ) -> Any:
         sig = base64.b64encode(signature).decode("ascii")
-        return self.post_json(f"/r/{rid}/sign/complete", {"nonce": nonce, "signature": sig})
+        body = {"nonce": nonce, "signature": sig, "extra": extra or []}
+        return self.post_json(f"/r/{rid}/sign/complete", body)
 
     def sign_off(self, rid: str, key: Ed25519PrivateKey, **kw: str) -> Any:
+        """What console.js does: sign the entry, then whatever else the commit asks to be signed
+        (the log checkpoint written after the review)."""
         r = self.prepare(rid, key, **kw)
         assert r.status_code == 200, r.text
-        data = r.json()
-        return self.complete(rid, data["nonce"], key.sign(base64.b64decode(data["signing_bytes"])))
+        return self.finish(rid, key, r.json())
+
+    def finish(self, rid: str, key: Ed25519PrivateKey, data: dict[str, Any]) -> Any:
+        sig = key.sign(base64.b64decode(data["signing_bytes"]))
+        nonce, extra = data["nonce"], []
+        for _ in range(3):
+            r = self.complete(rid, nonce, sig, extra)
+            if not (r.status_code == 409 and "sign_more" in r.json()):
+                return r
+            more = key.sign(base64.b64decode(r.json()["sign_more"]))
+            extra.append({"message": r.json()["sign_more"], "signature": b64(more)})
+            nonce = r.json()["nonce"]
+        return r
 
 
 def gate(ws: Path, env_trust: Path, keydir: Path, *extra: str) -> int:
@@ -196,3 +217,30 @@ def console_env(tmp_path: Path, console_template: Template) -> Env:
 @pytest.fixture
 def client_for(console_env: Env) -> Callable[[str], Client]:
     return console_env.client
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The app on a real uvicorn server on 127.0.0.1 (a free port), in a thread; yields its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        t0 = time.perf_counter()
+        while not server.started:
+            assert time.perf_counter() - t0 < 30, "the server did not start"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -198,7 +198,7 @@ def test_replayed_signature_is_rejected(console_env: Env) -> None:
     rid = console_env.rid(console_env.a)
     first = c.prepare(rid, key, decision="reject", note="needs the canary plan").json()
     sig = key.sign(base64.b64decode(first["signing_bytes"]))
-    assert c.complete(rid, first["nonce"], sig).status_code == 200
+    assert c.finish(rid, key, first).status_code == 200
     n = len(ledger(console_env.a))
     # the same request again
     r = c.complete(rid, first["nonce"], sig)
