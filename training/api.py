@@ -439,9 +439,23 @@ class _Run:
         import torch
         import torch.distributed as dist
 
+        from finetrail.governance.io import canonical_json, sha256_bytes
+
         digest = _param_digest(engine.params)
         digests: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(digests, digest)
+        # what each rank sampled from: the digest of its pool of training records
+        seen = sha256_bytes(canonical_json(self.datasets.sampled_texts))
+        pools: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(pools, seen)
+        facts.rank_data_digests = tuple(str(d) for d in pools)
+        if len(set(pools)) != 1:
+            raise IntegrityError(
+                "the processes trained on different data",
+                why="every DPDDP rank must sample from the same records, or the accountant's "
+                "sampling rate is not the run's",
+                fix="give every rank the same files (a shared path or identical copies)",
+            )
         counts = torch.tensor([facts.state.tokens, facts.state.eval_tokens], dtype=torch.int64)
         dist.all_reduce(counts)
         facts.state.tokens = int(counts[0])

@@ -106,6 +106,7 @@ class RunFacts:
     mlflow: MlflowRecord | None = None
     ewc_fisher_sha256: str | None = None
     rank_digests: tuple[str, ...] = ()
+    rank_data_digests: tuple[str, ...] = ()
     status: RunStatus = "completed"
     failure: str | None = None
 
@@ -208,6 +209,7 @@ def build_evidence(facts: RunFacts) -> TrainingEvidence:
             processes=facts.plan.world_size,
             device_hours=device_hours,
             rank_parameter_sha256=facts.rank_digests,
+            rank_data_sha256=facts.rank_data_digests,
         ),
         eu_ai_act=eu_ai_act_record(flops=flops, base=facts.base),
         early_stopping=EarlyStoppingRecord(

@@ -164,6 +164,8 @@ class ComputeRecord(Frozen):
     processes: int = Field(ge=1)
     device_hours: float = Field(ge=0)
     rank_parameter_sha256: tuple[str, ...] = ()
+    # per rank, SHA-256 of the records it sampled from (canonical JSON of the texts, in order)
+    rank_data_sha256: tuple[str, ...] = ()
 
 
 class EUAIActRecord(Frozen):
