@@ -45,6 +45,7 @@ from finetrail.governance.probes.secret_space import SecretPlan, candidate_logpr
 
 MARGIN = 1e-3  # nats below the lowest canary kept by the pruned tree (float noise)
 UPPER_CONFIDENCE = 0.95  # of the sampled upper bound on exposure
+CALIBRATED_DECIMALS = 4  # base-model and calibrated figures, in bits
 
 
 def exposure_stats(values: list[float]) -> ExposureStats:
@@ -166,19 +167,32 @@ def reference_bits(row: CanaryExposure, samples: int) -> float:
     return min(row.exposure_bits, sampled_lower_bits(row.sampled_above, samples))
 
 
+def calibrated_stats(values: list[float]) -> ExposureStats:
+    """:func:`exposure_stats` to ``CALIBRATED_DECIMALS`` (means, medians)."""
+    stats = exposure_stats(values)
+    return stats.model_copy(
+        update={
+            k: round(v, CALIBRATED_DECIMALS)
+            for k, v in stats.model_dump().items()
+            if isinstance(v, float)
+        }
+    )
+
+
 def calibrate(
     rows: list[CanaryExposure], base_rows: list[CanaryExposure], samples: int
 ) -> list[CanaryExposure]:
-    """Each fine-tuned row with its base model reference and the difference (at least 0)."""
+    """Each fine-tuned row with its base model reference and the difference (at least 0), to
+    1e-4 bits (a long float's digits could spell a secret of the canaries)."""
     base = {r.id: r for r in base_rows}
     out = []
     for r in rows:
-        ref = reference_bits(base[r.id], samples)
+        ref = round(reference_bits(base[r.id], samples), CALIBRATED_DECIMALS)
         out.append(
             r.model_copy(
                 update={
                     "base_exposure_bits": ref,
-                    "calibrated_bits": max(0.0, r.exposure_bits - ref),
+                    "calibrated_bits": round(max(0.0, r.exposure_bits - ref), CALIBRATED_DECIMALS),
                 }
             )
         )
@@ -254,7 +268,7 @@ class ExposureProbe:
             calibration_note=note,
             calibrated_max_bits=max(cal) if cal else None,
             calibrated_by_repetition={
-                str(k): exposure_stats(
+                str(k): calibrated_stats(
                     [
                         r.calibrated_bits
                         for r in inserted
@@ -265,7 +279,7 @@ class ExposureProbe:
             }
             if not note
             else {},
-            calibrated_controls=exposure_stats(
+            calibrated_controls=calibrated_stats(
                 [
                     r.calibrated_bits
                     for r in rows

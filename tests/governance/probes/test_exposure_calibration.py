@@ -59,7 +59,9 @@ def test_a_secret_the_base_model_already_likes_is_not_read_as_memorised(
     assert by_id[learnt.id].calibrated_bits > 10  # what the fine-tune learnt still reads
     for c in rec.canaries:
         assert c.method == "exact" and c.base_exposure_bits is not None
-        assert c.calibrated_bits == pytest.approx(max(0.0, c.exposure_bits - c.base_exposure_bits))
+        assert c.calibrated_bits == pytest.approx(
+            max(0.0, c.exposure_bits - c.base_exposure_bits), abs=1e-4
+        )
     inserted = [c.calibrated_bits for c in rec.canaries if c.included]
     assert rec.calibrated_max_bits == (max(inserted) if inserted else None)
     assert rec.calibrated_controls is not None
@@ -94,7 +96,9 @@ def test_sampled_calibration_subtracts_a_lower_bound(helpers: Any) -> None:
     for c in rec.canaries:
         assert c.method == "sampled_upper_bound"
         assert c.base_exposure_bits is not None and c.calibrated_bits is not None
-        assert c.calibrated_bits == pytest.approx(max(0.0, c.exposure_bits - c.base_exposure_bits))
+        assert c.calibrated_bits == pytest.approx(
+            max(0.0, c.exposure_bits - c.base_exposure_bits), abs=1e-4
+        )
 
 
 def test_sampled_lower_bound_never_over_reads() -> None:
@@ -152,10 +156,12 @@ def test_calibrate_table(ft_bits: float, base_row: dict[str, Any], want: float |
     base = _row(**base_row)
     (out,) = calibrate([ft], [base], 4000)
     ref = reference_bits(base, 4000)
-    assert out.base_exposure_bits == ref
+    assert out.base_exposure_bits == round(ref, 4)  # to 1e-4 bits
     if base.method == "exact":
         assert ref == base.exposure_bits
     else:
         assert ref == sampled_lower_bits(12, 4000) < base.exposure_bits
-    assert out.calibrated_bits == pytest.approx(want if want is not None else ft_bits - ref)
+    want = want if want is not None else ft_bits - ref
+    assert out.calibrated_bits == pytest.approx(want, abs=1e-4)
+    assert out.calibrated_bits == round(out.calibrated_bits, 4)
     assert out.exposure_bits == ft_bits  # the raw figure is kept
