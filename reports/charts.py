@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from finetrail.reports.loader import Evidence, get, num
@@ -24,6 +25,44 @@ _RC: dict[str, Any] = {
     "grid.alpha": 0.3,
 }
 BLUE, ORANGE, GREY, RED, GREEN = "#1f5fa8", "#d9822b", "#8a8f98", "#b3261e", "#2e7d32"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A policy limit on one evidence path, as the latest gate decision applied it."""
+
+    rule: str
+    path: str
+    op: str
+    threshold: float
+
+    @property
+    def text(self) -> str:
+        return f"{self.rule} {self.op} {self.threshold:g}"
+
+
+def policy_limits(ev: Evidence) -> dict[str, list[Limit]]:
+    """path -> the numeric limits the latest gate decision checked there (its outcomes' ``path``,
+    ``op`` and ``threshold``); empty without a decision. Charts draw these, never a default."""
+    if not ev.gates:
+        return {}
+    out: dict[str, list[Limit]] = {}
+    for o in ev.gates[-1].get("outcomes") or []:
+        if not isinstance(o, dict):
+            continue
+        t, path, op = o.get("threshold"), o.get("path"), o.get("op")
+        if isinstance(t, bool) or not isinstance(t, int | float) or not path or not op:
+            continue
+        out.setdefault(str(path), []).append(
+            Limit(str(o.get("rule")), str(path), str(op), float(t))
+        )
+    return out
+
+
+def _limit_lines(ax: Any, limits: list[Limit], *, horizontal: bool = True) -> None:
+    for lim in limits:
+        draw = ax.axhline if horizontal else ax.axvline
+        draw(lim.threshold, color=RED, ls="-.", lw=1.2, label=label(f"policy: {lim.text}", 60))
 
 
 def label(text: Any, limit: int = 36) -> str:
@@ -93,6 +132,7 @@ def epsilon_curve(ev: Evidence) -> str | None:
         lw=1.8,
         label=f"epsilon ({label(get(ev.training, 'dp.accountant') or 'accountant n/a')})",
     )
+    _limit_lines(ax, policy_limits(ev).get("training.dp.epsilon", []))
     delta = num(get(ev.training, "dp.delta"))
     ax.set_xlabel("training step")
     ax.set_ylabel("epsilon" + (f" at delta={delta:.3g}" if delta is not None else ""))
@@ -102,24 +142,58 @@ def epsilon_curve(ev: Evidence) -> str | None:
 
 
 def exposure(ev: Evidence) -> str | None:
-    """Canary exposure (bits) by number of repetitions in the training data."""
+    """Canary exposure (bits) by number of repetitions in the training data, beside the canaries
+    that were never inserted (the controls: what exposure reads when nothing was learnt), with the
+    policy's limit on the largest exposure where a rule sets one."""
     rec = ev.probes.get("exposure")
     by_rep = get(rec, "by_repetition")
     if not isinstance(by_rep, dict) or not by_rep:
         return None
     keys = sorted(by_rep, key=lambda k: (float(k) if re.fullmatch(r"\d+(\.\d+)?", k) else 1e9, k))
-    means = [num(get(by_rep[k], "mean_bits")) or 0.0 for k in keys]
-    maxes = [num(get(by_rep[k], "max_bits")) or 0.0 for k in keys]
+    groups = [(f"{label(k, 8)}x\n(n={fmt_n(get(by_rep[k], 'n'))})", by_rep[k]) for k in keys]
+    controls = get(rec, "controls")
+    has_controls = isinstance(controls, dict)
+    if has_controls:
+        groups.insert(0, (f"never\ninserted\n(n={fmt_n(get(controls, 'n'))})", controls))
+    means = [num(get(g, "mean_bits")) for _, g in groups]
+    maxes = [num(get(g, "max_bits")) for _, g in groups]
     fig = _figure()
     ax = fig.add_subplot()
-    xs = list(range(len(keys)))
-    ax.bar([x - 0.2 for x in xs], means, width=0.4, color=BLUE, label="mean exposure")
-    ax.bar([x + 0.2 for x in xs], maxes, width=0.4, color=ORANGE, label="max exposure")
+    xs = list(range(len(groups)))
+    first = 1 if has_controls else 0
+    if has_controls:
+        ax.bar(
+            [-0.2, 0.2],
+            [means[0] or 0.0, maxes[0] or 0.0],
+            width=0.4,
+            color=[GREY, "#5f6570"],
+            label="controls, never inserted (mean, max)",
+        )
+    ax.bar(
+        [x - 0.2 for x in xs[first:]],
+        [v or 0.0 for v in means[first:]],
+        width=0.4,
+        color=BLUE,
+        label="mean exposure",
+    )
+    ax.bar(
+        [x + 0.2 for x in xs[first:]],
+        [v or 0.0 for v in maxes[first:]],
+        width=0.4,
+        color=ORANGE,
+        label="max exposure",
+    )
+    for x, mean, mx in zip(xs, means, maxes, strict=True):
+        if mean is None and mx is None:
+            ax.text(x, 0.2, "not recorded", ha="center", fontsize=7.5)
     space = num(get(rec, "space_bits"))
     if space is not None:
         ax.axhline(space, color=RED, ls="--", lw=1, label=f"maximum possible ({space:.3g} bits)")
-    ax.set_xticks(xs, [f"{label(k)}x (n={fmt_n(get(by_rep[k], 'n'))})" for k in keys])
-    ax.set_ylim(0, max([space or 0.0, *maxes, 1.0]) * 1.08)
+    limits = policy_limits(ev).get("probes.exposure.max_bits", [])
+    _limit_lines(ax, limits)
+    ax.set_xticks(xs, [g[0] for g in groups])
+    top = [space or 0.0, *(v or 0.0 for v in maxes), *(lim.threshold for lim in limits), 1.0]
+    ax.set_ylim(0, max(top) * 1.08)
     ax.set_xlabel("repetitions of the canary in the training data")
     ax.set_ylabel("exposure (bits)")
     ax.set_title("Canary exposure by repetition")
@@ -162,6 +236,8 @@ def membership_roc(ev: Evidence) -> str | None:
             t = num(a.get("tpr_at_1pct_fpr"))
             if t is not None:
                 ax.plot([0.01], [t], "o", color=c, label=lab + " at 1% FPR")
+    for lim in policy_limits(ev).get("probes.membership.max_auc", []):
+        ax.plot([], [], " ", label=label(f"policy: {lim.text} (an AUC, not a point here)", 60))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("false positive rate")
@@ -172,60 +248,10 @@ def membership_roc(ev: Evidence) -> str | None:
 
 
 def bias_bars(ev: Evidence) -> str | None:
-    """Disparity metrics and the fine-tune's effect on them, with confidence intervals."""
-    b = ev.bias
-    if b is None:
-        return None
-    panels = []
-    for key, field, title in (
-        ("disparities", "value", "Disparity (fine-tuned model)"),
-        ("finetune_effect", "delta", "Change caused by the fine-tune"),
-    ):
-        d = b.get(key)
-        if isinstance(d, dict) and d:
-            rows = [
-                (m, num(get(v, field)), num(get(v, "ci_low")), num(get(v, "ci_high")))
-                for m, v in sorted(d.items())
-                if isinstance(v, dict)
-            ]
-            rows = [r for r in rows if r[1] is not None]
-            if rows:
-                panels.append((title, rows))
-    groups = b.get("groups")  # GroupMetrics of each audited feature (and their intersection)
-    if isinstance(groups, list) and groups:
-        rows = []
-        for v in groups:
-            if not isinstance(v, dict) or "&" in str(v.get("feature")):
-                continue  # one feature at a time; the intersection is in the tables
-            acc = v.get("accuracy")
-            if not isinstance(acc, dict):
-                continue
-            val = num(acc.get("value"))
-            if val is not None:
-                small = " (too small)" if v.get("too_small") else ""
-                name = f"{v.get('feature')}: {v.get('group')}{small}"
-                rows.append((name, val, num(acc.get("ci_low")), num(acc.get("ci_high"))))
-        if rows:
-            panels.insert(0, ("Accuracy per group", rows))
-    if not panels:
-        return None
-    fig = _figure(6.4, 0.9 + 0.36 * sum(len(p[1]) + 1.6 for p in panels))
-    axes = fig.subplots(
-        len(panels),
-        1,
-        squeeze=False,
-        gridspec_kw={"height_ratios": [len(p[1]) + 0.6 for p in panels]},
-    )
-    for ax, (title, rows) in zip([a[0] for a in axes], panels, strict=True):
-        ys = list(range(len(rows)))[::-1]
-        vals = [r[1] or 0.0 for r in rows]
-        err_lo = [max(0.0, (r[1] or 0.0) - r[2]) if r[2] is not None else 0.0 for r in rows]
-        err_hi = [max(0.0, r[3] - (r[1] or 0.0)) if r[3] is not None else 0.0 for r in rows]
-        ax.barh(ys, vals, xerr=[err_lo, err_hi], color=BLUE, ecolor="#222", capsize=3, height=0.6)
-        ax.set_yticks(ys, [label(r[0], 32) for r in rows])
-        ax.axvline(0, color="#444", lw=0.8)
-        ax.set_title(title + " (bars: 95% interval where recorded)", fontsize=9, loc="left")
-    return _svg(fig, "bias")
+    """The fairness chart (:mod:`finetrail.reports.charts_fairness`)."""
+    from finetrail.reports.charts_fairness import bias_bars as draw
+
+    return draw(ev)
 
 
 def lineage(ev: Evidence) -> str | None:

@@ -3,7 +3,10 @@ gate passed with warnings, a sign-off is missing, or a figure did not change; re
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
+import html
 import re
 import stat
 from pathlib import Path
@@ -12,6 +15,9 @@ from typing import Any
 import pytest
 
 from finetrail.governance.workspace import Workspace
+from finetrail.reports import charts
+from finetrail.reports.charts_fairness import fairness_panels
+from finetrail.reports.loader import Evidence, load_evidence
 from tests.support.evidence import gate_decision, write_records
 from tests.support.sample_release import ACTOR, build_fixed, report
 
@@ -178,3 +184,128 @@ def test_keys_stay_0600(tmp_path: Path) -> None:
     code, _, err = report(["keys", "generate", "--reviewer", "carol", "--out", str(tmp_path)])
     assert code == 0, err
     assert stat.S_IMODE((tmp_path / "carol.key").stat().st_mode) == 0o600
+
+
+# -- charts ------------------------------------------------------------------------------------
+LIMITS = [
+    _rule("dp-epsilon-max", "training.dp.epsilon", 8.0, "eps", op="<=", threshold=8.0),
+    _rule("canary-exposure-max", "probes.exposure.max_bits", 2.04, "exp", op="<=", threshold=10),
+    _rule(
+        "bias-eod-max",
+        "bias.disparities.equalized_odds_difference.value",
+        0.06,
+        "eod",
+        op="<=",
+        threshold=0.1,
+    ),
+    _rule(
+        "selection-rate-min",
+        "bias.groups[*].selection_rate.value",
+        [0.41],
+        "rates",
+        op=">=",
+        threshold=0.2,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
+    root = _gated(
+        tmp_path_factory.mktemp("charts") / "ws", LIMITS, {"required": False, "satisfied": False}
+    )
+    return load_evidence(root)
+
+
+def _text(svg: str | None) -> str:
+    assert svg is not None
+    return html.unescape(" ".join(re.findall(r">([^<>]+)<", svg)))
+
+
+def _effects(ev: Evidence, effects: dict[str, tuple[float, float, float]]) -> Evidence:
+    bias = copy.deepcopy(ev.bias)
+    assert bias is not None
+    bias["finetune_effect"] = {
+        m: {"delta": d, "ci_low": lo, "ci_high": hi, "base": 0.1, "finetuned": 0.1 + d}
+        for m, (d, lo, hi) in effects.items()
+    }
+    bias["disparities"]["demographic_parity_ratio"] = {
+        "value": 0.9,
+        "ci_low": 0.8,
+        "ci_high": 0.97,
+        "feature": "gender",
+    }
+    return dataclasses.replace(ev, bias=bias)
+
+
+def test_a_zero_fine_tune_effect_reads_no_change(limited: Evidence) -> None:
+    ev = _effects(
+        limited,
+        {
+            "demographic_parity_difference": (1e-16, -2e-16, 3e-16),
+            "equalized_odds_difference": (0.02, -0.01, 0.05),
+        },
+    )
+    effect = next(p for p in fairness_panels(ev) if p.key == "effect")
+    rows = {r.name: r for r in effect.rows}
+    assert rows["demographic_parity_difference"].value is None
+    assert rows["demographic_parity_difference"].note.startswith("no change")
+    assert rows["equalized_odds_difference"].value == 0.02  # a real effect is a bar
+    assert effect.span is not None and effect.span[1] == pytest.approx(0.05 * 1.15)
+    text = _text(charts.bias_bars(ev))
+    assert "no change (|delta| < 1e-09)" in text
+
+
+def test_an_effect_alone_below_epsilon_is_not_stretched(limited: Evidence) -> None:
+    ev = _effects(limited, {"demographic_parity_difference": (3e-17, 0.0, 0.0)})
+    effect = next(p for p in fairness_panels(ev) if p.key == "effect")
+    assert [r.value for r in effect.rows] == [None]
+    assert effect.span == pytest.approx((-0.0575, 0.0575))
+
+
+def test_differences_and_ratios_never_share_an_axis(limited: Evidence) -> None:
+    panels = {p.key: p for p in fairness_panels(_effects(limited, {}))}
+    diffs = [r.name for r in panels["differences"].rows]
+    ratios = [r.name for r in panels["ratios"].rows]
+    assert diffs and all(n.endswith("_difference") for n in diffs)
+    assert ratios and all(n.endswith("_ratio") for n in ratios)
+    assert (panels["differences"].reference, panels["ratios"].reference) == (0.0, 1.0)
+    text = _text(charts.bias_bars(limited))
+    assert "Differences between groups (0 is parity)" in text
+
+
+def test_the_fairness_chart_shows_selection_rates_per_group(limited: Evidence) -> None:
+    panel = next(p for p in fairness_panels(limited) if p.key == "groups.selection_rate")
+    assert [r.name for r in panel.rows] == [
+        "gender: female",
+        "gender: male",
+        "gender: nonbinary (too small)",
+        "age_band: 18-29",
+        "age_band: 50+",
+    ]
+    assert [r.muted for r in panel.rows] == [False, False, True, False, False]
+    assert [lim.text for lim in panel.limits] == ["selection-rate-min >= 0.2"]
+    assert "Selection rate per group" in _text(charts.bias_bars(limited))
+
+
+def test_threshold_lines_come_from_the_policy(limited: Evidence) -> None:
+    assert "policy: dp-epsilon-max <= 8" in _text(charts.epsilon_curve(limited))
+    assert "policy: canary-exposure-max <= 10" in _text(charts.exposure(limited))
+    bias = _text(charts.bias_bars(limited))
+    assert "bias-eod-max <= 0.1" in bias and "selection-rate-min >= 0.2" in bias
+    eod = next(p for p in fairness_panels(limited) if p.key == "differences").rows
+    assert [lim.text for r in eod for lim in r.limits] == ["bias-eod-max <= 0.1"]
+
+
+def test_exposure_shows_the_never_inserted_controls(limited: Evidence) -> None:
+    text = _text(charts.exposure(limited))
+    assert "controls, never inserted (mean, max)" in text
+    assert "inserted" in text and "(n=" in text
+
+
+def test_no_gate_no_limits(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    build_fixed(root, kinds=("datasets", "training", "probes", "bias"))
+    ev = load_evidence(root)
+    for svg in (charts.epsilon_curve(ev), charts.exposure(ev), charts.bias_bars(ev)):
+        assert "policy:" not in _text(svg)
