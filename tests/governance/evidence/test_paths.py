@@ -91,9 +91,14 @@ def test_resolve_scalar_and_digest(ws: evpaths.EvidenceSet) -> None:
 
 def test_resolve_wildcards(ws: evpaths.EvidenceSet) -> None:
     assert [v for _, v in values(ws, "datasets[*].records")] == [1000, 1000]
+    assert values(ws, "probes.membership.attacks[*].auc") == [
+        ("probes.membership.attacks.loss.auc", 0.53),
+        ("probes.membership.attacks.zlib.auc", 0.51),
+    ]
+    # 30 non-members cannot resolve a 1% false-positive rate: stated as None, not a figure
     assert values(ws, "probes.membership.attacks[*].tpr_at_1pct_fpr") == [
-        ("probes.membership.attacks.loss.tpr_at_1pct_fpr", 0.012),
-        ("probes.membership.attacks.zlib.tpr_at_1pct_fpr", 0.01),
+        ("probes.membership.attacks.loss.tpr_at_1pct_fpr", None),
+        ("probes.membership.attacks.zlib.tpr_at_1pct_fpr", None),
     ]
     assert values(ws, "datasets[1].pii.residual")[0][0] == "datasets[1].pii.residual"
 
