@@ -8,7 +8,7 @@ problem it finds (collect, then report), never raises on a strange file:
   digest, ``removed``: paths it deleted). Every file under ``dossier/`` must be one the latest
   events name, with that digest (``modified``, ``extra``, ``missing``).
 - :func:`check_mlflow_store`: the artifacts training logged to the workspace's own MLflow file
-  store (``mlflow-artifacts/<experiment>/<run>/artifacts/``: the adapter copy and the training
+  store (``mlflow-artifacts/<run>/artifacts/``: the adapter copy and the training
   record), compared by digest with what the ledger recorded for ``artifacts/adapter/`` and
   ``evidence/training.json``. mlflow is not imported: the store is read on disk. A remote store,
   or a local one outside the workspace, is ``not checked`` (a warning).
@@ -223,8 +223,8 @@ def check_mlflow_store(root: Path, ctx: VerifyContext) -> list[Finding]:
 
     section = _training_mlflow(root)
     store = root / MLFLOW_ARTIFACTS
-    run_id, exp = (section or {}).get("run_id"), (section or {}).get("experiment_id")
-    if not (isinstance(run_id, str) and isinstance(exp, str) and run_id and exp):
+    run_id = (section or {}).get("run_id")
+    if not (isinstance(run_id, str) and run_id):
         if store.exists() or store.is_symlink():
             return [
                 Finding(
@@ -235,17 +235,18 @@ def check_mlflow_store(root: Path, ctx: VerifyContext) -> list[Finding]:
                 )
             ]
         return []
-    if any(sep in x for x in (run_id, exp) for sep in ("/", "\\", "..")):
+    if any(sep in run_id for sep in ("/", "\\", "..")):
         return [
             Finding(
                 "error",
                 "modified",
                 TRAINING_RECORD,
-                "training.mlflow.run_id / experiment_id is not a plain identifier",
+                "training.mlflow.run_id is not a plain identifier",
             )
         ]
     uri = section.get("tracking_uri") if section else None
-    run_rel = f"{MLFLOW_ARTIFACTS}/{exp}/{run_id}/artifacts"
+    # the workspace's experiment keeps its artifacts at mlflow-artifacts/ (training/tracking.py)
+    run_rel = f"{MLFLOW_ARTIFACTS}/{run_id}/artifacts"
     run_dir = root / run_rel
     if not isinstance(uri, str) or not _is_local(uri):
         return [

@@ -398,7 +398,7 @@ def test_the_table_is_large_enough() -> None:
 # -- the release commands: `registry promote`, `report`, and `verify` over the dossier and the
 # MLflow store (a release workspace: training evidence naming a registered model, a signed gate
 # decision, a rendered dossier, the run's artifacts on disk) ----------------------------------------
-RUN_ARTIFACTS = "mlflow-artifacts/7/0123456789abcdef/artifacts"
+RUN_ARTIFACTS = "mlflow-artifacts/0123456789abcdef/artifacts"
 # content edits that still parse are tampering, not malformed input: verify's exit 1, covered by
 # tests/governance/test_mutations.py
 PARSES = {"unknown-field", "wrong-type"}

@@ -87,7 +87,7 @@ def _build_release(root: Path) -> Path:
     res = render_report(workspace=root, formats=("html", "md", "cyclonedx"))
     assert res.recorded, res.not_recorded
     # what training logs to the workspace's own MLflow file store: the adapter copy and the record
-    run = root / MLFLOW_ARTIFACTS / EXPERIMENT / RUN / "artifacts"
+    run = root / MLFLOW_ARTIFACTS / RUN / "artifacts"
     for f in sorted((root / "artifacts/adapter").iterdir()):
         (run / "adapter").mkdir(parents=True, exist_ok=True)
         (run / "adapter" / f.name).write_bytes(f.read_bytes())
@@ -340,15 +340,15 @@ def test_a_sample_of_mutations_fails_the_cli(release: Path) -> None:
         ("edit-dossier", "modified", "dossier/index.html"),
         ("delete-dossier", "missing", "dossier/coverage.json"),
         ("add-dossier", "extra", "dossier/extra.html"),
-        ("edit-mlflow", "modified", f"{MLFLOW_ARTIFACTS}/{EXPERIMENT}/{RUN}/artifacts/adapter/"),
-        ("delete-mlflow", "missing", f"{MLFLOW_ARTIFACTS}/{EXPERIMENT}/{RUN}/artifacts/adapter/"),
+        ("edit-mlflow", "modified", f"{MLFLOW_ARTIFACTS}/{RUN}/artifacts/adapter/"),
+        ("delete-mlflow", "missing", f"{MLFLOW_ARTIFACTS}/{RUN}/artifacts/adapter/"),
         ("stray-root", "extra", "notes.txt"),
         ("fifo", "extra", "evidence/pipe"),
     ],
 )
 def test_named_cases(release: Path, mutation: str, code: str, where: str) -> None:
     """The cases an analyst or deployer cares about, each with the exact finding it gives."""
-    run_art = release / MLFLOW_ARTIFACTS / EXPERIMENT / RUN / "artifacts/adapter"
+    run_art = release / MLFLOW_ARTIFACTS / RUN / "artifacts/adapter"
     adapter = sorted(run_art.iterdir())[0]
     saved: dict[Path, bytes | None] = {}
 
