@@ -181,7 +181,10 @@ class Console:
 
         from finetrail.reports import datasheet
 
-        d = releases.load_detail(ref, trust_file=self.config.trust)
+        try:
+            d = releases.load_detail(ref, trust_file=self.config.trust)
+        except FinetrailError as err:
+            return self.error(s, 500, f"This release cannot be read: {err.what}")
         charts = {
             name: Markup(f'<img src="/r/{escape(ref.id)}/chart/{name}.svg" alt="{name} chart">')
             for name in CHARTS
@@ -189,6 +192,7 @@ class Console:
         return self.page(
             "release.html.j2", s=s, d=d, m=d.m, rid=ref.id, charts=charts, diff=None,
             datasheets=datasheet.datasheets(d.m), review_roles=self._review_roles(s, ref),
+            all_comments=request.query_params.get("comments") == "all",
         )  # fmt: skip
 
     def _review_roles(self, s: Session, ref: releases.ReleaseRef) -> tuple[str, ...]:

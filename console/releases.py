@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,9 +226,50 @@ def _statement_file(statement: str, files: dict[str, str], gate_file: str | None
     return next((f for f in files if f.endswith("/training.json")), None)
 
 
-def load_detail(
-    ref: ReleaseRef, *, trust_file: Path | None, with_model: bool = True
-) -> ReleaseDetail:
+def fingerprint(ref: ReleaseRef, trust_file: Path | None) -> tuple[Any, ...]:
+    """What a cached reading depends on: the size, modification time and inode of every file of
+    the workspace and of the trust file, and the minute (key validity windows move with time).
+    Any write through the Workspace API (or around it) changes it."""
+    import time
+
+    out: list[Any] = [int(time.time() // 60)]
+    for path in [trust_file] if trust_file else []:
+        try:
+            st = path.stat()
+            out.append((str(path), st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            out.append((str(path), None))
+    for here, dirs, files in os.walk(ref.path, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            try:
+                st = os.lstat(os.path.join(here, name))
+            except OSError:
+                continue
+            out.append((here, name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+_CACHE: dict[tuple[str, str], tuple[tuple[Any, ...], ReleaseDetail]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_detail(ref: ReleaseRef, *, trust_file: Path | None) -> ReleaseDetail:
+    """:func:`read_detail`, cached while :func:`fingerprint` is unchanged."""
+    key = (str(ref.path), str(trust_file))
+    fp = fingerprint(ref, trust_file)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and hit[0] == fp:
+        return hit[1]
+    detail = read_detail(ref, trust_file=trust_file)
+    if fingerprint(ref, trust_file) == fp:  # nothing was written while it was read
+        with _CACHE_LOCK:
+            _CACHE[key] = (fp, detail)
+    return detail
+
+
+def read_detail(ref: ReleaseRef, *, trust_file: Path | None) -> ReleaseDetail:
     """Everything the queue row and the release page show, read once from the workspace."""
     from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
     from finetrail.governance.review.api import review_status

@@ -248,3 +248,32 @@ def test_enrolment_records_the_public_key(console_env: Env) -> None:
         c.post_json("/enrol", {"public_key": "not base64!"}).json()["error"]
         == "the public key is not base64"
     )
+
+
+def test_verify_status_is_live_after_tampering(console_env: Env) -> None:
+    c = console_env.client("bob")
+    rid = console_env.rid(console_env.a)
+    assert '<span class="pill ok">OK</span>' in c.http.get(f"/r/{rid}").text  # read and cached
+    target = console_env.a / "evidence" / "training.json"
+    data = bytearray(target.read_bytes())
+    i = data.index(b'"epsilon":') + len(b'"epsilon":')
+    while not chr(data[i]).isdigit():
+        i += 1
+    data[i] = ord("4") if data[i] != ord("4") else ord("5")  # same size, valid, another epsilon
+    target.write_bytes(bytes(data))
+    page = c.http.get(f"/r/{rid}").text
+    assert '<span class="pill bad">FAILED</span>' in page
+    assert "integrity failed" in c.http.get("/").text
+    target.write_bytes(b"{not json")  # unreadable evidence: said, not a server error
+    r = c.http.get(f"/r/{rid}")
+    assert r.status_code == 500 and "This release cannot be read" in r.text
+
+
+def test_hostile_release_names_are_escaped_in_the_queue(console_env: Env) -> None:
+    hostile = "<script>document.title='PWNED'</script>"
+    Workspace.init(
+        console_env.root / "hostile", model=hostile, version="<b>1</b>", owner="<i>eve</i>"
+    )
+    page = console_env.client("bob").http.get("/").text
+    assert hostile not in page and "<b>1</b>" not in page and "<i>eve</i>" not in page
+    assert str(escape(hostile)) in page
