@@ -92,7 +92,8 @@ def fairness_panels(ev: Evidence) -> list[Panel]:
         p = _group_panel(b, metric, title, limits)
         if p is not None:
             panels.append(p)
-    disp = b.get("disparities") if isinstance(b.get("disparities"), dict) else {}
+    found = b.get("disparities")
+    disp: dict[str, Any] = found if isinstance(found, dict) else {}
     for kind, title, reference, span in (
         ("difference", "Differences between groups (0 is parity)", 0.0, None),
         ("ratio", "Ratios between groups (1 is parity)", 1.0, (0.0, 1.05)),
@@ -110,7 +111,8 @@ def fairness_panels(ev: Evidence) -> list[Panel]:
             )
         if rows:
             panels.append(Panel(kind + "s", title, tuple(rows), reference, span=span))
-    effect = b.get("finetune_effect") if isinstance(b.get("finetune_effect"), dict) else {}
+    found = b.get("finetune_effect")
+    effect: dict[str, Any] = found if isinstance(found, dict) else {}
     rows = []
     for m in sorted(effect):
         e = effect[m]
