@@ -76,6 +76,13 @@ def dp_statement(training: dict[str, Any] | None, dp_audit: dict[str, Any] | Non
             + (f" ({dp.get('clipping_mode')} clipping)" if dp.get("clipping_mode") else "")
             + "."
         )
+        source = dp.get("randomness_source")
+        text += {
+            "os": " Noise from OS-seeded generators (not Opacus's secure_mode CSPRNG).",
+            "seeded": " Noise seeded from the config (a research run: the noise can be "
+            "recomputed by anyone holding the config, so this guarantee is not a release's).",
+            "secure": " Noise from Opacus's secure_mode CSPRNG.",
+        }.get(str(source), " Noise source not recorded (`finetrail train` records it).")
     if dp_audit is not None:
         lb = num(dp_audit.get("empirical_epsilon_lower_bound"))
         conf = num(dp_audit.get("confidence"))

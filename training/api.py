@@ -123,6 +123,10 @@ def train(
     cfg = loaded.config
     _check_fresh(ws)
     datasets = preflight(cfg, workspace_root=ws.root, source=source)
+    if isinstance(cfg.privacy, PrivacyConfig) and cfg.privacy.randomness == "secure":
+        from finetrail.training.engine import require_csprng
+
+        require_csprng()  # before anything is loaded or written
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not isinstance(cfg.privacy, PrivacyConfig):
         raise ConfigError(
             "--nproc > 1 runs Opacus DPDDP and needs privacy settings",

@@ -105,6 +105,11 @@ class PrivacyConfig(_Strict):
     max_grad_norm: float = Field(default=1.0, gt=0)
     accountant: str = "prv"
     clipping: Literal["auto", "hooks", "ghost"] = "auto"
+    # where DP noise and Poisson sampling draw from: "os" (generators seeded from the operating
+    # system's entropy, the default), "seeded" (from the config's seed: a research run whose
+    # evidence digests reproduce exactly; never for a release) or "secure" (Opacus's secure_mode
+    # CSPRNG, which needs the torchcsprng package)
+    randomness: Literal["os", "seeded", "secure"] = "os"
 
     @field_validator("accountant")
     @classmethod

@@ -112,6 +112,35 @@ def os_generator(device: Any = "cpu") -> torch.Generator:
     return gen
 
 
+def dp_generator(
+    privacy: PrivacyConfig, seed: int, *, device: Any = "cpu", stream: int = 0
+) -> torch.Generator | None:
+    """The generator DP sampling (``stream`` 0) or noise (1) draws from, per
+    ``privacy.randomness``: OS-seeded, seeded from the config (research), or None (secure: Opacus's
+    CSPRNG)."""
+    if privacy.randomness == "secure":
+        return None
+    if privacy.randomness == "seeded":
+        gen = torch.Generator(device=device)
+        gen.manual_seed((seed * 1_000_003 + 7919 * (stream + 1)) & ((1 << 63) - 1))
+        return gen
+    return os_generator(device)
+
+
+def require_csprng() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("torchcsprng") is None:
+        raise ConfigError(
+            "privacy.randomness 'secure' needs Opacus's secure_mode, which needs the torchcsprng "
+            "package, and it is not installed",
+            field="privacy.randomness",
+            why="torchcsprng is not published for this torch version",
+            fix="install torchcsprng built for your torch, or use randomness: os (OS-seeded "
+            "generators; the evidence states which ran)",
+        )
+
+
 @dataclass
 class Engine:
     model: Any  # what the forward pass goes through (the model, or DPDDP around it)
@@ -195,8 +224,12 @@ def build_engine(
         from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
 
         forward_model = DPDDP(model)
-    loader = DataLoader(dataset, batch_size=b, generator=os_generator())
-    engine = PrivacyEngine(accountant="prv")
+    device = next(iter(params)).device if params else "cpu"
+    secure = privacy.randomness == "secure"
+    if secure:
+        require_csprng()
+    loader = DataLoader(dataset, batch_size=b, generator=dp_generator(privacy, config.seed))
+    engine = PrivacyEngine(accountant="prv", secure_mode=secure)
     out = engine.make_private(
         module=forward_model,
         optimizer=optimizer,
@@ -207,7 +240,10 @@ def build_engine(
         poisson_sampling=True,
         grad_sample_mode=plan.clipping_mode,
         wrap_model=False,
-        noise_generator=os_generator(next(iter(params)).device) if params else None,
+        # secure mode: Opacus draws from its CSPRNG and refuses a generator of ours
+        noise_generator=None
+        if secure or not params
+        else dp_generator(privacy, config.seed, device=device, stream=1),
     )
     if plan.clipping_mode == "ghost":
         hooks, dp_optimizer, criterion, dp_loader = out

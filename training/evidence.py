@@ -129,6 +129,17 @@ def _datasets(d: Datasets) -> tuple[DatasetUse, ...]:
     )
 
 
+RANDOMNESS = {
+    "os": "noise and Poisson sampling drawn from generators seeded by the operating system "
+    "(not Opacus's secure_mode CSPRNG); the config's seed covers initialisation, dropout and data "
+    "mixing only",
+    "seeded": "noise and Poisson sampling drawn from generators seeded by the config's seed: a "
+    "research run whose evidence reproduces exactly, and whose noise anyone holding the config "
+    "can recompute, so it is no release's privacy guarantee",
+    "secure": "noise and Poisson sampling drawn from Opacus's secure_mode CSPRNG (torchcsprng)",
+}
+
+
 def _dp(facts: RunFacts) -> DPRecord:
     config = facts.loaded.config
     plan = facts.plan
@@ -169,9 +180,8 @@ def _dp(facts: RunFacts) -> DPRecord:
         clipping_mode_source=plan.clipping_source,
         clipping_mode_reason=plan.clipping_reason,
         epsilon_per_step=acc.epsilon_per_step,
-        randomness="noise and Poisson sampling drawn from generators seeded by the operating "
-        "system (not Opacus's secure_mode CSPRNG); the config's seed covers initialisation, "
-        "dropout and data mixing only",
+        randomness=RANDOMNESS[privacy.randomness],
+        randomness_source=privacy.randomness,
     )
     return DPRecord.model_validate(fields)
 

@@ -124,6 +124,9 @@ class DPRecord(Frozen):
     adjustments: tuple[str, ...] = ()
     check: DPCheck | None = None
     randomness: str | None = None
+    # "os", "seeded" (research: reproducible, predictable noise) or "secure" (Opacus secure_mode);
+    # None on records made before it was recorded
+    randomness_source: Literal["os", "seeded", "secure"] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DPRecord:
