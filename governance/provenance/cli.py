@@ -103,6 +103,14 @@ def _spark_summary(path: str, fmt: str | None, config: Any, master: str, skip_ba
     ).summary
 
 
+def _require_reader(path: str, fmt: str | None, command: str) -> None:
+    """Parquet is read with pyarrow (the data extra): checked before anything is read."""
+    from finetrail.governance.provenance.formats import detect_format
+
+    if detect_format(path, fmt) == "parquet":
+        require_extra("data", command=command, modules={"data": ("pyarrow",)})
+
+
 def _parse_splits(values: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in values:
@@ -267,6 +275,7 @@ def register_cmd(
         require_extra(
             "data", *(("pii-ner",) if spacy_model else ()), command="data register --scan"
         )
+    _require_reader(path, fmt, "data register")
     from finetrail.governance.provenance.api import register_dataset
     from finetrail.governance.provenance.licenses import check_license
 
@@ -342,6 +351,8 @@ def digest_cmd(path: str, fmt: str | None, max_record_bytes: int) -> int:
     from finetrail.governance.provenance.formats import DatasetReader, detect_format
     from finetrail.governance.provenance.hashing import digest_line_file
     from finetrail.governance.provenance.merkle import MerkleBuilder
+
+    _require_reader(path, fmt, "data digest")
 
     kind = detect_format(path, fmt)
     if kind in ("jsonl", "text"):

@@ -118,6 +118,8 @@ NEEDS_EXTRA: list[tuple[tuple[str, ...], str]] = [
         "finetrail[data]",
     ),
     (("data", "scan", "data.jsonl"), "finetrail[data]"),
+    (("data", "register", "ws", "data.parquet", *META, "--name", "pq"), "finetrail[data]"),
+    (("data", "digest", "data.parquet"), "finetrail[data]"),
     (
         ("data", "sanitize", "ws", "n0", "--input", "data.jsonl", "--output", "clean.jsonl"),
         "finetrail[data]",
@@ -197,6 +199,7 @@ def test_a_core_install_names_the_extra_each_command_needs(core_venv: Path, tmp_
 
     (tmp_path / "data.jsonl").write_text('{"text": "a", "g": "x"}\n{"text": "b", "g": "y"}\n')
     (tmp_path / "config.yaml").write_text("base_model: {path: base}\n")
+    (tmp_path / "data.parquet").write_bytes(b"PAR1")
     init = run("init", "ws", "--model", "m", "--version", "1", "--owner", "o")
     assert init.returncode == 0, init.stderr
     problems = []
