@@ -293,7 +293,7 @@ def test_generic_mixing_ewc_registered_data_and_the_compute_test(
 
 
 def test_the_loader_checks_every_digest(tiny_llama: Path, tmp_path: Path) -> None:
-    from finetrail.training.loading import load_trained
+    from finetrail.training.loading import BaseModelMismatch, load_trained
 
     base = tmp_path / "base"
     shutil.copytree(tiny_llama, base)
@@ -309,8 +309,10 @@ def test_the_loader_checks_every_digest(tiny_llama: Path, tmp_path: Path) -> Non
     adapter.write_bytes(good)
     weights = base / "model.safetensors"
     weights.write_bytes(weights.read_bytes() + b" ")
-    with pytest.raises(IntegrityError, match=r"base model .* sha256 differs"):
+    # another base model is bad input (exit 2), refused unless allowed
+    with pytest.raises(BaseModelMismatch, match=r"base model .* sha256 differs") as caught:
         load_trained(ws.root)
+    assert caught.value.exit_code == 2
 
 
 def test_fallback_thresholds_of_the_modification_test() -> None:
