@@ -43,9 +43,11 @@ from finetrail.governance.io import (
     sha256_bytes,
     sha256_file,
 )
+from finetrail.governance.keys import active_signer
 from finetrail.governance.ledger import LEDGER_NAME, build_entry, write_lines
 
 JOURNAL_DIR = ".finetrail-journal"
+CHECKPOINTS_FILE = "checkpoints.jsonl"  # governance.checkpoint.CHECKPOINTS_FILE
 INTENT_FILE = "intent.json"
 STAGED_DIR = "staged"
 MANIFEST_FILE = "manifest.json"
@@ -75,6 +77,10 @@ class WriteIntent(EvidenceRecord):
     manifest: Manifest
     discard: tuple[str, ...] = ()  # journal-relative folders of uncommitted writes to delete
     remove: tuple[str, ...] = ()  # workspace-relative leftovers of interrupted writes
+    # the signed log checkpoint of the ledger after ``lines`` (checkpoints.jsonl), and where
+    # that file is cut before appending it
+    checkpoint: str | None = None
+    checkpoints_offset: int = Field(default=0, ge=0)
 
     def ledger_bytes(self) -> bytes:
         return b"".join(line.encode("utf-8") + b"\n" for line in self.lines)
@@ -121,6 +127,12 @@ def apply(root: Path, intent: WriteIntent) -> None:
     for parent in sorted(parents):
         fsync_dir(parent)
     write_lines(root / LEDGER_NAME, intent.ledger_offset, intent.ledger_bytes())
+    if intent.checkpoint is not None:
+        write_lines(
+            root / CHECKPOINTS_FILE,
+            intent.checkpoints_offset,
+            intent.checkpoint.encode("utf-8") + b"\n",
+        )
     atomic_write_bytes(root / MANIFEST_FILE, intent.manifest.canonical_bytes())
     for rel in intent.remove:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
@@ -161,6 +173,8 @@ def recover(root: Path) -> WriteIntent | None:
     if last.kind == RECOVERED_EVENT and last.payload.get("interrupted") == intent.txid:
         completed = intent  # killed while completing it: the event is already in the intent
     else:
+        # signed when the recovering command has a key; a repair is never refused for lack of one
+        signer = active_signer(RECOVERED_EVENT)
         event = build_entry(
             last.seq + 1,
             last.digest,
@@ -172,6 +186,8 @@ def recover(root: Path) -> WriteIntent | None:
                 "events": [LedgerEntry.model_validate_json(x).kind for x in intent.lines],
                 "files": [f.rel for f in intent.files],
             },
+            signer=signer.keyid if signer else None,
+            sign=signer.sign if signer else None,
         )
         manifest = Manifest(
             files=dict(intent.manifest.files),

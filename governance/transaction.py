@@ -21,6 +21,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from finetrail.errors import InputError
+from finetrail.governance import clock
+from finetrail.governance.checkpoint import (
+    CHECKPOINTS_FILE,
+    Checkpoint,
+    digests_in,
+    make_checkpoint,
+)
 from finetrail.governance.evidence.workspace import (
     GENESIS,
     LedgerAnchor,
@@ -44,6 +51,7 @@ from finetrail.governance.journal import (
     tidy,
     uncommitted,
 )
+from finetrail.governance.keys import DEV_UNSIGNED_ENV, LEDGER_KEY_ENV, active_signer, dev_unsigned
 from finetrail.governance.ledger import LEDGER_NAME, Signer, build_entry, read_tail, scan_ledger
 
 WORKSPACE_FILE = "workspace.json"
@@ -51,12 +59,25 @@ TRACKED_DIRS = ("evidence", "artifacts")
 _TEMP_PREFIXES = (f".{MANIFEST_FILE}.", f".{WORKSPACE_FILE}.")
 
 
+class EntrySignerLike:
+    """The key that signed an entry of this transaction (its id and signing function): the
+    checkpoint is signed with the key that signed the transaction's last signed entry."""
+
+    def __init__(self, keyid: str, sign: Signer) -> None:
+        self.keyid = keyid
+        self._sign = sign
+
+    def sign(self, message: bytes) -> bytes:
+        return self._sign(message)
+
+
 class Transaction:
     """The writes of one command; see the module docstring. Use through
     :meth:`~finetrail.governance.workspace.Workspace.transaction`."""
 
-    def __init__(self, root: Path, *, new: bool = False) -> None:
+    def __init__(self, root: Path, *, new: bool = False, workspace_id: str | None = None) -> None:
         self.root = root
+        self.workspace_id = workspace_id
         self.txid = secrets.token_hex(8)
         self.recovered = recover(root)
         self._tail = read_tail(root / LEDGER_NAME)
@@ -66,6 +87,7 @@ class Transaction:
         self._staged: list[StagedFile] = []
         self._writes = 0
         self._committed = False
+        self._signer: EntrySignerLike | None = None  # who signed this transaction's last entry
         self._seq, self._prev = self._tail.seq, self._tail.prev
         self._discard = tuple(uncommitted(root))
         self._remove = tuple(_leftovers(root, set(self._files)))
@@ -151,7 +173,22 @@ class Transaction:
         signer: str | None = None,
         sign: Signer | None = None,
     ) -> LedgerEntry:
+        if sign is None:
+            active = active_signer(kind)
+            if active is not None:
+                signer, sign = active.keyid, active.sign
+            elif not dev_unsigned():
+                raise InputError(
+                    f"refusing to write an unsigned ledger entry ({kind})",
+                    why="every ledger entry is signed by its actor's key, and no signing key "
+                    f"is configured (${LEDGER_KEY_ENV})",
+                    fix=f"set {LEDGER_KEY_ENV} to your Ed25519 key (PEM, from `finetrail keys "
+                    f"generate`), or {DEV_UNSIGNED_ENV}=1 for development (verify warns and "
+                    "the shipped policy packs fail unsigned entries)",
+                )
         entry = build_entry(self._seq, self._prev, kind, actor, payload, signer=signer, sign=sign)
+        if signer is not None and sign is not None:
+            self._signer = EntrySignerLike(signer, sign)
         self._entries.append(entry)
         self._seq, self._prev = entry.seq + 1, entry.digest
         return entry
@@ -287,6 +324,7 @@ class Transaction:
                 path=str(self.root / LEDGER_NAME),
                 fix="append to a workspace's ledger only through finetrail commands",
             )
+        checkpoint, cp_offset = self._checkpoint()
         intent = WriteIntent(
             txid=self.txid,
             files=tuple(self._staged),
@@ -297,9 +335,46 @@ class Transaction:
             manifest=self.manifest(),
             discard=self._discard,
             remove=self._remove,
+            checkpoint=checkpoint.canonical_bytes().decode("utf-8").rstrip("\n"),
+            checkpoints_offset=cp_offset,
         )
         self._committed = True
         commit(self.root, intent)
+
+    def log_digests(self) -> list[str]:
+        """The digests of every entry the ledger will hold before the next one this transaction
+        adds (the committed ledger, then this transaction's entries so far): the Merkle log's
+        leaves. A signature that binds the checkpoint of these binds the whole history."""
+        ledger = self.root / LEDGER_NAME
+        if self._tail.complete_end:
+            with open(ledger, "rb") as fh:
+                before = digests_in(fh.read(self._tail.complete_end))
+        else:
+            before = []
+        return [*before, *(e.digest for e in self._entries)]
+
+    def _checkpoint(self) -> tuple[Checkpoint, int]:
+        """The signed checkpoint of the ledger as this commit leaves it, and the size of
+        ``checkpoints.jsonl`` now (where it is appended)."""
+        workspace_id = self.workspace_id
+        if workspace_id is None:  # init: the id is in the workspace.created event
+            created = next((e for e in self._entries if e.kind == "workspace.created"), None)
+            wsid = created.payload.get("workspace_id") if created else None
+            workspace_id = wsid if isinstance(wsid, str) else None
+        cp = make_checkpoint(
+            digests=self.log_digests(),
+            workspace_id=workspace_id,
+            time=clock.now(),
+            signer=self._signer,
+        )
+        path = self.root / CHECKPOINTS_FILE
+        try:
+            size = os.lstat(path).st_size
+        except FileNotFoundError:
+            size = 0
+        except OSError as exc:
+            raise os_error(exc, path) from exc
+        return cp, size
 
     def _torn_digest(self) -> str | None:
         if not self._tail.torn_bytes:

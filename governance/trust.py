@@ -49,7 +49,12 @@ from pydantic import AwareDatetime, Field, ValidationError, field_validator, mod
 from finetrail.errors import ConfigError, InputError
 from finetrail.governance.evidence.base import Frozen
 from finetrail.governance.evidence.review import NAME_PATTERN
-from finetrail.governance.evidence.workspace import SHA256_PATTERN, LedgerEntry, WorkspaceMetadata
+from finetrail.governance.evidence.workspace import (
+    SHA256_PATTERN,
+    LedgerEntry,
+    LedgerSummary,
+    WorkspaceMetadata,
+)
 from finetrail.governance.findings import Finding
 from finetrail.governance.io import read_text_strict, sha256_bytes
 
@@ -65,7 +70,9 @@ __all__ = [
     "TrustKey",
     "TrustRoot",
     "check_trust",
+    "entry_problems",
     "event_role",
+    "ledger_summary",
     "load_trust",
     "parse_trust",
     "read_identity",
@@ -540,6 +547,7 @@ class ReleaseIdentity:
     model: str
     version: str
     workspace_sha256: str
+    workspace_id: str | None = None
 
     def describe(self) -> str:
         return f"{self.model} {self.version} (workspace sha256:{self.workspace_sha256[:16]}...)"
@@ -548,7 +556,9 @@ class ReleaseIdentity:
 def release_identity(metadata: WorkspaceMetadata | None) -> ReleaseIdentity | None:
     if metadata is None:
         return None
-    return ReleaseIdentity(metadata.model, metadata.version, metadata.content_digest())
+    return ReleaseIdentity(
+        metadata.model, metadata.version, metadata.content_digest(), metadata.workspace_id
+    )
 
 
 def read_identity(root: str | os.PathLike[str]) -> ReleaseIdentity | None:
@@ -593,19 +603,80 @@ def _signed_counts(root: Path, ctx: Any) -> tuple[int, int]:
     return envelopes, sum(1 for e in entries if e.signature or e.signer)
 
 
+ANY_ROLE_EVENTS = ("workspace.recovered", "ledger.recovered")  # repairs: any command writes them
+
+
+def entry_problems(trust: TrustRoot, e: LedgerEntry, *, now: datetime | None) -> list[Problem]:
+    """Every reason entry ``e``'s signature does not count under ``trust`` for its role."""
+    if not (e.signature and e.signer):
+        return [Problem("unsigned", f"{e.kind} by {e.actor!r} is not signed")]
+    key = trust.lookup(e.signer)
+    role = key.role if key is not None and e.kind in ANY_ROLE_EVENTS else event_role(e.kind)
+    problems = trust.check(keyid=e.signer, role=role, at=e.time, now=now)
+    if key is None:
+        return problems
+    try:
+        raw = base64.b64decode(e.signature, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not trust.verify(keyid=e.signer, signature=raw, message=e.signing_bytes()):
+        problems.append(Problem("forged", "the signature does not verify with the trusted key"))
+    return problems
+
+
+def ledger_summary(
+    entries: list[LedgerEntry],
+    trust: TrustRoot | None,
+    metadata: WorkspaceMetadata | None,
+    *,
+    checkpoints: int = 0,
+) -> LedgerSummary:
+    """The computed policy kind ``ledger``: how many entries are unsigned, and (with a trust
+    root) how many are unsigned or not signed by a key it names for the entry's role."""
+    from finetrail.governance.clock import release_now
+
+    unsigned = sum(1 for e in entries if not (e.signature and e.signer))
+    not_trusted: int | None = None
+    if trust is not None:
+        now = release_now()
+        not_trusted = sum(1 for e in entries if entry_problems(trust, e, now=now))
+    return LedgerSummary(
+        entries=len(entries),
+        unsigned=unsigned,
+        not_trusted=not_trusted,
+        workspace_id=metadata.workspace_id if metadata is not None else None,
+        checkpoints=checkpoints,
+    )
+
+
 def check_trust(root: Path, ctx: Any) -> list[Finding]:
     """Signed ledger entries other than reviews, against the trust root; or, without one, the
-    warning that no signature was checked against a trust root."""
+    warning that no signature was checked against a trust root. Unsigned entries (development
+    mode) are one warning; the shipped policy packs fail them (rule ``ledger-entries-signed``)."""
     from finetrail.governance.clock import release_now
     from finetrail.governance.ledger import LEDGER_NAME
 
     trust: TrustRoot | None = getattr(ctx, "trust", None)
     entries: list[LedgerEntry] = getattr(ctx, "entries", [])
+    out: list[Finding] = []
+    unsigned = [e for e in entries if not (e.signature or e.signer)]
+    if unsigned:
+        out.append(
+            Finding(
+                "warning",
+                "unsigned",
+                LEDGER_NAME,
+                f"{len(unsigned)} of {len(entries)} ledger entries are unsigned (development "
+                "mode, FINETRAIL_DEV_UNSIGNED=1; the shipped policy packs fail them): first "
+                f"entry {unsigned[0].seq + 1} ({unsigned[0].kind})",
+            )
+        )
     if trust is None:
         envelopes, signed = _signed_counts(root, ctx)
         if not envelopes and not signed:
-            return []
+            return out
         return [
+            *out,
             Finding(
                 "warning",
                 "untrusted",
@@ -613,9 +684,8 @@ def check_trust(root: Path, ctx: Any) -> list[Finding]:
                 f"signatures not checked against a trust root ({envelopes} gate "
                 f"attestation(s), {signed} signed ledger entr{'y' if signed == 1 else 'ies'}): "
                 "pass --trust FILE (kept outside the workspace) or set FINETRAIL_TRUST",
-            )
+            ),
         ]
-    out: list[Finding] = []
     now = release_now()
     for e in entries:
         if e.kind.startswith("review.") or not (e.signature or e.signer):
@@ -624,23 +694,8 @@ def check_trust(root: Path, ctx: Any) -> list[Finding]:
         if not (e.signature and e.signer):
             out.append(Finding("error", "unsigned", loc, f"{e.kind}: signer or signature missing"))
             continue
-        problems = trust.check(keyid=e.signer, role=event_role(e.kind), at=e.time, now=now)
         out += [
-            Finding("error", p.code, loc, f"{e.kind} by {e.actor!r}: {p.message}") for p in problems
+            Finding("error", p.code, loc, f"{e.kind} by {e.actor!r}: {p.message}")
+            for p in entry_problems(trust, e, now=now)
         ]
-        if trust.lookup(e.signer) is None:
-            continue
-        try:
-            raw = base64.b64decode(e.signature, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if not trust.verify(keyid=e.signer, signature=raw, message=e.signing_bytes()):
-            out.append(
-                Finding(
-                    "error",
-                    "forged",
-                    loc,
-                    f"{e.kind} by {e.actor!r}: the signature does not verify with the trusted key",
-                )
-            )
     return out

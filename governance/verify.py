@@ -38,6 +38,7 @@ from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
 from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPACE_FILE
 
 if TYPE_CHECKING:
+    from finetrail.governance.checkpoint import Checkpoint
     from finetrail.governance.trust import TrustRoot
 
 ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
@@ -57,12 +58,15 @@ class VerifyContext:
     keyring: Path | None = None
     trust: TrustRoot | None = None
     metadata: WorkspaceMetadata | None = None
+    checkpoint: Checkpoint | None = None  # --checkpoint FILE: an older checkpoint to prove against
+    anchor: str | None = None  # --anchor FILE or REPO:REF: where the checkpoint was anchored
 
 
 def extra_checks() -> tuple[ExtraCheck, ...]:
     """The checks other modules contribute, run after the core checks (imported on first use,
     so that importing :mod:`verify` stays cheap and cycle-free)."""
-    from finetrail.governance.coverage import coverage_checks
+    from finetrail.governance.anchor import check_anchor
+    from finetrail.governance.checkpoint import check_checkpoints
     from finetrail.governance.gate.attest import check_attestations
     from finetrail.governance.provenance.lineage import check_datasets
     from finetrail.governance.review.assess import check_reviews
@@ -74,7 +78,8 @@ def extra_checks() -> tuple[ExtraCheck, ...]:
         check_reviews,
         check_datasets,
         check_trust,
-        *coverage_checks(),
+        check_checkpoints,
+        check_anchor,
     )
 
 
@@ -158,12 +163,16 @@ def verify_workspace(
     *,
     keyring: str | os.PathLike[str] | None = None,
     trust: TrustRoot | str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    anchor: str | os.PathLike[str] | None = None,
 ) -> VerifyReport:
     """Run every check on the workspace at ``root``.
 
     ``keyring`` names a keyring file explicitly (it must be readable: a broken one raises
     :class:`InputError`); ``trust`` is a trust file (path) or a loaded
     :class:`~finetrail.governance.trust.TrustRoot`, refused when it lies inside ``root``.
+    ``checkpoint`` is a checkpoint file the caller kept (the log must extend it); ``anchor`` a
+    team anchor file (:mod:`finetrail.governance.anchor`). Either, unreadable, is bad input.
     """
     from finetrail.governance.review.keyring import load_keyring
     from finetrail.governance.trust import as_trust_root
@@ -174,6 +183,15 @@ def verify_workspace(
     if not (path / WORKSPACE_FILE).exists() and not (path / LEDGER_NAME).exists():
         raise InputError(f"not a finetrail workspace (no {WORKSPACE_FILE})", path=str(path))
     trust_root = as_trust_root(trust, path)
+    given = None
+    if checkpoint is not None:
+        from finetrail.governance.checkpoint import read_checkpoint_file
+
+        given = read_checkpoint_file(checkpoint)
+    if anchor is not None:
+        from finetrail.governance.anchor import read_anchor
+
+        read_anchor(str(anchor))  # an unreadable anchor the caller named: bad input
     if keyring:
         load_keyring(keyring)  # an unreadable keyring the caller named is bad input
     report = VerifyReport(workspace=str(path))
@@ -236,6 +254,8 @@ def verify_workspace(
         keyring=Path(keyring) if keyring else None,
         trust=trust_root,
         metadata=meta,
+        checkpoint=given,
+        anchor=str(anchor) if anchor is not None else None,
     )
     for check in extra_checks():
         report.findings.extend(check(path, ctx))

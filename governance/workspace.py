@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ from finetrail.governance.evidence.workspace import (
     WorkspaceMetadata,
 )
 from finetrail.governance.io import read_json_strict
-from finetrail.governance.journal import JOURNAL_DIR, MANIFEST_FILE
+from finetrail.governance.journal import CHECKPOINTS_FILE, JOURNAL_DIR, MANIFEST_FILE
 from finetrail.governance.ledger import LEDGER_NAME, Ledger, Signer
 from finetrail.governance.locking import DEFAULT_LOCK_TIMEOUT, file_lock
 from finetrail.governance.transaction import TRACKED_DIRS, WORKSPACE_FILE, Transaction
@@ -191,8 +192,12 @@ class Workspace:
         description: str = "",
         intended_purpose: str = "",
         provider: str = "",
+        workspace_id: str | None = None,
     ) -> Workspace:
         """Create a new workspace; refuses to overwrite an existing one.
+
+        ``workspace_id`` is made at random (128 bits) unless given (tests that need stable
+        bytes).
 
         The folder may hold hidden files (and the empty subfolders an interrupted ``init``
         made); an ``init`` killed after its commit point is completed, then refused here.
@@ -208,6 +213,7 @@ class Workspace:
                 "description": description,
                 "intended_purpose": intended_purpose,
                 "provider": provider,
+                "workspace_id": workspace_id or secrets.token_hex(16),
             },
             source="finetrail init",
         )
@@ -231,6 +237,7 @@ class Workspace:
                         "sha256": metadata.content_digest(),
                         "model": model,
                         "version": version,
+                        "workspace_id": metadata.workspace_id,
                     },
                 )
         for sub in SUBDIRS:
@@ -286,7 +293,7 @@ class Workspace:
             yield txs[key]
             return
         with self.locked(), file_lock(self.ledger.lock_path, timeout=self.lock_timeout):
-            tx = Transaction(self.root, new=new)
+            tx = Transaction(self.root, new=new, workspace_id=self.metadata.workspace_id)
             txs[key] = tx
             try:
                 yield tx
@@ -352,7 +359,7 @@ class Workspace:
     ) -> LedgerEntry:
         """Write a file at the workspace root that the manifest does not track (e.g.
         ``keyring.json``) with one ledger event, through the same journal as every write."""
-        reserved = {WORKSPACE_FILE, MANIFEST_FILE, LEDGER_NAME, *INTERNAL_NAMES}
+        reserved = {WORKSPACE_FILE, MANIFEST_FILE, LEDGER_NAME, CHECKPOINTS_FILE, *INTERNAL_NAMES}
         if "/" in name or name in reserved or name.startswith(".") or not name:
             raise InputError(f"invalid workspace root file {name!r}", why="reserved or nested")
         with self.transaction() as tx:

@@ -8,6 +8,9 @@ import os
 # (oversubscribed OpenMP threads made tiny matmuls 100x slower on a busy 2-core machine).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Tests that do not test signing write unsigned ledger entries (development mode); the signing
+# tests set a key with finetrail.governance.keys.signing_with or FINETRAIL_LEDGER_KEY.
+os.environ.setdefault("FINETRAIL_DEV_UNSIGNED", "1")
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal

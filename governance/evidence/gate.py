@@ -94,6 +94,10 @@ class ReleaseBinding(Frozen):
     workspace_sha256: str = Field(pattern=SHA256_PATTERN)
     ledger_entries: int = Field(ge=0)
     ledger_head: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    # the workspace id and the RFC 9162 root of the judged log (its checkpoint: size
+    # ``ledger_entries``, this root); absent in decisions taken before checkpoints
+    workspace_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    ledger_root: str | None = Field(default=None, pattern=SHA256_PATTERN)
 
 
 class GateDecision(EvidenceRecord):

@@ -30,7 +30,7 @@ from finetrail.governance.evidence.probes import (
 )
 from finetrail.governance.evidence.review import ReviewSummary
 from finetrail.governance.evidence.training import TrainingEvidence
-from finetrail.governance.evidence.workspace import WorkspaceMetadata
+from finetrail.governance.evidence.workspace import LedgerSummary, WorkspaceMetadata
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ EVIDENCE_KINDS: tuple[EvidenceKind, ...] = (
 COMPUTED_KINDS: tuple[ComputedKind, ...] = (
     ComputedKind("reviews", ReviewSummary),
     ComputedKind("training_data", TrainingDataSummary),
+    ComputedKind("ledger", LedgerSummary),
 )
 # fmt: on
 

@@ -31,6 +31,11 @@ class ReviewPayload(Frozen):
     # the digest of workspace.json the ledger's first event records (the release's identity);
     # absent in reviews signed before release binding
     workspace_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    # the workspace id and the log checkpoint (size, RFC 9162 root) the reviewer signed after;
+    # absent in reviews signed before checkpoints
+    workspace_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    ledger_size: int | None = Field(default=None, ge=0)
+    ledger_root: str | None = Field(default=None, pattern=SHA256_PATTERN)
 
 
 class TrustedKey(Frozen):

@@ -14,10 +14,20 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 GENESIS = "0" * 64
 
 
+WORKSPACE_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
 class WorkspaceMetadata(EvidenceRecord):
-    """``workspace.json``: which model release this workspace documents."""
+    """``workspace.json``: which model release this workspace documents.
+
+    ``workspace_id`` is a random 128-bit id (hex) made at ``init``; checkpoints, gate
+    attestations and approvals name it, so that they cannot be replayed into another workspace.
+    Workspaces made before it have none (``verify`` reports that); their ``workspace.json`` keeps
+    its bytes (the field is left out of the JSON when absent).
+    """
 
     record_type: Literal["workspace"] = "workspace"
+    workspace_id: str | None = Field(default=None, pattern=WORKSPACE_ID_PATTERN)
     model: str = Field(min_length=1, max_length=200)
     version: str = Field(min_length=1, max_length=100)
     owner: str = Field(min_length=1, max_length=200)
@@ -26,6 +36,12 @@ class WorkspaceMetadata(EvidenceRecord):
     intended_purpose: str = ""
     provider: str = ""
     contacts: tuple[str, ...] = ()
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = super().to_json_dict()
+        if data.get("workspace_id") is None:
+            data.pop("workspace_id", None)
+        return data
 
 
 class ManifestFile(Frozen):
@@ -36,6 +52,20 @@ class ManifestFile(Frozen):
 class LedgerAnchor(Frozen):
     entries: int = Field(ge=0)
     head: str = Field(pattern=SHA256_PATTERN)
+
+
+class LedgerSummary(EvidenceRecord):
+    """Computed at gate time from the ledger (policy kind ``ledger``): how its entries are
+    signed. ``not_trusted`` counts entries that are unsigned or whose signature does not count
+    under the trust root for the entry's role; it is null without a trust root (null never
+    passes a rule)."""
+
+    record_type: Literal["ledger"] = "ledger"
+    entries: int = Field(ge=0)
+    unsigned: int = Field(ge=0)
+    not_trusted: int | None = None
+    workspace_id: str | None = None
+    checkpoints: int = Field(default=0, ge=0)
 
 
 class Manifest(EvidenceRecord):

@@ -344,9 +344,45 @@ def check_binding(
                 f"this is {identity.describe()} (copied from another release?)",
             )
         )
+    if (
+        identity is not None
+        and release.workspace_id is not None
+        and release.workspace_id != identity.workspace_id
+    ):
+        out.append(
+            err(
+                "replayed",
+                f"the decision was signed for workspace id {release.workspace_id}, this is "
+                f"{identity.workspace_id or '(no workspace id)'} (copied from another workspace?)",
+            )
+        )
     if entries is not None:
         out += _ledger_binding(release.ledger_entries, release.ledger_head, rel, entries, err)
+        if release.ledger_root is not None:
+            out += _checkpoint_binding(
+                release.ledger_entries, release.ledger_root, rel, entries, err
+            )
     return out
+
+
+def _checkpoint_binding(
+    n: int, root: str, rel: str, entries: list[LedgerEntry], err: Any
+) -> list[Finding]:
+    """The log checkpoint the gate judged (size ``n``, RFC 9162 root) is a prefix of this
+    ledger: erasing or rewriting any earlier entry invalidates the decision's signature."""
+    from finetrail.governance.checkpoint import leaves_of
+    from finetrail.governance.merkle_log import tree_hash
+
+    digests = [e.digest for e in entries]
+    if n > len(digests) or tree_hash(leaves_of(digests[:n])).hex() != root:
+        return [
+            err(
+                "rewritten",
+                f"the gate judged a log of {n} entries with root {root[:16]}...; this ledger's "
+                "first entries differ (an earlier entry was erased or rewritten)",
+            )
+        ]
+    return []
 
 
 def _ledger_binding(

@@ -516,7 +516,15 @@ def evaluate(
     keyring_problem = status.keyring_problem
     fe = status.four_eyes
     summary = status.summary
-    computed: dict[str, EvidenceRecord] = {"reviews": summary}
+    from finetrail.governance.checkpoint import CHECKPOINTS_FILE, leaves_of, read_checkpoints
+    from finetrail.governance.merkle_log import tree_hash
+    from finetrail.governance.trust import ledger_summary
+
+    checkpoints, _ = read_checkpoints(root / CHECKPOINTS_FILE)
+    computed: dict[str, EvidenceRecord] = {
+        "reviews": summary,
+        "ledger": ledger_summary(entries, trust, meta, checkpoints=len(checkpoints)),
+    }
     training_data = training_data_summary(EvidenceSet(root))
     if training_data is not None:
         computed["training_data"] = training_data
@@ -618,6 +626,8 @@ def evaluate(
                 workspace_sha256=meta.content_digest(),
                 ledger_entries=len(entries),
                 ledger_head=entries[-1].digest if entries else None,
+                workspace_id=meta.workspace_id,
+                ledger_root=tree_hash(leaves_of([e.digest for e in entries])).hex(),
             )
             if meta
             else None

@@ -19,13 +19,8 @@ from operator import methodcaller
 from typing import BinaryIO
 
 from finetrail.errors import InputError
-from finetrail.governance.provenance.proofcheck import (
-    LEAF_PREFIX,
-    NODE_PREFIX,
-    PROOF_FORMAT,
-    leaf_hash,
-    node_hash,
-)
+from finetrail.governance.merkle_log import LEAF_PREFIX, NODE_PREFIX, leaf_hash, node_hash
+from finetrail.governance.provenance.proofcheck import PROOF_FORMAT
 
 HASH_SIZE = 32
 _sha256 = hashlib.sha256

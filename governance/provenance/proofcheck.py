@@ -1,36 +1,65 @@
 """Check a finetrail record inclusion proof. Standalone: Python standard library only.
 
-This file can be copied and run on its own (``python proofcheck.py PROOF.json --root HEX``) by
-anyone who was handed a proof, without installing finetrail.
+This file and ``governance/merkle_log.py`` (the hashing and the RFC 9162 proof arithmetic,
+also standard library only) can be copied into one folder and run
+(``python proofcheck.py PROOF.json --root HEX``) by anyone who was handed a proof, without
+installing finetrail.
 
 Hashing follows RFC 6962 / RFC 9162 (Certificate Transparency), with SHA-256 and domain
 separation: ``leaf = SHA-256(0x00 || record bytes)``, ``node = SHA-256(0x01 || left || right)``.
-The inclusion check is RFC 9162 section 2.1.3.2.
+The inclusion check is RFC 9162 section 2.1.3.2 (:mod:`finetrail.governance.merkle_log`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+try:
+    from finetrail.governance.merkle_log import (
+        LEAF_PREFIX,
+        NODE_PREFIX,
+        leaf_hash,
+        node_hash,
+        root_from_inclusion_path,
+        verify_inclusion,
+    )
+except ImportError:  # pragma: no cover - copied out of finetrail beside merkle_log.py
+    import importlib.util
+    import os
+
+    _here = os.path.dirname(os.path.abspath(__file__))
+    _spec = importlib.util.spec_from_file_location(
+        "merkle_log", os.path.join(_here, "merkle_log.py")
+    )
+    if _spec is None or _spec.loader is None:
+        raise
+    _mod = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_mod)
+    LEAF_PREFIX, NODE_PREFIX = _mod.LEAF_PREFIX, _mod.NODE_PREFIX
+    leaf_hash, node_hash = _mod.leaf_hash, _mod.node_hash
+    root_from_inclusion_path, verify_inclusion = (
+        _mod.root_from_inclusion_path,
+        _mod.verify_inclusion,
+    )
+
+__all__ = [
+    "LEAF_PREFIX",
+    "NODE_PREFIX",
+    "PROOF_FORMAT",
+    "check_proof",
+    "leaf_hash",
+    "node_hash",
+    "root_from_inclusion_path",
+    "strip_terminator",
+    "verify_inclusion",
+]
+
 PROOF_FORMAT = "finetrail.merkle-inclusion.v1"
-LEAF_PREFIX = b"\x00"
-NODE_PREFIX = b"\x01"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def leaf_hash(record: bytes) -> bytes:
-    """RFC 6962 leaf hash of one record's canonical bytes."""
-    return hashlib.sha256(LEAF_PREFIX + record).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """RFC 6962 interior node hash."""
-    return hashlib.sha256(NODE_PREFIX + left + right).digest()
 
 
 def strip_terminator(record: bytes) -> bytes:
@@ -38,38 +67,6 @@ def strip_terminator(record: bytes) -> bytes:
     if record.endswith(b"\r\n"):
         return record[:-2]
     return record[:-1] if record.endswith(b"\n") else record
-
-
-def root_from_inclusion_path(
-    leaf_index: int, tree_size: int, leaf: bytes, path: Sequence[bytes]
-) -> bytes | None:
-    """The root that ``path`` leads to from ``leaf`` (RFC 9162 2.1.3.2), or None if malformed."""
-    if not 0 <= leaf_index < tree_size:
-        return None
-    fn, sn = leaf_index, tree_size - 1
-    r = leaf
-    for p in path:
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return r if sn == 0 else None
-
-
-def verify_inclusion(
-    leaf_index: int, tree_size: int, leaf: bytes, path: Sequence[bytes], root: bytes
-) -> bool:
-    """True if ``leaf`` is at ``leaf_index`` in the tree of ``tree_size`` leaves with ``root``."""
-    got = root_from_inclusion_path(leaf_index, tree_size, leaf, path)
-    return got is not None and got == root
 
 
 def check_proof(proof: Any, *, root: str, record: bytes | None = None) -> tuple[bool, list[str]]:

@@ -158,7 +158,36 @@ def _binding_problems(
                 f"{identity.describe()} (replayed from another release?)",
             )
         )
+    if payload.workspace_id is not None and payload.workspace_id != identity.workspace_id:
+        out.append(
+            (
+                "replayed",
+                f"signed for workspace id {payload.workspace_id}, this is "
+                f"{identity.workspace_id or '(no workspace id)'} (replayed from another "
+                "workspace?)",
+            )
+        )
     return out
+
+
+def _checkpoint_problem(
+    e: LedgerEntry, payload: ReviewPayload, entries: list[LedgerEntry]
+) -> str | None:
+    """The review binds the log checkpoint it was signed after: the first ``ledger_size``
+    entries must still hash to ``ledger_root`` (erasing or rewriting any of them shows)."""
+    from finetrail.governance.checkpoint import leaves_of
+    from finetrail.governance.merkle_log import tree_hash
+
+    if payload.ledger_size is None or payload.ledger_root is None:
+        return None
+    size = payload.ledger_size
+    before = [x.digest for x in entries if x.seq < e.seq]
+    if size > len(before) or tree_hash(leaves_of(before[:size])).hex() != payload.ledger_root:
+        return (
+            f"signed after a log of {size} entries with root {payload.ledger_root[:16]}...; "
+            "the ledger before it differs (an earlier entry was erased or rewritten)"
+        )
+    return None
 
 
 def _signature_verifies(e: LedgerEntry, public_key_b64: str) -> bool:
@@ -258,6 +287,11 @@ def assess(
     """
     reviews = [e for e in entries if e.kind.startswith(REVIEW_PREFIX)]
     states = [_check_entry(e, keyring, trust=trust, identity=identity) for e in reviews]
+    for s in states:
+        if s.payload is not None:
+            problem = _checkpoint_problem(s.entry, s.payload, entries)
+            if problem:
+                s.flag("rewritten", problem)
     findings: list[Finding] = []
     first_seq = first_recorded(entries)
     cache: dict[int, str] = {}
@@ -418,8 +452,9 @@ def record_review(
     its reviewer keys, for ``reviewer`` and ``role``, valid now; the keyring is not needed.
     """
     from finetrail.governance import clock
+    from finetrail.governance.checkpoint import leaves_of
     from finetrail.governance.keys import keyid_of, load_private_key
-    from finetrail.governance.ledger import scan_ledger
+    from finetrail.governance.merkle_log import tree_hash
     from finetrail.governance.trust import as_trust_root, release_identity
     from finetrail.governance.verify import verify_workspace
     from finetrail.governance.workspace import Workspace
@@ -460,58 +495,67 @@ def record_review(
                 fix=f"use a reviewer key that {trust_root.path} names for {reviewer!r} "
                 f"and the role {role!r}, valid now",
             )
-    report = verify_workspace(
-        ws.root, keyring=kr_path if trust_root is None else keyring_file, trust=trust_root
-    )
-    if not report.ok:
-        raise CheckFailed(
-            "refusing to sign a workspace that verify rejects",
-            path=str(ws.root),
-            why="; ".join(f.render().strip() for f in report.errors[:5]),
-            fix="run `finetrail verify` and restore the workspace first",
+    # verify, then sign, then append, all under the workspace lock: no write lands between
+    # the check and the signature, and concurrent reviews serialise
+    with ws.transaction() as tx:
+        report = verify_workspace(
+            ws.root, keyring=kr_path if trust_root is None else keyring_file, trust=trust_root
         )
-    manifest = ws.read_manifest()
-    entries = scan_ledger(ws.root / LEDGER_NAME).entries
-    identity = release_identity(ws.metadata)
-    if decision == "approve":
-        if reviewer.casefold() in authors(ws.metadata.owner, entries) and not (
-            rule and rule.author_may_approve
-        ):
-            raise InputError(
-                f"self-approval: {reviewer!r} is an author of this workspace",
-                fix="ask a reviewer who did not produce the evidence (four-eyes)",
+        if not report.ok:
+            raise CheckFailed(
+                "refusing to sign a workspace that verify rejects",
+                path=str(ws.root),
+                why="; ".join(f.render().strip() for f in report.errors[:5]),
+                fix="run `finetrail verify` and restore the workspace first",
             )
-        state = assess(entries, manifest, keyring, trust=trust_root, identity=identity)
-        mine = [
-            s
-            for s in state.states
-            if s.valid
-            and s.current
-            and s.payload
-            and s.payload.reviewer == reviewer
-            and s.payload.decision in ("approve", "reject")
-        ]
-        if mine and mine[-1].payload and mine[-1].payload.decision == "approve":
-            raise InputError(f"duplicate approval: {reviewer!r} has already approved these files")
-    payload = ReviewPayload(
-        decision=decision,
-        reviewer=reviewer,
-        role=role,
-        note=note,
-        manifest_sha256=manifest.files_digest(),
-        keyid=keyid,
-        model=ws.metadata.model,
-        version=ws.metadata.version,
-        workspace_sha256=identity.workspace_sha256 if identity else None,
-    )
-    sign: Callable[[bytes], bytes] = key.sign
-    return ws.append_event(
-        f"{REVIEW_PREFIX}{decision}",
-        actor=reviewer,
-        payload=payload.model_dump(mode="json"),
-        signer=keyid,
-        sign=sign,
-    )
+        manifest = ws.read_manifest()
+        entries = report.ledger
+        identity = release_identity(ws.metadata)
+        if decision == "approve":
+            if reviewer.casefold() in authors(ws.metadata.owner, entries) and not (
+                rule and rule.author_may_approve
+            ):
+                raise InputError(
+                    f"self-approval: {reviewer!r} is an author of this workspace",
+                    fix="ask a reviewer who did not produce the evidence (four-eyes)",
+                )
+            state = assess(entries, manifest, keyring, trust=trust_root, identity=identity)
+            mine = [
+                s
+                for s in state.states
+                if s.valid
+                and s.current
+                and s.payload
+                and s.payload.reviewer == reviewer
+                and s.payload.decision in ("approve", "reject")
+            ]
+            if mine and mine[-1].payload and mine[-1].payload.decision == "approve":
+                raise InputError(
+                    f"duplicate approval: {reviewer!r} has already approved these files"
+                )
+        digests = tx.log_digests()
+        payload = ReviewPayload(
+            decision=decision,
+            reviewer=reviewer,
+            role=role,
+            note=note,
+            manifest_sha256=manifest.files_digest(),
+            keyid=keyid,
+            model=ws.metadata.model,
+            version=ws.metadata.version,
+            workspace_sha256=identity.workspace_sha256 if identity else None,
+            workspace_id=ws.metadata.workspace_id,
+            ledger_size=len(digests),
+            ledger_root=tree_hash(leaves_of(digests)).hex(),
+        )
+        sign: Callable[[bytes], bytes] = key.sign
+        return tx.event(
+            f"{REVIEW_PREFIX}{decision}",
+            actor=reviewer,
+            payload=payload.model_dump(mode="json"),
+            signer=keyid,
+            sign=sign,
+        )
 
 
 # -- the verify check ------------------------------------------------------------------------------

@@ -192,12 +192,6 @@ def test_pairs_of_reviews_in_a_transaction(tmp_path: Path, monkeypatch: pytest.M
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="record_review runs verify and its checks before taking the workspace lock and can "
-    "see another command's write half done; governance/review/assess.py must run them inside "
-    "`with ws.transaction():` (as the driver's comment operation does)",
-    strict=False,
-)
 def test_pairs_of_review_commands_as_shipped(tmp_path: Path) -> None:
     from tests.support.workspaces import add_reviewers
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,17 @@ import pytest
 
 from finetrail.cli import main
 from finetrail.governance import keys as ed25519
+from finetrail.governance.anchor import anchor_workspace
+from finetrail.governance.checkpoint import CHECKPOINTS_FILE
+from finetrail.governance.evidence.workspace import (
+    GENESIS,
+    LedgerAnchor,
+    LedgerEntry,
+    Manifest,
+    ManifestFile,
+)
 from finetrail.governance.gate.api import run_gate
+from finetrail.governance.io import canonical_json, sha256_bytes
 from finetrail.governance.ledger import scan_ledger
 from finetrail.governance.policy.load import shipped_policies
 from finetrail.governance.review import record_review, trust_in_workspace
@@ -48,9 +59,18 @@ class Org:
     def pub(self, name: str) -> Path:
         return self.keys / f"{name}.pub"
 
+    def role_keys(self) -> dict[str, ed25519.Ed25519PrivateKey]:
+        """The keys the organisation's jobs sign their ledger entries with, by role."""
+        return {
+            role: ed25519.load_private_key(self.key(name))
+            for role, name in (("training", "trainer"), ("probes", "prober"), ("gate", "ci-gate"))
+        }
+
     def trust_variant(self, name: str, **changes: dict[str, object]) -> Path:
         """The trust file with some entries changed (by holder name), written beside it."""
         sections: dict[str, list[dict[str, object]]] = {
+            "training": [key_entry(self.pub("trainer"), "trainer")],
+            "probes": [key_entry(self.pub("prober"), "prober")],
             "gate": [key_entry(self.pub("ci-gate"), "ci-gate")],
             "reviewers": [key_entry(self.pub(n), n, roles=[r]) for n, r in REVIEWS],
         }
@@ -63,7 +83,7 @@ class Org:
 @pytest.fixture
 def org(tmp_path: Path, use_contract_kinds: object) -> Org:
     keys = tmp_path / "keys"
-    for name in ("ci-gate", "alice", "bob"):
+    for name in ("ci-gate", "alice", "bob", "trainer", "prober"):
         make_key(keys, name)
     org = Org(tmp_path, keys, tmp_path / "repo" / "trust.yaml")
     org.trust_variant("trust")
@@ -71,10 +91,28 @@ def org(tmp_path: Path, use_contract_kinds: object) -> Org:
 
 
 def make_release(
-    org: Org, name: str, *, version: str = "1.0.0", reviewed: bool = True, gated: bool = True
+    org: Org,
+    name: str,
+    *,
+    version: str = "1.0.0",
+    reviewed: bool = True,
+    gated: bool = True,
+    workspace_id: str | None = None,
 ) -> Path:
-    """A release workspace built honestly: evidence, approvals and gate signed under the trust
-    root."""
+    """A release workspace built honestly: every ledger entry signed by its role's key, approvals
+    and gate signed under the trust root."""
+    with ed25519.signing_by_role(org.role_keys()), ed25519.development_mode(False):
+        return _make_release(org, name, version, reviewed, gated, workspace_id)
+
+
+def _make_release(
+    org: Org,
+    name: str,
+    version: str,
+    reviewed: bool,
+    gated: bool,
+    workspace_id: str | None,
+) -> Path:
     root = org.base / "releases" / name
     ws = Workspace.init(
         root,
@@ -83,6 +121,7 @@ def make_release(
         owner="ops",
         intended_purpose="answer customer-support questions",
         provider="Example Org",
+        workspace_id=workspace_id,
     )
     write_records(ws, standard_records(add_adapter(ws, actor="ops")), actor="ops")
     if reviewed:
@@ -336,7 +375,8 @@ def replay_into_a_look_alike_release(org: Org) -> Attack:
     owner and creation time (its evidence differs): the ledger each signature binds gives it
     away."""
     dp = make_release(org, "dp")
-    twin = make_release(org, "twin", reviewed=False, gated=False)
+    dp_id = Workspace.open(dp).metadata.workspace_id
+    twin = make_release(org, "twin", reviewed=False, gated=False, workspace_id=dp_id)
     assert (twin / "workspace.json").read_bytes() == (dp / "workspace.json").read_bytes()
     _copy_reviews(dp, twin)
     _copy_gate(dp, twin)
@@ -408,7 +448,12 @@ def test_without_a_trust_root_the_key_swap_goes_unnoticed_by_verify_but_fails_th
     code = main(["verify", str(attack.root)])
     out = capsys.readouterr().out
     assert code == 0 and "WARNING untrusted" in out
-    assert "signatures not checked against a trust root (1 gate attestation(s), 2 signed" in out
+    signed = sum(1 for e in scan_ledger(attack.root / "ledger.jsonl").entries if e.signature)
+    assert signed > 2  # every entry of the honest build, and the two forged approvals
+    assert (
+        f"signatures not checked against a trust root (1 gate attestation(s), {signed} signed"
+        in out
+    )
     code = main(["gate", str(attack.root), "--policy", str(EU), "--require-approvals", "--dry-run"])
     out = capsys.readouterr().out
     assert code == 1 and "trust-root [fail, error]" in out
@@ -498,3 +543,215 @@ def test_release_binding_is_signed(org: Org) -> None:
     )
     assert review.payload["workspace_sha256"] == decision["release"]["workspace_sha256"]
     assert datetime.fromisoformat(decision["time"]) == datetime(2026, 1, 15, 12, tzinfo=UTC)
+
+
+# -- the log: rewrite, rollback, truncation, erasure, replay, unsigned and untrusted entries -------
+# Each is checked with `verify --trust --anchor` (the organisation anchored the release's latest
+# checkpoint in its repository after building it); the honest release passes the same check.
+@dataclass(frozen=True)
+class LogAttack:
+    root: Path
+    code: str  # the finding code verify must report
+    names: tuple[str, ...]  # fragments the finding must contain
+    severity: str = "ERROR"
+
+
+def anchored_release(org: Org, name: str = "dp", **kw: object) -> tuple[Path, Path]:
+    root = make_release(org, name, **kw)  # type: ignore[arg-type]
+    anchor = org.trust.parent / "anchors.jsonl"
+    anchor_workspace(root, to=anchor)
+    return root, anchor
+
+
+def _rechain(root: Path, entries: list[LedgerEntry]) -> None:
+    """Write ``entries`` back as a ledger with recomputed payload digests, digests and chain,
+    and re-anchor the manifest (finetrail's own functions; signatures are kept as they were)."""
+    prev, lines = GENESIS, []
+    for i, e in enumerate(entries):
+        draft = e.model_copy(
+            update={
+                "seq": i,
+                "prev": prev,
+                "payload_digest": sha256_bytes(canonical_json(e.payload)),
+            }
+        )
+        draft = draft.model_copy(update={"digest": draft.compute_digest()})
+        lines.append(draft.line())
+        prev = draft.digest
+    (root / "ledger.jsonl").write_bytes(b"".join(lines))
+    manifest = Manifest.read(root / "manifest.json")
+    anchor = LedgerAnchor(entries=len(entries), head=prev)
+    (root / "manifest.json").write_bytes(
+        manifest.model_copy(update={"ledger": anchor}).canonical_bytes()
+    )
+
+
+def full_rewrite_of_epsilon(org: Org) -> LogAttack:
+    """training.dp.epsilon 3.0 -> 0.1 with the file digest, the manifest, the ledger event and
+    the chain recomputed: the log's checkpoints (signed) no longer match."""
+    root, _ = anchored_release(org)
+    rel = "evidence/training.json"
+    data = json.loads((root / rel).read_bytes())
+    data["dp"]["epsilon"] = 0.1
+    raw = canonical_json(data)
+    (root / rel).write_bytes(raw)
+    digest = sha256_bytes(raw)
+    manifest = Manifest.read(root / "manifest.json")
+    files = dict(manifest.files) | {rel: ManifestFile(sha256=digest, size=len(raw))}
+    (root / "manifest.json").write_bytes(
+        manifest.model_copy(update={"files": files}).canonical_bytes()
+    )
+    entries = scan_ledger(root / "ledger.jsonl").entries
+    entries = [
+        e.model_copy(update={"payload": {**e.payload, "sha256": digest}})
+        if e.payload.get("path") == rel
+        else e
+        for e in entries
+    ]
+    _rechain(root, entries)
+    return LogAttack(root, "rewritten", ("is not consistent with the ledger",))
+
+
+def rollback_to_an_earlier_copy(org: Org) -> LogAttack:
+    """A reviewer's signed rejection, anchored; then the workspace restored from the copy taken
+    before it."""
+    root, _ = anchored_release(org)
+    backup = org.base / "backup"
+    shutil.copytree(root, backup)
+    record_review(
+        root,
+        decision="reject",
+        reviewer="alice",
+        role="model-risk",
+        key_file=org.key("alice"),
+        note="memorises identifiers",
+        trust=org.trust,
+    )
+    anchor_workspace(root, to=org.trust.parent / "anchors.jsonl")
+    shutil.rmtree(root)
+    shutil.copytree(backup, root)
+    return LogAttack(root, "rollback", ("the ledger holds", "rolled back or truncated"))
+
+
+def truncation_with_reanchored_manifest(org: Org) -> LogAttack:
+    """The gate's entries cut from the ledger, their checkpoints dropped, the manifest
+    re-anchored and the decision files removed: consistent inside, not with the anchor."""
+    root, _ = anchored_release(org)
+    entries = scan_ledger(root / "ledger.jsonl").entries
+    keep = [e for e in entries if not e.kind.startswith("gate.")]
+    cut = len(keep)
+    assert entries[:cut] == keep  # the gate's entries are the last ones
+    lines = (root / CHECKPOINTS_FILE).read_bytes().splitlines(keepends=True)
+    (root / CHECKPOINTS_FILE).write_bytes(b"".join(lines[:cut]))
+    manifest = Manifest.read(root / "manifest.json")
+    files = {k: v for k, v in manifest.files.items() if not k.startswith("evidence/gate/")}
+    for rel in set(manifest.files) - set(files):
+        (root / rel).unlink()
+    (root / "manifest.json").write_bytes(
+        manifest.model_copy(
+            update={"files": files, "ledger": LedgerAnchor(entries=cut, head=keep[-1].digest)}
+        ).canonical_bytes()
+    )
+    (root / "ledger.jsonl").write_bytes(b"".join(e.line() for e in keep))
+    return LogAttack(root, "rollback", ("the ledger holds",))
+
+
+def erased_rejection(org: Org) -> LogAttack:
+    """A signed rejection erased from the middle of the history, the rest rechained."""
+    root = make_release(org, "dp", reviewed=False, gated=False)
+    record_review(
+        root,
+        decision="reject",
+        reviewer="alice",
+        role="model-risk",
+        key_file=org.key("alice"),
+        note="no",
+        trust=org.trust,
+    )
+    anchor_workspace(root, to=org.trust.parent / "anchors.jsonl")
+    entries = [e for e in scan_ledger(root / "ledger.jsonl").entries if e.kind != "review.reject"]
+    _rechain(root, entries)
+    return LogAttack(root, "rollback", ("the ledger holds",))
+
+
+def approvals_replayed_into_another_workspace(org: Org) -> LogAttack:
+    """The DP release's signed approvals appended to the control release's ledger."""
+    dp = make_release(org, "dp", gated=False)
+    control, _ = anchored_release(org, "control", version="1.0.0", reviewed=False, gated=False)
+    _copy_reviews(dp, control)
+    dp_id = Workspace.open(dp).metadata.workspace_id
+    return LogAttack(control, "replayed", (f"signed for workspace id {dp_id}",))
+
+
+def unsigned_entry(org: Org) -> LogAttack:
+    """An entry appended without a signature (development mode)."""
+    root, _ = anchored_release(org)
+    with ed25519.development_mode(True):
+        Workspace.open(root).append_event("probe.note", actor="mallory", payload={"n": 1})
+    return LogAttack(root, "unsigned", ("ledger entries are unsigned",), severity="WARNING")
+
+
+def entry_signed_by_an_untrusted_key(org: Org) -> LogAttack:
+    """An entry (and its checkpoint) signed by a key the trust file does not name."""
+    root, _ = anchored_release(org)
+    mallory, pub = _attacker_key(org, "mallory")
+    with ed25519.signing_with(ed25519.load_private_key(mallory)):
+        Workspace.open(root).append_event("probe.note", actor="mallory", payload={"n": 1})
+    return LogAttack(root, "untrusted", (f"signed by key {fingerprint(pub)}",))
+
+
+LOG_SCENARIOS: dict[str, Callable[[Org], LogAttack]] = {
+    f.__name__: f
+    for f in (
+        full_rewrite_of_epsilon,
+        rollback_to_an_earlier_copy,
+        truncation_with_reanchored_manifest,
+        erased_rejection,
+        approvals_replayed_into_another_workspace,
+        unsigned_entry,
+        entry_signed_by_an_untrusted_key,
+    )
+}
+
+
+def verify_anchored(capsys: pytest.CaptureFixture[str], org: Org, root: Path) -> tuple[int, str]:
+    anchor = org.trust.parent / "anchors.jsonl"
+    code = main(["verify", str(root), "--trust", str(org.trust), "--anchor", str(anchor)])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return code, out.out + out.err
+
+
+def test_the_honest_signed_and_anchored_release_passes(
+    org: Org, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = anchored_release(org)
+    code, out = verify_anchored(capsys, org, root)
+    assert code == 0 and "verify: OK" in out, out
+    # every entry and checkpoint signed by a trusted key, all covered by the latest checkpoint
+    warned = {x.split()[1] for x in out.splitlines() if x.startswith("WARNING")}
+    assert not warned & {"unsigned", "untrusted", "unchecked", "no-checkpoint"}, out
+    code, decision = gate_cli(capsys, root, org.trust)
+    assert code == 0, decision
+    rule = next(o for o in decision["outcomes"] if o["rule"] == "ledger-entries-signed")  # type: ignore[attr-defined]
+    assert rule["outcome"] == "pass", rule
+
+
+@pytest.mark.parametrize("scenario", list(LOG_SCENARIOS))
+def test_log_forgery_is_caught_by_verify_with_trust_and_anchor(
+    org: Org, capsys: pytest.CaptureFixture[str], scenario: str
+) -> None:
+    attack = LOG_SCENARIOS[scenario](org)
+    code, out = verify_anchored(capsys, org, attack.root)
+    lines = [
+        x for x in out.splitlines() if x.startswith(attack.severity) and f" {attack.code} " in x
+    ]
+    assert lines, out
+    for name in attack.names:
+        assert any(name in x for x in lines), (name, out)
+    if attack.severity == "ERROR":
+        assert code == 1, out
+    else:  # development mode is allowed, and named; the policy rule fails it
+        code, decision = gate_cli(capsys, attack.root, org.trust)
+        rule = next(o for o in decision["outcomes"] if o["rule"] == "ledger-entries-signed")  # type: ignore[attr-defined]
+        assert rule["outcome"] == "fail", rule

@@ -55,6 +55,7 @@ def test_a_write_leaves_only_its_file_ledger_line_and_manifest(tmp_path: Path) -
     after = snapshot(ws.root)
     assert sorted(set(after) - set(before)) == ["evidence/b.json"]
     assert {k for k in after if after[k] != before.get(k)} == {
+        "checkpoints.jsonl",
         "evidence/b.json",
         "ledger.jsonl",
         "manifest.json",

@@ -93,6 +93,7 @@ def build(
         provider="Example Org",
         intended_purpose="Drafts replies to customer-support tickets for human agents.",
         description="LoRA adapter on a small causal LM",
+        workspace_id=("a" if variant == "a" else "b") * 32,  # fixed: golden files stay stable
     )
     sample = Sample(root=root, ws=ws)
     pii_values = fake_pii() if pii else []

@@ -198,7 +198,14 @@ def test_unsigned_attestation_is_a_warning(
     assert main(["gate", str(root), "--policy", "development", "--no-registry"]) == 0
     report = verify_workspace(root)
     assert report.ok
-    assert [f.code for f in report.findings] == ["unsigned"]
+    # the test's ledger entries and checkpoints are unsigned too (development mode), one
+    # warning each besides the attestation's
+    assert [f.location for f in report.findings] == [
+        "evidence/gate/0001.dsse.json",
+        "ledger.jsonl",
+        "checkpoints.jsonl",
+    ], report.render()
+    assert {f.code for f in report.findings} == {"unsigned"}
 
 
 def test_keys_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

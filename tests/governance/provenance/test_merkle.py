@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from finetrail.cli import main
 from finetrail.errors import InputError
+from finetrail.governance import merkle_log
 from finetrail.governance.provenance import hashing, merkle, proofcheck
 
 H = hashlib.sha256
@@ -165,9 +166,11 @@ def test_checker_runs_standalone_with_the_standard_library_only(tmp_path: Path) 
         "audit_path": [p.hex() for p in reference_path(1, records)],
     }
     (tmp_path / "proof.json").write_text(json.dumps(proof))
-    # A copy of the file alone, run in isolated mode (no site-packages, no finetrail).
+    # A copy of the checker and the Merkle module beside it, run in isolated mode (no
+    # site-packages, no finetrail).
     checker = tmp_path / "proofcheck.py"
     checker.write_text(Path(proofcheck.__file__).read_text())
+    (tmp_path / "merkle_log.py").write_text(Path(merkle_log.__file__).read_text())
     code = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
     args = [sys.executable, "-I", "-S", "-c", code, str(checker), str(tmp_path / "proof.json")]
     ok = subprocess.run([*args, "--root", root], capture_output=True, text=True, check=False)
