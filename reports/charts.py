@@ -303,7 +303,15 @@ def lineage(ev: Evidence) -> str | None:
         names["adapter"] = f"adapter\n{ad[:10]}"
         g.add_edge("run", "adapter")
         if ev.gates:
-            names["gate"] = f"gate\n{'passed' if ev.gates[-1].get('passed') is True else 'failed'}"
+            last = ev.gates[-1]
+            from finetrail.reports.model import gate_warnings  # the verdict's own count
+
+            warned = len(gate_warnings(last))
+            names["gate"] = (
+                "gate\n"
+                + ("passed" if last.get("passed") is True else "failed")
+                + (f"\n{warned} warning{'s' * (warned != 1)}" if warned else "")
+            )
             g.add_edge("adapter", "gate")
     if not nx.is_directed_acyclic_graph(g):
         return None

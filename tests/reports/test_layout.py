@@ -309,3 +309,8 @@ def test_no_gate_no_limits(tmp_path: Path) -> None:
     ev = load_evidence(root)
     for svg in (charts.epsilon_curve(ev), charts.exposure(ev), charts.bias_bars(ev)):
         assert "policy:" not in _text(svg)
+
+
+def test_the_lineage_gate_box_counts_the_warnings(warned: Path) -> None:
+    ev = load_evidence(warned.parent)
+    assert "2 warnings" in _text(charts.lineage(ev))
