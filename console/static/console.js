@@ -102,10 +102,10 @@ async function initEnrol() {
   const existing = await loadKey(currentUser());
   if (existing) {
     button.textContent = "Key present in this browser";
-    button.disabled = true;
     await showKey(existing);
     return;
   }
+  button.disabled = false;  // enabled once this listener is in place
   button.addEventListener("click", async () => {
     button.disabled = true;
     const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
@@ -211,6 +211,7 @@ async function initSignoff() {
     say("The ledger kept moving: try again.", false);
     console.error("sign-off kept moving", lastWhy);
   });
+  document.getElementById("sign-button").disabled = false;  // the handlers are in place
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -80,9 +80,11 @@ def logout(driver) -> None:  # type: ignore[no-untyped-def]
 
 def enrol(driver, base: str) -> str:  # type: ignore[no-untyped-def]
     driver.get(f"{base}/enrol")
+    wait(driver, lambda d: d.find_element(By.ID, "enrol-generate").is_enabled())
     driver.find_element(By.ID, "enrol-generate").click()
-    wait(driver, lambda d: d.find_element(By.ID, "enrol-public").text.strip())
-    wait(driver, lambda d: "Key enrolled" in d.find_element(By.ID, "enrol-status").text)
+    wait(driver, lambda d: d.find_element(By.ID, "enrol-status").text.strip(), 60)
+    status = driver.find_element(By.ID, "enrol-status").text
+    assert "Key enrolled" in status, (status, driver.get_log("browser"))
     return driver.find_element(By.ID, "enrol-public").text.strip()
 
 
@@ -103,6 +105,7 @@ def admin_adds_key(trust: Path, name: str, public_key: str) -> None:
 
 def approve(driver, base: str, rid: str, role: str, note: str, screenshot: str = "") -> None:  # type: ignore[no-untyped-def]
     driver.get(f"{base}/r/{rid}")
+    wait(driver, lambda d: d.find_element(By.ID, "sign-button").is_enabled())
     Select(driver.find_element(By.ID, "role")).select_by_value(role)
     driver.find_element(By.ID, "note").send_keys(note)
     driver.find_element(By.ID, "sign-button").click()
