@@ -366,6 +366,18 @@ class _Run:
             ),
             post_processing="ewc" if ewc is not None else None,
         )
+        if dp and isinstance(privacy, PrivacyConfig) and plan.noise_multiplier is not None:
+            from finetrail.training.execution import check_execution
+
+            facts.execution = check_execution(
+                engine,
+                noise_multiplier=plan.noise_multiplier,
+                max_grad_norm=privacy.max_grad_norm,
+                sample_rate=plan.sample_rate,
+                expected_batch_size=plan.expected_batch_size,
+                world_size=plan.world_size,
+                steps=facts.state.step,
+            )
         engine.close()
         self._finish_accounting(plan)
         if plan.world_size > 1:

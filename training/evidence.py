@@ -107,6 +107,7 @@ class RunFacts:
     ewc_fisher_sha256: str | None = None
     rank_digests: tuple[str, ...] = ()
     rank_data_digests: tuple[str, ...] = ()
+    execution: dict[str, Any] | None = None  # training/execution.py: what ran, as compared
     status: RunStatus = "completed"
     failure: str | None = None
 
@@ -182,6 +183,7 @@ def _dp(facts: RunFacts) -> DPRecord:
         epsilon_per_step=acc.epsilon_per_step,
         randomness=RANDOMNESS[privacy.randomness],
         randomness_source=privacy.randomness,
+        execution=facts.execution,
     )
     return DPRecord.model_validate(fields)
 

@@ -127,6 +127,10 @@ class DPRecord(Frozen):
     # "os", "seeded" (research: reproducible, predictable noise) or "secure" (Opacus secure_mode);
     # None on records made before it was recorded
     randomness_source: Literal["os", "seeded", "secure"] | None = None
+    # plan = execution: the optimizer's noise multiplier, clipping norm, expected batch and
+    # Opacus's accountant history, compared with the plan after the last step (equal, or the
+    # run failed); None on records made before it was checked
+    execution: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DPRecord:
