@@ -59,7 +59,7 @@ def check_execution(
             + "; ".join(problems),
             why="epsilon is computed from the plan; a run that executed another mechanism "
             "has no such guarantee",
-            fix="report this with the config; nothing was written",
+            fix="report this with the config; the run is recorded as failed, with no guarantee",
         )
     return {
         "noise_multiplier": float(opt.noise_multiplier),
