@@ -5,8 +5,8 @@ finetrail states epsilon from its plan (noise multiplier, sample rate, steps) th
 accountant. This check reads what actually ran: the DP optimizer's noise multiplier and clipping
 norm, its expected batch size, and the history of Opacus's accountant, which its optimizer hook
 appends to at every real step (noise multiplier, sample rate, number of steps). Any difference
-from the plan fails the run (:class:`~finetrail.errors.IntegrityError`) before evidence is
-written; a run that passes records what was compared.
+from the plan fails the run (:class:`~finetrail.errors.IntegrityError`; it is recorded as failed,
+with no guarantee); a run that passes records what was compared.
 """
 
 from __future__ import annotations
