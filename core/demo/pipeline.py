@@ -12,7 +12,8 @@ demo is also a script of the commands a team would use:
    its decision (``registry promote``), render the dossier, verify;
 3. render the compliance diff between the two releases and print a summary table.
 
-``--quick`` shrinks every size so the whole run takes about a minute or two (CI runs it).
+``--quick`` shrinks every size so the whole run takes about 150 s on an idle 2-core machine
+(CI runs it).
 """
 
 from __future__ import annotations
@@ -611,7 +612,12 @@ def _register_mix_args(
     type=click.Path(file_okay=False),
     help="Output folder (data, base model, workspaces, dossiers).",
 )
-@click.option("--quick", is_flag=True, help="Small sizes: about a minute or two (CI runs this).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Small sizes, too small to be useful (CI runs this): about 150 s on an idle 2-core "
+    "machine, several times that on a busy one; the demo prints its time at the end.",
+)
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of data, model and runs."
 )
