@@ -257,3 +257,38 @@ def test_a_malformed_checkpoint_file_is_bad_input(
     assert code == 2, err
     assert "Traceback" not in err
     assert str(kept) in err and message in err, err
+
+
+def test_cli_signs_every_entry_with_the_ledger_key_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_path, pub = make_key(tmp_path / "keys", "trainer")
+    monkeypatch.setenv("FINETRAIL_DEV_UNSIGNED", "0")
+    root = tmp_path / "ws"
+    args = ["init", str(root), "--model", "m", "--version", "1", "--owner", "ops"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "refusing to write an unsigned ledger entry (workspace.created)" in err, err
+    assert "FINETRAIL_LEDGER_KEY" in err and "Traceback" not in err
+    assert not (root / "ledger.jsonl").exists()
+    monkeypatch.setenv("FINETRAIL_LEDGER_KEY", str(key_path))
+    assert main(args) == 0
+    capsys.readouterr()
+    keyid = ed25519.keyid_of(ed25519.load_public_key(pub))
+    assert [e.signer for e in scan_ledger(root / "ledger.jsonl").entries] == [keyid]
+    assert [c.signer for c in _checkpoints(root)] == [keyid]
+    trust = write_trust(tmp_path / "repo" / "trust.yaml", training=[key_entry(pub, "trainer")])
+    assert main(["verify", str(root), "--trust", str(trust)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING unsigned" not in out and "verify: OK" in out, out
+
+
+def test_a_broken_ledger_key_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.key"
+    bad.write_text("not a key")
+    monkeypatch.setenv("FINETRAIL_LEDGER_KEY", str(bad))
+    code = main(["init", str(tmp_path / "ws"), "--model", "m", "--version", "1", "--owner", "o"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(bad) in err and "not an unencrypted PEM private key" in err, err
