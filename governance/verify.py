@@ -12,7 +12,9 @@ Checks (all run; every problem is reported, not just the first):
 - the manifest's anchor names the ledger's last entry (``truncated`` / ``unanchored``);
 - the manifest agrees with the last ledger event for each file (``disagrees``);
 - the manifest's sizes and version stamp, then the checks of :func:`extra_checks`
-  (attestations, reviews, dataset lineage, signed entries).
+  (attestations, reviews, dataset lineage, signed entries, the log's signed checkpoints with
+  RFC 9162 consistency proofs, ``--checkpoint`` and ``--anchor``:
+  :mod:`finetrail.governance.checkpoint`, :mod:`finetrail.governance.anchor`).
 
 Signatures: with a trust root (``trust=``, ``--trust FILE``; :mod:`finetrail.governance.trust`)
 every gate attestation and signed ledger entry is checked against the keys it names, by role and
