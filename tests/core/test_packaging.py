@@ -155,6 +155,8 @@ CORE_ONLY: list[tuple[tuple[str, ...], int]] = [
     (("policy", "lint", "eu-ai-act-high-risk"), 0),
     (("keys", "generate", "--reviewer", "ci", "--out", "keys"), 0),
     (("gate", "ws", "--policy", "development"), 1),
+    (("review", "status", "ws"), 0),
+    (("data", "list", "ws"), 0),
     (("verify", "ws"), 0),
 ]
 
