@@ -248,14 +248,17 @@ def check_mlflow_store(root: Path, ctx: VerifyContext) -> list[Finding]:
     # the workspace's experiment keeps its artifacts at mlflow-artifacts/ (training/tracking.py)
     run_rel = f"{MLFLOW_ARTIFACTS}/{run_id}/artifacts"
     run_dir = root / run_rel
-    if not isinstance(uri, str) or not _is_local(uri):
+    if not isinstance(uri, str) or not uri.strip():
+        if not store.exists() and not store.is_symlink():
+            return []  # no store recorded and none here: training ran without MLflow tracking
+        uri = f"sqlite:///{root.resolve()}/mlflow.db"  # a store here: judged as the workspace's
+    if not _is_local(uri):
         return [
             Finding(
                 "warning",
                 "not-checked",
                 run_rel,
-                "not checked: remote store (the artifacts training logged live in "
-                f"{uri if isinstance(uri, str) else 'an unrecorded store'})",
+                f"not checked: remote store (the artifacts training logged live in {uri})",
             )
         ]
     if not run_dir.is_dir() and not belongs_to(uri, root) and "***" not in uri:
@@ -326,7 +329,7 @@ def check_mlflow_store(root: Path, ctx: VerifyContext) -> list[Finding]:
             )
     for rel in sorted(set(expected) - seen):
         out.append(
-            Finding("error", "missing", rel, "the adapter file training logged to MLflow is absent")
+            Finding("error", "missing", rel, "training logged this file to its MLflow run; absent")
         )
     return out
 

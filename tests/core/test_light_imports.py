@@ -66,6 +66,7 @@ def test_gate_with_a_registry_configured_is_light(
                 "mlflow.registered_model": "support-assistant",
                 "mlflow.model_version": "3",
                 "mlflow.tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+                "mlflow.run_id": None,  # no run artifacts in this store
             }
         },
     )

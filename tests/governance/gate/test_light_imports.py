@@ -46,6 +46,7 @@ def test_commands_stay_light(tmp_path: Path, use_contract_kinds: object) -> None
                 "mlflow.registered_model": "support-assistant",
                 "mlflow.model_version": "1",
                 "mlflow.tracking_uri": uri,
+                "mlflow.run_id": None,  # no run artifacts in this store
             }
         },
     ).root
@@ -116,6 +117,7 @@ def test_registry_promote_imports_mlflow_and_the_gate_does_not(
                 "mlflow.registered_model": "nope",
                 "mlflow.model_version": "1",
                 "mlflow.tracking_uri": uri,
+                "mlflow.run_id": None,  # no run artifacts in this store
             }
         },
     ).root

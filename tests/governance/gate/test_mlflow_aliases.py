@@ -138,7 +138,12 @@ def test_promote_refuses_an_unsigned_decision_and_a_missing_one(
     tmp_path: Path, use_contract_kinds: object
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}"
-    ref = {"mlflow.registered_model": "m", "mlflow.model_version": "1", "mlflow.tracking_uri": uri}
+    ref = {
+        "mlflow.registered_model": "m",
+        "mlflow.model_version": "1",
+        "mlflow.tracking_uri": uri,
+        "mlflow.run_id": None,  # no run artifacts in this store
+    }
     root = build_workspace(tmp_path / "ws", override={"training": ref}).root
     with pytest.raises(InputError, match="no gate decision recorded"):
         promote(workspace=root, dry_run=True)
