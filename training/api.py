@@ -235,8 +235,8 @@ class _Run:
             finished=started,
             software=_software(),
         )
-        if self.check_dp:
-            self._check_dp(plan)
+        if self.check_dp and isinstance(self.cfg.privacy, PrivacyConfig):
+            self._check_dp(plan)  # on by default for DP runs; a run without DP has nothing to check
         try:
             return self._train(built, plan, train_ids, train_mask, device, dp)
         except KeyboardInterrupt:

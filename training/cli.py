@@ -156,10 +156,12 @@ def base_model_build_cmd(
 @click.command("train")
 @workspace_then("config", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option(
-    "--check-dp",
-    is_flag=True,
-    help="Before training, compare Opacus's per-sample gradients with a brute-force "
-    "per-example loop (relative error <= 1e-5); exit 1 if they disagree.",
+    "--check-dp/--no-check-dp",
+    default=True,
+    show_default=True,
+    help="Before a DP run, compare Opacus's per-sample gradients with a brute-force "
+    "per-example loop on a sampled batch (relative error <= 1e-5); exit 1 if they disagree. "
+    "The result is in the evidence (dp.check) and the shipped packs require it.",
 )
 @click.option(
     "--nproc",
@@ -246,8 +248,7 @@ def _torchrun(
         config,
         "--progress" if progress else "--no-progress",
     ]
-    if check_dp:
-        cmd.append("--check-dp")
+    cmd.append("--check-dp" if check_dp else "--no-check-dp")
     if actor:
         cmd += ["--actor", actor]
     if tracking_uri:

@@ -95,10 +95,14 @@ def test_resolve_wildcards(ws: evpaths.EvidenceSet) -> None:
         ("probes.membership.attacks.loss.auc", 0.53),
         ("probes.membership.attacks.zlib.auc", 0.51),
     ]
-    # 30 non-members cannot resolve a 1% false-positive rate: stated as None, not a figure
+    # 200 non-members resolve a 1% false-positive rate (2 of 200 members), not 0.1%
     assert values(ws, "probes.membership.attacks[*].tpr_at_1pct_fpr") == [
-        ("probes.membership.attacks.loss.tpr_at_1pct_fpr", None),
-        ("probes.membership.attacks.zlib.tpr_at_1pct_fpr", None),
+        ("probes.membership.attacks.loss.tpr_at_1pct_fpr", 0.01),
+        ("probes.membership.attacks.zlib.tpr_at_1pct_fpr", 0.01),
+    ]
+    assert [v for _, v in values(ws, "probes.membership.attacks[*].tpr_at_0_1pct_fpr")] == [
+        None,
+        None,
     ]
     assert values(ws, "datasets[1].pii.residual")[0][0] == "datasets[1].pii.residual"
 
