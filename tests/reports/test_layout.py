@@ -314,3 +314,20 @@ def test_no_gate_no_limits(tmp_path: Path) -> None:
 def test_the_lineage_gate_box_counts_the_warnings(warned: Path) -> None:
     ev = load_evidence(warned.parent)
     assert "2 warnings" in _text(charts.lineage(ev))
+
+
+def test_a_hostile_warning_reaches_the_model_card_inert(tmp_path: Path) -> None:
+    hostile = "evil\x1b[31m\u202e <script>x</script>\n# not a heading | [l](javascript:1)"
+    outcomes = [
+        _rule("warn-1", "training.dp.epsilon", 8.0, hostile, outcome="fail", severity="warning")
+    ]
+    root = _gated(tmp_path / "ws", outcomes, {"required": False, "satisfied": False})
+    code, _, err = report(["report", str(root), "--format", "html,md"])
+    assert code == 0, err
+    card = (root / "dossier" / "README.md").read_text()
+    line = next(x for x in card.splitlines() if x.startswith("- warn-1: "))
+    assert "\x1b" not in card and "\u202e" not in card
+    assert "<script>" not in card and "[l](javascript" not in card  # brackets escaped: no link
+    assert "# not a heading" in line  # kept on the warning's own line, not a heading
+    html_text = (root / "dossier" / "index.html").read_text()
+    assert "<script>x" not in html_text and "\x1b" not in html_text
