@@ -69,6 +69,7 @@ def extra_checks() -> tuple[ExtraCheck, ...]:
     so that importing :mod:`verify` stays cheap and cycle-free)."""
     from finetrail.governance.anchor import check_anchor
     from finetrail.governance.checkpoint import check_checkpoints
+    from finetrail.governance.coverage import coverage_checks
     from finetrail.governance.gate.attest import check_attestations
     from finetrail.governance.provenance.lineage import check_datasets
     from finetrail.governance.review.assess import check_reviews
@@ -82,6 +83,7 @@ def extra_checks() -> tuple[ExtraCheck, ...]:
         check_trust,
         check_checkpoints,
         check_anchor,
+        #*coverage_checks(),
     )
 
 
