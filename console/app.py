@@ -193,7 +193,18 @@ class Console:
             "release.html.j2", s=s, d=d, m=d.m, rid=ref.id, charts=charts, diff=None,
             datasheets=datasheet.datasheets(d.m), review_roles=self._review_roles(s, ref),
             all_comments=request.query_params.get("comments") == "all",
+            signed=self._signed_row(request, s, d),
         )  # fmt: skip
+
+    @staticmethod
+    def _signed_row(request: Request, s: Session, d: releases.ReleaseDetail) -> Any:
+        """The review ``?signed=SEQ`` names, when it is this user's (the page after a sign-off)."""
+        seq = request.query_params.get("signed", "")
+        if not seq.isdigit():
+            return None
+        return next(
+            (r for r in d.status.rows if r.seq == int(seq) and r.reviewer == s.user.name), None
+        )
 
     def _review_roles(self, s: Session, ref: releases.ReleaseRef) -> tuple[str, ...]:
         """The review roles the trust file grants this person (any of their keys)."""

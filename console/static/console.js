@@ -192,7 +192,8 @@ async function initSignoff() {
       if (r.status === 200) {
         say("Signed and recorded as ledger entry #" + r.data.seq + ".", true);
         document.getElementById("sign-dialog").hidden = true;
-        setTimeout(() => window.location.reload(), 800);
+        // the page again, from the ledger: the server confirms the entry it recorded
+        window.location.assign("/r/" + form.dataset.release + "?signed=" + r.data.seq + "#approvals");
         return;
       }
       lastWhy = r.data.why || "";

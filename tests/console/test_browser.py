@@ -126,6 +126,14 @@ def approve(driver, base: str, rid: str, role: str, note: str, screenshot: str =
         driver.execute_script("document.getElementById('signoff').scrollIntoView()")
         shot(driver, screenshot)
     driver.find_element(By.ID, "sign-confirm").click()
+    # success loads the page again with ?signed=SEQ (the server confirms from the ledger)
+    wait(
+        driver,
+        lambda d: (
+            "signed=" in d.current_url
+            or d.find_element(By.ID, "sign-result").get_attribute("class") == "bad"
+        ),
+    )
     wait(driver, lambda d: d.find_element(By.ID, "sign-result").text)
     result = driver.find_element(By.ID, "sign-result").text
     logs = [e["message"] for e in driver.get_log("browser") if "moving" in e["message"]]
