@@ -164,7 +164,7 @@ class Console:
         ]
         return self.page(
             "queue.html.j2", s=s, rows=shown, models=models, model=model, status=status,
-            statuses=("approved", "awaiting approval", "blocked", "error"),
+            statuses=("approved", "awaiting approval", "blocked", "not gated", "error"),
         )  # fmt: skip
 
     def _ref(self, request: Request) -> releases.ReleaseRef | None:

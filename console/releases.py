@@ -156,9 +156,11 @@ class QueueRow:
 
     @property
     def status(self) -> str:
-        """approved / awaiting approval / blocked / error, for the queue's status filter."""
+        """approved / awaiting approval / blocked / not gated / error (the status filter)."""
         if self.problem:
             return "error"
+        if self.verdict == "not gated":
+            return "not gated"
         if self.verdict != "passed":
             return "blocked"
         if self.required is not None and self.current < self.required:

@@ -108,6 +108,10 @@ class Store:
         kwargs: dict[str, object] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if url in ("sqlite://", "sqlite:///:memory:"):  # one in-memory database, all threads
+                from sqlalchemy.pool import StaticPool
+
+                kwargs["poolclass"] = StaticPool
         self.engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):
 

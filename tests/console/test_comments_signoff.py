@@ -281,3 +281,29 @@ def test_the_page_after_a_sign_off_confirms_it_from_the_ledger(console_env: Env)
     carol = console_env.client("carol")  # not hers: nothing confirmed
     assert "Signed and recorded" not in carol.http.get(f"/r/{rid}?signed={seq}").text
     assert "Signed and recorded" not in bob.http.get(f"/r/{rid}?signed=0").text
+
+
+def test_the_console_and_the_cli_write_the_same_record(console_env: Env) -> None:
+    from finetrail.governance import keys as ed25519
+    from finetrail.governance.review import record_review
+    from finetrail.governance.review.api import workspace_review_status
+
+    rid = console_env.rid(console_env.a)
+    assert console_env.client("bob").sign_off(rid, console_env.keys["bob"]).status_code == 200
+    browser = ledger(console_env.a)[-1]
+    pem = console_env.tmp / "carol.key"
+    pem.write_bytes(ed25519.private_pem(console_env.keys["carol"]))
+    cli = record_review(
+        console_env.a, decision="approve", reviewer="carol", role="privacy", key_file=pem,
+        note="", trust=console_env.trust,
+    )  # fmt: skip
+    assert browser.kind == cli.kind == "review.approve"
+    assert set(browser.payload) == set(cli.payload)
+    assert {k for k, v in browser.to_json_dict().items() if v is not None} == {
+        k for k, v in cli.to_json_dict().items() if v is not None
+    }
+    status = workspace_review_status(console_env.a, trust=console_env.trust)
+    assert [(r.reviewer, r.state) for r in status.rows] == [
+        ("bob", "current"),
+        ("carol", "current"),
+    ]
