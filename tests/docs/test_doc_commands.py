@@ -22,6 +22,8 @@ BIN = Path(sys.executable).parent
 BLOCK_TIMEOUT_S = 1200
 # settings a developer's shell may hold that would change what the documents' commands do
 SCRUBBED = (
+    "FINETRAIL_DEV_UNSIGNED",  # set by tests/conftest.py; a newcomer's shell has neither
+    "FINETRAIL_LEDGER_KEY",
     "FINETRAIL_ACTOR",
     "FINETRAIL_KEYRING",
     "FINETRAIL_TRUST",
