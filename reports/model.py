@@ -148,6 +148,7 @@ def signoff(ev: Evidence) -> tuple[str, str, str]:
 
 
 def verdict(ev: Evidence) -> Verdict:
+    sign_state, sign, sign_css = signoff(ev)
     if not ev.integrity.ok:
         n = sum(1 for f in ev.integrity.findings if f["severity"] == "error")
         return Verdict(
@@ -155,6 +156,10 @@ def verdict(ev: Evidence) -> Verdict:
             f"Integrity check failed ({n} problem{'s' * (n != 1)}): the evidence below "
             "cannot be relied on until verify passes.",
             "bad",
+            (),
+            sign_state,
+            sign,
+            sign_css,
         )
     if not ev.gates:
         return Verdict(
@@ -165,7 +170,6 @@ def verdict(ev: Evidence) -> Verdict:
     last = ev.gates[-1]
     policy = f"policy {last.get('policy_id', 'n/a')}"
     warnings = tuple(gate_warnings(last))
-    sign_state, sign, sign_css = signoff(ev)
     current = gate_view(ev)
     if not current.current:
         was = "passed" if last.get("passed") is True else "failed"

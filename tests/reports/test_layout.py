@@ -331,3 +331,19 @@ def test_a_hostile_warning_reaches_the_model_card_inert(tmp_path: Path) -> None:
     assert "# not a heading" in line  # kept on the warning's own line, not a heading
     html_text = (root / "dossier" / "index.html").read_text()
     assert "<script>x" not in html_text and "\x1b" not in html_text
+
+
+def test_a_failed_integrity_check_still_states_the_recorded_sign_off(warned: Path) -> None:
+    from finetrail.reports.loader import IntegrityStatus
+    from finetrail.reports.model import verdict
+
+    ev = load_evidence(warned.parent)
+    broken = dataclasses.replace(
+        ev,
+        integrity=IntegrityStatus(
+            ok=False, entries=1, files=1, findings=({"severity": "error", "code": "x"},)
+        ),
+    )
+    v = verdict(broken)
+    assert (v.status, v.css) == ("integrity failed", "bad")
+    assert v.signoff.startswith("sign-off missing: 1 required, 0 present, 1 missing")
