@@ -64,7 +64,8 @@ def check_execution(
     return {
         "noise_multiplier": float(opt.noise_multiplier),
         "max_grad_norm": float(opt.max_grad_norm),
-        "normalised_by": float(per_rank),  # the per-process divisor Opacus applied
+        # the per-process divisor Opacus applied (checked above: not None)
+        "normalised_by": float(per_rank) if per_rank is not None else None,
         "accountant_history": [[float(s), float(q), int(n)] for s, q, n in history],
         "accountant_steps": accounted,
     }
