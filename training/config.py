@@ -180,6 +180,14 @@ class OptimConfig(_Strict):
     eval_every: int | None = Field(default=None, ge=1)  # steps; default: once per epoch
     early_stopping: EarlyStoppingConfig | None = None
     ewc: EWCConfig | None = None
+    # gradient accumulation: each sampled (logical) batch is processed in chunks of at most this
+    # many records; the optimizer steps, and the accountant counts, once per logical batch
+    # (DP runs: Opacus's BatchMemoryManager). Unset: the whole batch at once.
+    physical_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias=AliasChoices("physical_batch_size", "max_physical_batch_size"),
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> OptimConfig:

@@ -151,6 +151,24 @@ class Engine:
     privacy_engine: Any = None
     hooks: Any = None
     params: list[torch.Tensor] = field(default_factory=list)
+    # gradient accumulation (optim.physical_batch_size): DP runs get Opacus's splitting loader
+    # (the optimizer skips the update until a logical batch ends); runs without DP split each
+    # batch in the loop (:meth:`chunks`)
+    physical_batch_size: int | None = None
+
+    def chunks(self, n: int) -> list[tuple[int, int]]:
+        """The physical chunks the loop cuts an ``n``-record batch from the loader into: one for DP
+        runs (Opacus's loader already yields physical batches), else at most
+        ``physical_batch_size`` records each."""
+        size = self.physical_batch_size
+        if self.privacy_engine is not None or size is None or n <= size:
+            return [(0, n)]
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def logical_step_done(self) -> bool:
+        """After ``stepper.step()``: whether that step ended a logical batch (an update, counted
+        by the accountant) or only clipped and accumulated a physical chunk (Opacus skipped it)."""
+        return not bool(getattr(self.optimizer, "_is_last_step_skipped", False))
 
     def close(self) -> None:
         if self.hooks is not None and hasattr(self.hooks, "cleanup"):
@@ -215,6 +233,7 @@ def build_engine(
             loader=_with_loss_mask(loader, stepper, dataset),
             stepper=stepper,
             params=params,
+            physical_batch_size=config.optim.physical_batch_size,
         )
 
     from opacus import PrivacyEngine
@@ -262,6 +281,16 @@ def build_engine(
     stepper = Stepper(
         optimizer=dp_optimizer, mode=plan.clipping_mode, criterion=criterion, hooks=hooks
     )
+    physical = config.optim.physical_batch_size
+    if physical is not None:
+        from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+        # Opacus's splitting loader: each Poisson-sampled batch in chunks of at most ``physical``
+        # records; the optimizer clips and accumulates every chunk and adds noise, steps and
+        # calls the accountant once, at a logical batch's last chunk
+        dp_loader = BatchMemoryManager(
+            data_loader=dp_loader, max_physical_batch_size=physical, optimizer=dp_optimizer
+        ).__enter__()
     return Engine(
         model=forward_model,
         inner=model,
@@ -271,4 +300,5 @@ def build_engine(
         privacy_engine=engine,
         hooks=hooks,
         params=params,
+        physical_batch_size=physical,
     )

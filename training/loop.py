@@ -150,6 +150,55 @@ def _start_audit(
     return audit
 
 
+class _LogicalLoss:
+    """The loss of one logical batch, over its physical chunks (weighted by their records)."""
+
+    def __init__(self) -> None:
+        self.total, self.records = 0.0, 0
+
+    def add(self, loss: float, records: int) -> None:
+        self.total += loss * records
+        self.records += records
+
+    def pop(self) -> float:
+        value = self.total / self.records if self.records else float("nan")
+        self.total, self.records = 0.0, 0
+        return value
+
+
+def _physical_step(
+    engine: Engine, batch: Any, method: str, device: Any, state: RunState, pending: _LogicalLoss
+) -> None:
+    """Forward and backward of one batch from the loader, in :meth:`Engine.chunks` (without DP,
+    chunk losses are weighted so their gradients sum to the batch's mean-loss gradient)."""
+    stepper = engine.stepper
+    ids_all, mask_all = batch[0], batch[1]
+    n = int(ids_all.shape[0])
+    loss_mask = stepper.loss_mask
+    try:
+        for lo, hi in engine.chunks(n):
+            ids, mask = ids_all[lo:hi], mask_all[lo:hi]
+            if loss_mask is not None and (lo, hi) != (0, n):
+                stepper.loss_mask = loss_mask[lo:hi]
+            length = int(mask.sum(1).max())
+            ids, mask = ids[:, :length].to(device), mask[:, :length].to(device)
+            logits = engine.model(**model_inputs(ids, mask, method)).logits
+            loss = stepper.loss(logits, ids, mask)
+            loss_value = float(loss.item())
+            if not math.isfinite(loss_value):
+                raise CheckFailed(
+                    f"the training loss became non-finite at step {state.step + 1}",
+                    fix="lower optim.learning_rate or check the data",
+                )
+            if (lo, hi) != (0, n):
+                loss = loss * ((hi - lo) / n)
+            stepper.backward(loss)
+            pending.add(loss_value, hi - lo)
+            state.tokens += int(mask.sum())
+    finally:
+        stepper.loss_mask = loss_mask
+
+
 def run_loop(
     *,
     engine: Engine,
@@ -188,6 +237,7 @@ def run_loop(
     trainable = [(n, p) for n, p in inner.named_parameters() if p.requires_grad]
     best_state: dict[str, torch.Tensor] | None = None
     bad_evals = 0
+    pending = _LogicalLoss()
     audit = None
     if dp and audit_mechanism and engine.privacy_engine is not None:
         audit = _start_audit(engine, plan, mechanism, mechanism_settings, post_processing, state)
@@ -206,24 +256,14 @@ def run_loop(
             for batch in engine.loader:
                 if state.step >= plan.total_steps or state.stopped_early:
                     break
-                ids, mask = batch[0], batch[1]
-                if ids.shape[0] == 0:
+                if batch[0].shape[0] == 0:
                     stepper.empty_step(engine.params)  # Poisson sampled no record: noise only
-                    loss_value = float("nan")
                 else:
-                    length = int(mask.sum(1).max())
-                    ids, mask = ids[:, :length].to(device), mask[:, :length].to(device)
-                    logits = model(**model_inputs(ids, mask, method)).logits
-                    loss = stepper.loss(logits, ids, mask)
-                    loss_value = float(loss.item())
-                    if not math.isfinite(loss_value):
-                        raise CheckFailed(
-                            f"the training loss became non-finite at step {state.step + 1}",
-                            fix="lower optim.learning_rate or check the data",
-                        )
-                    stepper.backward(loss)
+                    _physical_step(engine, batch, method, device, state, pending)
                     stepper.step()
-                    state.tokens += int(mask.sum())
+                if not engine.logical_step_done():
+                    continue  # a physical chunk of a logical batch: clipped and accumulated
+                loss_value = pending.pop()
                 state.step += 1
                 moved.check(inner, state.step)
                 if not math.isnan(loss_value):

@@ -135,6 +135,8 @@ class MechanismAudit:
         self._above = torch.zeros((), dtype=torch.long, device=device)
         self._examples = 0
         self._clip_steps = 0
+        # gradient accumulation: the expected clipped sum and norms of the chunks so far
+        self._carried: tuple[torch.Tensor, torch.Tensor] | None = None
         self._calls = 0
         self._observed = 0
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -183,6 +185,7 @@ class MechanismAudit:
             self._calls += 1
             self._observing = self._due(t0)
             if not self._observing:
+                self._carried = None  # this logical batch's chunks are not checked
                 add_noise()
                 return
             s = self._gather([getattr(p, "summed_grad", None) for p in self.params])
@@ -190,6 +193,7 @@ class MechanismAudit:
                 self._clip_steps == 0 or self._observed % max(1, self.settings.clip_every) == 0
             ):
                 self._check_clipping(s)
+            self._carried = None
             self._seconds += time.perf_counter() - t0
             add_noise()
             t0 = time.perf_counter()
@@ -218,7 +222,17 @@ class MechanismAudit:
             self._seconds += time.perf_counter() - t0
             return inner_step(*args, **kwargs)
 
+        zero_grad = opt.zero_grad
+
+        def audited_zero_grad(*args: Any, **kwargs: Any) -> Any:
+            if self.mode == "hooks" and getattr(opt, "_is_last_step_skipped", False):
+                t0 = time.perf_counter()
+                self._carry_chunk()
+                self._seconds += time.perf_counter() - t0
+            return zero_grad(*args, **kwargs)
+
         self._patch(opt, "add_noise", audited_add_noise)
+        self._patch(opt, "zero_grad", audited_zero_grad)
         self._patch(opt, "step_hook", audited_hook)
         self._patch(opt.original_optimizer, "step", audited_inner_step)
         if self.mode == "ghost" and self.hooks is not None:
@@ -255,12 +269,13 @@ class MechanismAudit:
         self._above += (norms > c).sum()
         self._examples += norms.numel()
 
-    def _check_clipping(self, s: torch.Tensor) -> None:
-        """Recompute the clipped sum on the sampled coordinates with the claimed C."""
+    def _clipped_chunk(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The current per-sample gradients clipped at the claimed C, on the sampled coordinates;
+        and their norms (None for an empty batch)."""
         samples = [self.opt._get_flat_grad_sample(p) for p in self.params]
         b = samples[0].shape[0]
         if b == 0:
-            return
+            return None
         c = self.claim.max_grad_norm
         flat = [g.reshape(b, -1) for g in samples]
         norms = torch.stack([g.double().norm(2, dim=1) for g in flat], dim=1).norm(2, dim=1)
@@ -268,6 +283,34 @@ class MechanismAudit:
         expected = torch.cat(
             [factor @ g[:, i].double() for g, i in zip(flat, self.index, strict=True)]
         )
+        return expected, norms
+
+    def _carry_chunk(self) -> None:
+        """Gradient accumulation (Opacus skipped the step: a physical chunk of a logical batch):
+        keep the chunk's expected clipped sum before ``zero_grad`` drops its per-sample
+        gradients."""
+        chunk = self._clipped_chunk()
+        if chunk is not None:
+            expected, norms = chunk
+            if self._carried is not None:
+                expected = expected + self._carried[0]
+                norms = torch.cat([self._carried[1], norms])
+            self._carried = (expected, norms)
+
+    def _check_clipping(self, s: torch.Tensor) -> None:
+        """Recompute the clipped sum on the sampled coordinates with the claimed C (with the
+        chunks of the logical batch accumulated before this one)."""
+        chunk, carried, self._carried = self._clipped_chunk(), self._carried, None
+        if chunk is None and carried is None:
+            return
+        if chunk is None:
+            chunk = carried
+        elif carried is not None:
+            chunk = (chunk[0] + carried[0], torch.cat([carried[1], chunk[1]]))
+        assert chunk is not None
+        expected, norms = chunk
+        c = self.claim.max_grad_norm
+        factor = (c / (norms + 1e-6)).clamp(max=1.0)
         self._clip_err = torch.maximum(self._clip_err, (s - expected).abs().max() / c)
         self._record_norms(norms, factor * norms)
         self._clip_steps += 1

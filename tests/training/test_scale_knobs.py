@@ -1,0 +1,134 @@
+"""Scale knobs on the CPU: gradient accumulation (``optim.physical_batch_size``).
+
+A logical (Poisson-sampled) batch is one DP step whatever its physical chunking: the same config
+with and without a small physical batch plans the same steps and noise, Opacus's accountant counts
+one step per logical batch (the plan = execution check passes), and the white-box mechanism audit
+still verifies the optimizer's steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from finetrail.errors import ConfigError
+from finetrail.training.config import parse_config
+from finetrail.training.execution import check_execution
+from finetrail.training.loop import RunState, mechanism_claim, run_loop
+from tests.support.tiny_training import base_config, tiny_config, tiny_engine, tiny_model
+
+STEPS, BATCH = 6, 8
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model("llama", tmp_path_factory)
+
+
+def _run(config: Any, *, dp: bool = True) -> tuple[Any, Any, RunState, list[int]]:
+    built, plan, engine = tiny_engine(config, dp=dp)
+    chunks: list[int] = []
+    forward = engine.model.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        chunks.append(int(kwargs["input_ids"].shape[0]))
+        return forward(*args, **kwargs)
+
+    engine.model.forward = counting
+    state = RunState()
+    claim = None
+    if dp:
+        claim = mechanism_claim(plan, max_grad_norm=config.privacy.max_grad_norm, delta=1e-3)
+    run_loop(
+        engine=engine,
+        plan=plan,
+        method=built.method,
+        device=torch.device("cpu"),
+        state=state,
+        validation=None,
+        eval_every=100,
+        early_stopping=None,
+        rank=0,
+        dp=dp,
+        progress=False,
+        mechanism=claim,
+    )
+    return plan, engine, state, chunks
+
+
+def _config(base: Path, tmp: Path, **optim: Any) -> Any:
+    return tiny_config(
+        base,
+        tmp,
+        optim={"batch_size": BATCH, "steps": STEPS, **optim},
+        privacy={"noise_multiplier": 1.0, "delta": 1e-3, "max_grad_norm": 0.05,
+                 "randomness": "seeded"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_accumulation_is_one_dp_step_per_logical_batch(
+    mode: str, tiny_llama: Path, tmp_path: Path
+) -> None:
+    whole = _config(tiny_llama, tmp_path / "a")
+    split = _config(tiny_llama, tmp_path / "b", physical_batch_size=3)
+    whole = whole.model_copy(
+        update={"privacy": whole.privacy.model_copy(update={"clipping": mode})}
+    )
+    split = split.model_copy(
+        update={"privacy": split.privacy.model_copy(update={"clipping": mode})}
+    )
+    plan_a, engine_a, state_a, chunks_a = _run(whole)
+    plan_b, engine_b, state_b, chunks_b = _run(split)
+    # the same plan: steps, sample rate, noise (so the same epsilon)
+    assert (plan_a.total_steps, plan_a.sample_rate, plan_a.noise_multiplier) == (
+        plan_b.total_steps,
+        plan_b.sample_rate,
+        plan_b.noise_multiplier,
+    )
+    assert state_a.step == state_b.step == STEPS
+    # seeded Poisson sampling: the same logical batches, the split run in chunks of at most 3
+    assert max(chunks_b) <= 3 < max(chunks_a)
+    assert sum(chunks_a) == sum(chunks_b) and len(chunks_b) > len(chunks_a)
+    for plan, engine, state in ((plan_a, engine_a, state_a), (plan_b, engine_b, state_b)):
+        facts = check_execution(
+            engine,
+            noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=0.05,
+            sample_rate=plan.sample_rate,
+            expected_batch_size=plan.expected_batch_size,
+            world_size=1,
+            steps=state.step,
+        )
+        assert facts["accountant_steps"] == STEPS
+        assert state.mechanism is not None
+        assert state.mechanism.verdict == "verified", state.mechanism.reasons
+        assert state.mechanism.cost is not None and state.mechanism.cost.steps == STEPS
+
+
+def test_accumulation_without_dp_gives_the_whole_batch_gradient(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    def final(**optim: Any) -> list[torch.Tensor]:
+        cfg = tiny_config(tiny_llama, tmp_path / str(optim), privacy="none",
+                          optim={"batch_size": BATCH, "steps": 3, "optimizer": "sgd",
+                                 "learning_rate": 1.0, **optim})  # fmt: skip
+        _, engine, state, chunks = _run(cfg, dp=False)
+        assert state.step == 3
+        assert max(chunks) <= optim.get("physical_batch_size", BATCH)
+        return [p.detach().clone() for p in engine.params]
+
+    whole, split = final(), final(physical_batch_size=3)
+    moved = max(float((a - b).abs().max()) for a, b in zip(whole, split, strict=True))
+    assert moved < 1e-5
+
+
+def test_physical_batch_size_is_validated(tiny_llama: Path, tmp_path: Path) -> None:
+    cfg = base_config(tiny_llama, tmp_path, optim={"physical_batch_size": 0})
+    with pytest.raises(ConfigError, match=r"optim\.physical_batch_size"):
+        parse_config(cfg, source="test")
+    alias = base_config(tiny_llama, tmp_path, optim={"max_physical_batch_size": 4})
+    assert parse_config(alias, source="test").optim.physical_batch_size == 4
