@@ -166,21 +166,16 @@ def _checks(
 
 
 def _checkpoint_fields(ws: Workspace, digests: list[str]) -> dict[str, Any]:
-    """The log checkpoint a review binds (the workspace id, the ledger's size and Merkle root
-    before the review), as ``record_review`` fills them, where the payload has those fields."""
-    from finetrail.governance.evidence.review import ReviewPayload
+    """The log checkpoint a review binds, as ``record_review`` fills it: the workspace id and the
+    size and RFC 9162 root of the ledger before the review."""
+    from finetrail.governance.checkpoint import leaves_of
+    from finetrail.governance.merkle_log import tree_hash
 
-    fields = ReviewPayload.model_fields
-    out: dict[str, Any] = {}
-    if "workspace_id" in fields:
-        out["workspace_id"] = getattr(ws.metadata, "workspace_id", None)
-    if "ledger_root" in fields:
-        from finetrail.governance.checkpoint import leaves_of
-        from finetrail.governance.merkle_log import tree_hash
-
-        out["ledger_size"] = len(digests)
-        out["ledger_root"] = tree_hash(leaves_of(digests)).hex()
-    return out
+    return {
+        "workspace_id": ws.metadata.workspace_id,
+        "ledger_size": len(digests),
+        "ledger_root": tree_hash(leaves_of(digests)).hex(),
+    }
 
 
 def prepare(
