@@ -135,6 +135,10 @@ def test_approval_goes_stale_when_the_evidence_changes(console_env: Env) -> None
     page = c.http.get(f"/r/{rid}").text
     assert 'class="review-stale"' in page
     assert "approval by bob is stale (files changed since)" in page
+    gate(console_env.a, console_env.trust, console_env.tmp / "keys", "--require-approvals")
+    o = approvals_outcome(console_env.a)
+    assert o["outcome"] == "fail"
+    assert "approval by bob is stale (files changed since)" in o["message"]
 
 
 @pytest.mark.parametrize(
