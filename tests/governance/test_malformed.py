@@ -282,7 +282,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _register_args(ws: Path, data: Path, name: str) -> list[str]:
     return [
-        *("data", "register", str(data), "--workspace", str(ws), "--name", name),
+        *("data", "register", str(ws), str(data), "--name", name),
         *("--source", "https://data.example.test/t", "--license", "CC-BY-4.0"),
         *("--collection", "exported", "--legal-basis", "GDPR Art. 6(1)(f)"),
         *("--purpose", "fine-tune"),
