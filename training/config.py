@@ -188,6 +188,10 @@ class OptimConfig(_Strict):
         ge=1,
         validation_alias=AliasChoices("physical_batch_size", "max_physical_batch_size"),
     )
+    # activation (gradient) checkpointing, non-reentrant (transformers'
+    # gradient_checkpointing_enable with use_reentrant=False); runs without DP only (see
+    # TrainConfig._cross_checks)
+    gradient_checkpointing: bool = False
 
     @model_validator(mode="after")
     def _one_length(self) -> OptimConfig:
@@ -225,6 +229,16 @@ class TrainConfig(_Strict):
             raise ValueError("optim.early_stopping needs data.validation")
         if self.optim.ewc is not None and self.data.generic is None:
             raise ValueError("optim.ewc needs data.generic (Fisher information is estimated on it)")
+        if self.optim.gradient_checkpointing and isinstance(self.privacy, PrivacyConfig):
+            raise ValueError(
+                "optim.gradient_checkpointing is refused under DP (privacy.clipping "
+                f"{self.privacy.clipping!r}, method {self.method.name!r}): with checkpointing "
+                "Opacus's per-sample hooks see the recomputed forward pass, so clipping: hooks "
+                "gets no per-sample gradient for most layers and clipping: ghost counts every "
+                "layer twice (measured with opacus 1.6 for lora, ia3 and full); use "
+                "optim.physical_batch_size to bound memory under DP, or train the non-private "
+                "control (privacy: none) with checkpointing"
+            )
         return self
 
     @property

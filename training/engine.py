@@ -215,6 +215,11 @@ def build_engine(
     """Optimizer and loader (plus Opacus for DP runs). ``post_privatise`` is called after Opacus
     has clipped and noised the batch gradient, before the update (used by EWC)."""
     model.train()  # from_pretrained returns eval mode; Opacus's validator wants training mode
+    if config.optim.gradient_checkpointing:
+        # refused under DP by the config (Opacus's per-sample hooks break with it)
+        assert not isinstance(config.privacy, PrivacyConfig)
+        # (transformers turns the KV cache off for each training forward pass itself)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(config, params)
     check_optimizer_params(optimizer, model)
