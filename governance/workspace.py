@@ -38,7 +38,7 @@ from finetrail.governance.evidence.workspace import (
     WorkspaceMetadata,
 )
 from finetrail.governance.io import read_json_strict
-from finetrail.governance.journal import CHECKPOINTS_FILE, JOURNAL_DIR, MANIFEST_FILE
+from finetrail.governance.journal import JOURNAL_DIR, MANIFEST_FILE
 from finetrail.governance.ledger import LEDGER_NAME, Ledger, Signer
 from finetrail.governance.locking import DEFAULT_LOCK_TIMEOUT, file_lock
 from finetrail.governance.transaction import TRACKED_DIRS, WORKSPACE_FILE, Transaction
@@ -87,6 +87,10 @@ def _check_relpath(rel: str) -> str:
             why=f"evidence and artifacts live under {', '.join(TRACKED_DIRS)}/",
         )
     return str(p)
+
+
+# root files written untracked through :meth:`Workspace.write_root_file` (coverage allows them)
+UNTRACKED_ROOT_FILES: tuple[str, ...] = ("keyring.json",)
 
 
 @dataclass(frozen=True)
@@ -359,9 +363,13 @@ class Workspace:
     ) -> LedgerEntry:
         """Write a file at the workspace root that the manifest does not track (e.g.
         ``keyring.json``) with one ledger event, through the same journal as every write."""
-        reserved = {WORKSPACE_FILE, MANIFEST_FILE, LEDGER_NAME, CHECKPOINTS_FILE, *INTERNAL_NAMES}
-        if "/" in name or name in reserved or name.startswith(".") or not name:
-            raise InputError(f"invalid workspace root file {name!r}", why="reserved or nested")
+        if name not in UNTRACKED_ROOT_FILES:
+            raise InputError(
+                f"invalid workspace root file {name!r}",
+                why="finetrail writes only "
+                + ", ".join(UNTRACKED_ROOT_FILES)
+                + " untracked at the root (verify names any other file as extra)",
+            )
         with self.transaction() as tx:
             return tx.stage_bytes(
                 name, data, event=event, actor=actor, track=False, payload=payload

@@ -334,13 +334,22 @@ def test_the_ledger_chain_stays_intact_across_repairs(tmp_path: Path) -> None:
 
 def test_a_root_file_lands_with_its_event_and_stays_out_of_the_manifest(tmp_path: Path) -> None:
     ws = _ws(tmp_path)
+    from finetrail.governance.io import sha256_bytes
+    from finetrail.governance.review.keyring import KEYRING_EVENT, add_trusted_key
+    from tests.support.workspaces import make_key
+
+    _, public = make_key(tmp_path / "keys", "bob")
+    add_trusted_key(tmp_path / "kr.json", name="bob", public_key_file=str(public), roles=["x"])
+    data = (tmp_path / "kr.json").read_bytes()
+    payload = {"keyring_sha256": sha256_bytes(data), "added": "bob"}
     entry = ws.write_root_file(
-        "contacts.json", b"{}\n", event="contacts.updated", actor="alice", payload={"n": 0}
+        "keyring.json", data, event=KEYRING_EVENT, actor="alice", payload=payload
     )
-    assert entry.payload == {"n": 0}
-    assert (ws.root / "contacts.json").read_bytes() == b"{}\n"
-    assert "contacts.json" not in ws.read_manifest().files
-    for bad in ("manifest.json", "ledger.jsonl", ".finetrail.lock", "evidence/x.json", ""):
+    assert entry.payload == payload
+    assert (ws.root / "keyring.json").read_bytes() == data
+    assert "keyring.json" not in ws.read_manifest().files
+    for bad in ("manifest.json", "ledger.jsonl", ".finetrail.lock", "evidence/x.json", "",
+                "contacts.json"):  # fmt: skip
         with pytest.raises(InputError, match="invalid workspace root file"):
             ws.write_root_file(bad, b"", event="x.y", actor="alice", payload={})
     _ok(ws)
