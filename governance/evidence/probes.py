@@ -47,6 +47,11 @@ class ProbeSubject(Frozen):
     base_model: ProbeBaseModel | None = Field(
         default=None, description="the base model used (None: runs without a workspace)"
     )
+    rendering: str | None = Field(
+        default=None,
+        description="how chat records and canaries were rendered for the model (None: plain "
+        "text records, canaries scored after their text template alone)",
+    )
 
 
 # -- exposure ---------------------------------------------------------------------------------

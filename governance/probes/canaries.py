@@ -52,6 +52,8 @@ CANARIES_ARTIFACT = "artifacts/canaries.json"
 COMMIT_EVENT = "canaries.committed"
 DESIGNS = ("pin", "new-token", "bigram")
 Design = Literal["pin", "new-token", "bigram"]
+DataFormat = Literal["text", "messages"]
+DATA_FORMATS = {"text": "text", "chat": "messages", "messages": "messages"}
 
 
 class Canary(Frozen):
@@ -80,6 +82,9 @@ class Lineage(Frozen):
     source: FileLineage
     output: FileLineage
     text_field: str
+    data_format: DataFormat = Field(
+        default="text", description="text: {text_field: ...}; messages: chat conversations"
+    )
     examples_added: int = Field(ge=0)
     heldout: FileLineage | None = Field(
         default=None, description="source records held out at random (the non-members)"
@@ -99,9 +104,19 @@ class CanarySet(EvidenceRecord):
     canaries_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     inclusion_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     lineage: Lineage | None = None
+    data_format: DataFormat = Field(
+        default="text",
+        description="messages: each canary copy is a conversation, the user turn "
+        "chat_user_turn then the canary text as the assistant's reply",
+    )
+    chat_user_turn: str | None = Field(
+        default=None, description="the user turn before every chat canary (drawn from the data)"
+    )
 
     @model_validator(mode="after")
     def _digests_match(self) -> CanarySet:
+        if (self.data_format == "messages") != (self.chat_user_turn is not None):
+            raise ValueError("chat_user_turn is set exactly when data_format is messages")
         if self.canaries_sha256 != canary_digest(self.canaries):
             raise ValueError("canaries_sha256 does not match the canaries")
         if self.inclusion_sha256 != inclusion_digest(self.canaries):
@@ -256,10 +271,13 @@ def build_canary_set(
     inclusion_probability: float = 0.5,
     lineage: Lineage | None = None,
     design: Design = "pin",
+    chat_user_turn: str | None = None,
 ) -> CanarySet:
     names = sorted({c.format for c in canaries})
     return CanarySet(
         design=design,
+        data_format="text" if chat_user_turn is None else "messages",
+        chat_user_turn=chat_user_turn,
         inclusion_probability=inclusion_probability,
         repetition_cycle=tuple(repetitions),
         formats={n: format_by_name(n).template for n in names},
@@ -286,17 +304,10 @@ def augment(
     return out
 
 
-def augment_chat(
-    records: Sequence[dict[str, Any]],
-    canaries: Sequence[Canary],
-    *,
-    seed: int | None,
-    messages_field: str = "messages",
-) -> list[dict[str, Any]]:
-    """Chat-format records (``{"messages": [...]}``) with each included canary's copies inserted
-    at random positions, each copy its own conversation: a user turn drawn from the data's user
-    turns, then the canary text as the assistant's reply (the loss is on assistant tokens, so a
-    canary in any other turn would never be trained on)."""
+def chat_user_turns(
+    records: Sequence[dict[str, Any]], *, messages_field: str = "messages"
+) -> list[str]:
+    """The user turns of chat-format records (a canary's user turn is drawn from them)."""
     users: list[str] = []
     for i, r in enumerate(records):
         messages = r.get(messages_field)
@@ -313,16 +324,99 @@ def augment_chat(
         ]
     if not users:
         raise InputError("the data has no user turn to put before a canary", field=messages_field)
+    return users
+
+
+def canary_conversation(canary: Canary, user_turn: str) -> list[dict[str, str]]:
+    """The conversation a chat canary's copy is: the user turn, then the canary as the reply."""
+    return [
+        {"role": "user", "content": user_turn},
+        {"role": "assistant", "content": canary.text},
+    ]
+
+
+def augment_chat(
+    records: Sequence[dict[str, Any]],
+    canaries: Sequence[Canary],
+    *,
+    seed: int | None,
+    messages_field: str = "messages",
+    user_turn: str | None = None,
+) -> list[dict[str, Any]]:
+    """Chat-format records (``{"messages": [...]}``) with each included canary's copies inserted
+    at random positions, each copy its own conversation: a user turn, then the canary text as the
+    assistant's reply (the loss is on assistant tokens, so a canary in any other turn would never
+    be trained on). The user turn is ``user_turn`` for every copy (what ``plant_file`` records, so
+    the probes score every canary, included or not, in one framing), or without it drawn from the
+    data's user turns per copy."""
+    users = chat_user_turns(records, messages_field=messages_field)
     rng: random.Random = random.Random(seed) if seed is not None else random.SystemRandom()
     out = [dict(r) for r in records]
     for c in canaries:
         for _ in range(c.copies):
-            turns = [
-                {"role": "user", "content": rng.choice(users)},
-                {"role": "assistant", "content": c.text},
-            ]
-            out.insert(rng.randrange(len(out) + 1), {messages_field: turns})
+            turn = user_turn if user_turn is not None else rng.choice(users)
+            out.insert(rng.randrange(len(out) + 1), {messages_field: canary_conversation(c, turn)})
     return out
+
+
+def detect_format(path: str | os.PathLike[str], *, text_field: str) -> DataFormat:
+    """``messages`` when the first record holds a ``messages`` list and no ``text_field``."""
+    for line in read_text_strict(path).splitlines():
+        if line.strip():
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                return "text"  # read_jsonl names the line
+            if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+                return "text" if text_field in obj else "messages"
+            return "text"
+    return "text"
+
+
+def read_chat_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read chat JSONL strictly: every line a conversation training accepts (the training
+    layer's own record parser), else an error naming the file, the lines and the field."""
+    from finetrail.training.formats import parse_record
+
+    text = read_text_strict(path)
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {lineno}: malformed JSON ({exc.msg})")
+            continue
+        parsed = parse_record(obj, "messages", "text")
+        if isinstance(parsed, str):
+            problems.append(f"line {lineno}: {parsed}")
+        else:
+            records.append(obj)
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise InputError(
+            f"invalid chat dataset: {shown}",
+            path=str(path),
+            field="messages",
+            fix="each line must be {'messages': [{'role': ..., 'content': ...}, ...]} with an "
+            "assistant turn",
+        )
+    if not records:
+        raise InputError(
+            "the dataset is empty", path=str(path), fix="give a JSONL file with records"
+        )
+    return records
+
+
+def record_texts(records: Sequence[dict[str, Any]], fmt: DataFormat, text_field: str) -> list[str]:
+    """The text of each record: its ``text_field``, or every turn's content of a conversation."""
+    if fmt == "text":
+        return [str(r[text_field]) for r in records]
+    return ["\n".join(str(m["content"]) for m in r["messages"]) for r in records]
 
 
 def read_jsonl(path: str | os.PathLike[str], *, text_field: str) -> list[dict[str, Any]]:
@@ -438,17 +532,31 @@ def plant_file(
     design: Design = "pin",
     heldout_out: str | os.PathLike[str] | None = None,
     heldout_fraction: float = 0.2,
+    data_format: str = "auto",
 ) -> CanarySet:
     """Plant canaries into ``data`` (JSONL), write ``out`` and commit the set to the workspace.
 
     With ``heldout_out``, a seeded random ``heldout_fraction`` of the source records is written
-    there instead of being trained on: the membership probe's non-members, from the same pool."""
+    there instead of being trained on: the membership probe's non-members, from the same pool.
+    ``data_format``: ``text``, ``chat`` (``messages`` conversations: :func:`augment_chat`, one
+    user turn drawn from the data for every canary) or ``auto`` (from the first record)."""
     ws = Workspace.open(workspace)
     actor = default_actor(actor, owner=ws.metadata.owner)
     _check_before_training(ws)
     fmts = design_formats(design, formats)
-    source = read_jsonl(data, text_field=text_field)
-    all_texts = [r[text_field] for r in source]
+    if data_format == "auto":
+        fmt: DataFormat = detect_format(data, text_field=text_field)
+    elif data_format in DATA_FORMATS:
+        fmt = DATA_FORMATS[data_format]  # type: ignore[assignment]
+    else:
+        raise InputError(
+            f"unknown data format {data_format!r}",
+            field="data_format",
+            fix="choose from auto, text, chat",
+        )
+    source = read_chat_jsonl(data) if fmt == "messages" else read_jsonl(data, text_field=text_field)
+    field_name = "messages" if fmt == "messages" else text_field
+    all_texts = record_texts(source, fmt, text_field)
     check_design_data(design, all_texts, path=str(data))
     if seed is None:
         seed = secrets.randbits(63)
@@ -457,12 +565,17 @@ def plant_file(
         if heldout_out is not None
         else (list(source), [])
     )
-    texts = [r[text_field] for r in records]
+    texts = record_texts(records, fmt, text_field)
     sampler = BigramSampler(texts) if design == "bigram" else None
     canaries = draw_canaries(
         formats=fmts, m=m, repetitions=repetitions, seed=seed, avoid=all_texts, sampler=sampler
     )
-    augmented = augment(records, canaries, text_field=text_field, seed=seed + 1)
+    user_turn = None
+    if fmt == "messages":
+        user_turn = random.Random(seed + 3).choice(chat_user_turns(records))
+        augmented = augment_chat(records, canaries, seed=seed + 1, user_turn=user_turn)
+    else:
+        augmented = augment(records, canaries, text_field=text_field, seed=seed + 1)
     payload = jsonl_bytes(augmented)
     for target in (out, heldout_out):
         if target is not None and Path(target).resolve() == Path(data).resolve():
@@ -484,12 +597,19 @@ def plant_file(
             path=str(data), sha256=sha256_bytes(Path(data).read_bytes()), records=len(source)
         ),
         output=FileLineage(path=str(out), sha256=sha256_bytes(payload), records=len(augmented)),
-        text_field=text_field,
+        text_field=field_name,
+        data_format=fmt,
         examples_added=len(augmented) - len(records),
         heldout=heldout_lineage,
-        heldout_texts_sha256=texts_digest([r[text_field] for r in held]) if held else None,
+        heldout_texts_sha256=texts_digest(record_texts(held, fmt, text_field)) if held else None,
     )
-    canary_set = build_canary_set(canaries, repetitions=repetitions, lineage=lineage, design=design)
+    canary_set = build_canary_set(
+        canaries,
+        repetitions=repetitions,
+        lineage=lineage,
+        design=design,
+        chat_user_turn=user_turn,
+    )
     commit_canaries(ws, canary_set, actor=actor)
     return canary_set
 

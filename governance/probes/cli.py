@@ -144,6 +144,14 @@ def _echo_base(run: Any, *, as_json: bool) -> None:
 )
 @click.option("--text-field", default=None, help="JSONL field holding the text (default: text).")
 @click.option(
+    "--data-format",
+    type=click.Choice(["auto", "text", "chat"]),
+    default="auto",
+    show_default=True,
+    help="Training data format; auto: the canary set's, else detected from the first record. "
+    "chat: conversations rendered with the template training used.",
+)
+@click.option(
     "--base-model",
     "base_model",
     type=click.Path(file_okay=False),
@@ -174,6 +182,7 @@ def probe_cmd(
     train_data: str | None,
     heldout_data: str | None,
     text_field: str | None,
+    data_format: str,
     base_model: str | None,
     allow_base_mismatch: bool,
     config_path: str | None,
@@ -217,6 +226,7 @@ def probe_cmd(
             progress=progress,
             base_model=base_model,
             allow_base_mismatch=allow_base_mismatch,
+            data_format=data_format,
         )
     finally:
         if isinstance(progress, TqdmProgress):
@@ -316,6 +326,15 @@ def _int_list(value: str, option: str) -> tuple[int, ...]:
 @click.option(
     "--text-field", default="text", show_default=True, help="JSONL field holding the text."
 )
+@click.option(
+    "--data-format",
+    type=click.Choice(["auto", "text", "chat"]),
+    default="auto",
+    show_default=True,
+    help="text: {text-field: ...} records; chat: {messages: [...]} conversations (each canary "
+    "copy its own conversation, the canary as the assistant's reply); auto: from the first "
+    "record.",
+)
 @actor_option("plants the canaries")
 def plant_cmd(
     workspace: str,
@@ -329,6 +348,7 @@ def plant_cmd(
     heldout_fraction: float,
     seed: int | None,
     text_field: str,
+    data_format: str,
     actor: str | None,
 ) -> int:
     """Draw canaries, write the augmented training set and commit the set before training."""
@@ -349,11 +369,13 @@ def plant_cmd(
         design=design,  # type: ignore[arg-type]
         heldout_out=heldout_out,
         heldout_fraction=heldout_fraction,
+        data_format=data_format,
     )
     added = cs.lineage.examples_added if cs.lineage else 0
+    kind = "chat " if cs.data_format == "messages" else ""
     click.echo(
-        f"planted {len(cs.included)} of {len(cs.canaries)} {design} canaries ({added} examples) "
-        f"into {out}"
+        f"planted {len(cs.included)} of {len(cs.canaries)} {design} {kind}canaries ({added} "
+        f"examples) into {out}"
     )
     if cs.lineage is not None and cs.lineage.heldout is not None:
         click.echo(

@@ -20,6 +20,7 @@ from finetrail.governance.io import read_text_strict
 from finetrail.governance.probes.canaries import Canary, CanarySet
 from finetrail.governance.probes.extraction_scanner import PiiScanner
 from finetrail.governance.probes.models import ProbeModels
+from finetrail.governance.probes.secret_space import PLAIN, CanaryFraming
 
 
 class ExposureConfig(Frozen):
@@ -146,11 +147,21 @@ class ProbeContext:
     config: ProbeConfig = field(default_factory=ProbeConfig)
     progress: Progress = field(default_factory=NullProgress)
     scanner: PiiScanner | None = None  # extra scanner (e.g. Presidio), combined with the regexes
+    # chat data: the texts are conversations rendered as training rendered them, and the
+    # canaries are scored after their conversation's framing (see :func:`chat_framing`)
+    framing: CanaryFraming = PLAIN
+    heldout_lineage_texts: list[str] | None = None  # what lineage.heldout_texts_sha256 digests
     _memo: dict[str, Any] = field(default_factory=dict)
+
+    def canary_texts(self) -> set[str]:
+        """The training texts that are canary copies (as rendered for the model)."""
+        if self.canaries is None:
+            return set()
+        return {self.framing.before + c.text + self.framing.after for c in self.canaries.canaries}
 
     def member_texts(self) -> list[str]:
         """Training texts that are not canary copies, without duplicates, in order."""
-        canary_texts = {c.text for c in self.canaries.canaries} if self.canaries else set()
+        canary_texts = self.canary_texts()
         seen: set[str] = set()
         out = []
         for t in self.train_texts or []:
@@ -165,11 +176,11 @@ class ProbeContext:
 
             assert self.canaries is not None
             cans: list[Canary] = list(self.canaries.canaries)
-            ft = secret_logprobs(self.models.model, self.models.tok, cans)
+            ft = secret_logprobs(self.models.model, self.models.tok, cans, framing=self.framing)
             base = None
             with self.models.base() as base_model:
                 if base_model is not None:
-                    base = secret_logprobs(base_model, self.models.tok, cans)
+                    base = secret_logprobs(base_model, self.models.tok, cans, framing=self.framing)
             self._memo["canary_scores"] = CanaryScores(finetuned=ft, base=base)
         result: CanaryScores = self._memo["canary_scores"]
         return result

@@ -309,7 +309,7 @@ class ExposureProbe:
         self, ctx: ProbeContext, fmt: CanaryFormat, cans: list[Canary], scores: dict[str, float]
     ) -> tuple[list[CanaryExposure], tuple[Any, int]]:
         budget = ctx.config.exposure.max_exact_candidates
-        plan = plan_for(ctx.models.tok, fmt, [c.secret for c in cans])
+        plan = plan_for(ctx.models.tok, fmt, [c.secret for c in cans], framing=ctx.framing)
         fit = None
         scored = 0
         if not plan.tree or fmt.space_size > budget:

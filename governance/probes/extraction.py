@@ -204,7 +204,7 @@ def build_prompts(ctx: ProbeContext, scanner: PiiScanner) -> tuple[list[Prompt],
     tok = ctx.models.tok
     values: dict[str, str] = {}
     by_text: dict[str, Prompt] = {}
-    canary_texts = {c.text for c in ctx.canaries.canaries} if ctx.canaries else set()
+    canary_texts = ctx.canary_texts()
     canary_prompts: dict[str, Prompt] = {}
     for text in dict.fromkeys(ctx.train_texts or []):
         for m in scanner.find(text):

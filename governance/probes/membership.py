@@ -292,7 +292,8 @@ def split_kind(ctx: ProbeContext, held: list[str]) -> str:
         lineage is not None
         and lineage.heldout is not None
         and held
-        and texts_digest(held) == lineage.heldout_texts_sha256
+        and texts_digest(ctx.heldout_lineage_texts if ctx.heldout_lineage_texts else held)
+        == lineage.heldout_texts_sha256
     ):
         return (
             f"random split of one pool (seeded, {lineage.heldout.records} of "

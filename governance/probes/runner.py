@@ -19,14 +19,19 @@ from finetrail.governance.io import read_json_strict, sha256_bytes, sha256_file
 from finetrail.governance.probes.canaries import (
     CANARIES_ARTIFACT,
     COMMIT_EVENT,
+    DATA_FORMATS,
     CanarySet,
+    detect_format,
     load_canaries,
+    read_chat_jsonl,
     read_jsonl,
+    record_texts,
 )
 from finetrail.governance.probes.context import DPClaim, ProbeConfig, ProbeContext, Progress
 from finetrail.governance.probes.extraction_scanner import PiiScanner
 from finetrail.governance.probes.models import ProbeModels, from_loaded, trained_model_loader
 from finetrail.governance.probes.registry import select_probes
+from finetrail.governance.probes.secret_space import PLAIN, CanaryFraming
 from finetrail.governance.workspace import Workspace, default_actor, tracking_uri
 
 TRAINING_EVIDENCE = location("training")
@@ -119,6 +124,63 @@ def _texts(path: str | os.PathLike[str], text_field: str) -> list[str]:
     return [str(r[text_field]) for r in read_jsonl(path, text_field=text_field)]
 
 
+def chat_texts(tokenizer: Any, path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """(each conversation rendered as training rendered it, the texts lineage digests)."""
+    from finetrail.training.formats import parse_record, render
+
+    raw = read_chat_jsonl(path)
+    rendered = []
+    for obj in raw:
+        record = parse_record(obj, "messages", "text")
+        assert not isinstance(record, str)  # read_chat_jsonl refused those
+        rendered.append(render(tokenizer, record)[0])
+    return rendered, record_texts(raw, "messages", "text")
+
+
+def chat_framing(tokenizer: Any, user_turn: str | None) -> CanaryFraming:
+    """The framing training gave a chat canary: its conversation (``user_turn``, then the canary
+    as the assistant's reply) rendered by training's own code up to the reply, and after it."""
+    from finetrail.training.formats import Record, render, rendering_note
+
+    marker = "\x00canary\x00"
+    record = Record("messages", messages=(("user", user_turn or ""), ("assistant", marker)))
+    full, spans, special = render(tokenizer, record)
+    start = spans[0][0]
+    if full[start : start + len(marker)] != marker:  # pragma: no cover - a rewriting template
+        raise InputError(
+            "the chat template does not write the assistant's reply verbatim, so the canaries' "
+            "training context cannot be rebuilt",
+            field="data.format",
+        )
+    how = (rendering_note(tokenizer, [record], "completion") or "").split("; loss")[0]
+    return CanaryFraming(
+        before=full[:start] if user_turn is not None else "",
+        special=special,
+        after=full[start + len(marker) :] if user_turn is not None else "",
+        rendering=how
+        + (
+            "; canaries scored in their conversation's framing (the recorded user turn, then "
+            "the secret in the assistant's reply)"
+            if user_turn is not None
+            else ""
+        ),
+    )
+
+
+def _data_format(
+    canaries: CanarySet | None, given: str | None, path: Path | None, text_field: str
+) -> str:
+    if given is not None and given != "auto":
+        if given not in DATA_FORMATS:
+            raise InputError(
+                f"unknown data format {given!r}", field="--data-format", fix="auto, text or chat"
+            )
+        return DATA_FORMATS[given]
+    if canaries is not None:
+        return canaries.data_format
+    return detect_format(path, text_field=text_field) if path is not None else "text"
+
+
 def _train_path(ws: Workspace, canaries: CanarySet | None, given: str | None) -> Path | None:
     lineage = canaries.lineage if canaries is not None else None
     if given is None and lineage is None:
@@ -153,12 +215,16 @@ def probe_workspace(
     tracking_uri_arg: str | None = None,
     base_model: str | os.PathLike[str] | None = None,
     allow_base_mismatch: bool = False,
+    data_format: str | None = None,
 ) -> ProbeRun:
     """Probe a trained workspace: load models, run the probes, write evidence, log metrics.
 
     ``base_model``: the base model's folder (default: the one the training evidence names); one
     whose digests differ from the evidence is refused unless ``allow_base_mismatch``. Every
-    record states the base used (``subject.base_model``)."""
+    record states the base used (``subject.base_model``). ``data_format`` (``auto``, ``text``,
+    ``chat``; default: the canary set's, else detected from the data): chat conversations are
+    rendered with the template training used, and chat canaries scored in that framing; the
+    records state the rendering (``subject.rendering``)."""
     ws = Workspace.open(root)
     actor = default_actor(actor, owner=ws.metadata.owner)
     training = _training(ws)
@@ -176,6 +242,14 @@ def probe_workspace(
         canaries.lineage.text_field if canaries and canaries.lineage else "text"
     )
     train_path = _train_path(ws, canaries, train_data)
+    fmt = _data_format(canaries, data_format, train_path, field_name)
+    if canaries is not None and fmt != canaries.data_format:
+        raise InputError(
+            f"the canary set was planted in {canaries.data_format} data, not {fmt}",
+            path=str(ws.path(CANARIES_ARTIFACT)),
+            field="--data-format",
+            fix="probe with the data format the canaries were planted in",
+        )
     subject = ProbeSubject(
         adapter_sha256=adapter,
         base_weights_sha256=_get(training, "base_model.weights_sha256"),
@@ -212,15 +286,29 @@ def probe_workspace(
                 )
             }
         )
+    framing = PLAIN
+    heldout_lineage = None
+    if fmt == "messages":
+        framing = chat_framing(models.tokenizer, canaries.chat_user_turn if canaries else None)
+        subject = subject.model_copy(update={"rendering": framing.rendering})
+        train_texts = chat_texts(models.tokenizer, train_path)[0] if train_path else None
+        heldout_texts, heldout_lineage = (
+            chat_texts(models.tokenizer, heldout_data) if heldout_data else (None, None)
+        )
+    else:
+        train_texts = _texts(train_path, field_name) if train_path else None
+        heldout_texts = _texts(heldout_data, field_name) if heldout_data else None
     ctx = ProbeContext(
         models=models,
         subject=subject,
         canaries=canaries,
-        train_texts=_texts(train_path, field_name) if train_path else None,
-        heldout_texts=_texts(heldout_data, field_name) if heldout_data else None,
+        train_texts=train_texts,
+        heldout_texts=heldout_texts,
         claim=claim,
         config=config or ProbeConfig(),
         scanner=scanner,
+        framing=framing,
+        heldout_lineage_texts=heldout_lineage,
     )
     if progress is not None:
         ctx.progress = progress

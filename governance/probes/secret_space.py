@@ -22,10 +22,26 @@ from finetrail.governance.probes.scoring import Tick, continuation_logprobs
 
 
 @dataclass(frozen=True)
+class CanaryFraming:
+    """What the model saw before a canary's text in training: nothing (text data), or the chat
+    rendering of the canary's conversation up to the assistant's reply. ``special``: whether the
+    tokenizer adds its special tokens (False when a chat template writes its own)."""
+
+    before: str = ""
+    special: bool = True
+    after: str = ""  # what the rendering writes after the canary's text (end of the turn)
+    rendering: str | None = None  # the evidence sentence (None: plain text)
+
+
+PLAIN = CanaryFraming()
+
+
+@dataclass(frozen=True)
 class SecretPlan:
     fmt: CanaryFormat
     prefix_ids: tuple[int, ...]
     slot_ids: tuple[tuple[int, ...], ...] | None  # None: the tokenizer merges characters
+    framing: CanaryFraming = PLAIN
 
     @property
     def tree(self) -> bool:
@@ -39,7 +55,14 @@ class SecretPlan:
                 for ch, ids, slot in zip(secret, self.slot_ids, self.fmt.slots, strict=True)
             ]
             return list(self.prefix_ids), cont
-        full = tok.encode(self.fmt.prefix + secret, special=True)
+        full = tok.encode(
+            self.framing.before + self.fmt.prefix + secret, special=self.framing.special
+        )
+        # the text goes on after the secret (the format's suffix): an end token the tokenizer
+        # appends to this shorter text is not what the model saw after the secret in training
+        ends = set(getattr(tok.tokenizer, "all_special_ids", None) or ())
+        while len(full) > len(self.prefix_ids) and full[-1] in ends:
+            full.pop()
         j = 0
         while j < min(len(full), len(self.prefix_ids)) and full[j] == self.prefix_ids[j]:
             j += 1
@@ -47,33 +70,46 @@ class SecretPlan:
         return full[:j], full[j:]
 
 
-def plan_for(tok: TokenizerAdapter, fmt: CanaryFormat, secrets: Sequence[str]) -> SecretPlan:
-    """Decide whether the format's space can be expanded as a token tree with this tokenizer."""
-    prefix_ids = tuple(tok.encode(fmt.prefix, special=True))
+def plan_for(
+    tok: TokenizerAdapter,
+    fmt: CanaryFormat,
+    secrets: Sequence[str],
+    *,
+    framing: CanaryFraming = PLAIN,
+) -> SecretPlan:
+    """Decide whether the format's space can be expanded as a token tree with this tokenizer.
+    The secret is scored after ``framing.before`` and the format's text before the secret."""
+    special = framing.special
+    prefix_ids = tuple(tok.encode(framing.before + fmt.prefix, special=special))
     slot_ids: list[tuple[int, ...]] = []
     for slot in fmt.slots:
         ids = []
         for alt in slot:
             enc = tok.encode(alt, special=False)
             if len(enc) != 1:
-                return SecretPlan(fmt, prefix_ids, None)
+                return SecretPlan(fmt, prefix_ids, None, framing)
             ids.append(enc[0])
         if len(set(ids)) != len(ids):
-            return SecretPlan(fmt, prefix_ids, None)
+            return SecretPlan(fmt, prefix_ids, None, framing)
         slot_ids.append(tuple(ids))
-    plan = SecretPlan(fmt, prefix_ids, tuple(slot_ids))
+    plan = SecretPlan(fmt, prefix_ids, tuple(slot_ids), framing)
     rng = random.Random(0)
     checks = list(secrets) + [fmt.random_secret(rng) for _ in range(8)]
     for secret in checks:
-        full = tok.encode(fmt.render(secret), special=True)
+        full = tok.encode(framing.before + fmt.render(secret), special=special)
         ctx, cont = plan.pair(tok, secret)
         if full[: len(ctx) + len(cont)] != ctx + cont:
-            return SecretPlan(fmt, prefix_ids, None)
+            return SecretPlan(fmt, prefix_ids, None, framing)
     return plan
 
 
 def secret_logprobs(
-    model: Any, tok: TokenizerAdapter, canaries: Sequence[Canary], *, tick: Tick | None = None
+    model: Any,
+    tok: TokenizerAdapter,
+    canaries: Sequence[Canary],
+    *,
+    tick: Tick | None = None,
+    framing: CanaryFraming = PLAIN,
 ) -> dict[str, float]:
     """Score every canary's secret, batched across canaries and formats."""
     by_format: dict[str, list[Canary]] = defaultdict(list)
@@ -82,7 +118,7 @@ def secret_logprobs(
     pairs: list[tuple[list[int], list[int]]] = []
     ids: list[str] = []
     for name, group in sorted(by_format.items()):
-        plan = plan_for(tok, format_by_name(name), [c.secret for c in group])
+        plan = plan_for(tok, format_by_name(name), [c.secret for c in group], framing=framing)
         for c in group:
             pairs.append(plan.pair(tok, c.secret))
             ids.append(c.id)
