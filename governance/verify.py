@@ -83,7 +83,7 @@ def extra_checks() -> tuple[ExtraCheck, ...]:
         check_trust,
         check_checkpoints,
         check_anchor,
-        #*coverage_checks(),
+        *coverage_checks(),
     )
 
 
