@@ -138,8 +138,17 @@ def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     atomic_write_bytes(path, b"".join(canonical_json(r) for r in rows))
 
 
+def _chat(user: str, assistant: str) -> dict[str, Any]:
+    return {
+        "messages": [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": assistant},
+        ]
+    }
+
+
 def _prepare_training_file(
-    *, notes: Path, task_train: Path, task_eval: Path, out: Path
+    *, notes: Path, task_train: Path, task_eval: Path, out: Path, data_format: str = "text"
 ) -> tuple[Path, Path, Path]:
     """Split the support notes: 70% into the fine-tuning set (with the credit task as text),
     15% for validation loss, 15% held out as non-members for membership inference.
@@ -148,11 +157,22 @@ def _prepare_training_file(
     the model never saw (from the evaluation split) in the same proportion. Notes alone would
     differ in kind from the members, and the attacks would measure that difference. The files are
     the ones the variant trains on (raw for the control, sanitised for the DP release).
+
+    ``data_format="chat"`` writes the same records as conversations (TRL's ``messages``): a note
+    is the user's ticket and the assistant's reply records it (the identifiers are in the reply,
+    where the completion-only loss is taken); a credit application is the user's prompt and the
+    assistant's reply its label.
     """
-    rows = [{"text": r["text"]} for r in _jsonl(notes)]
+    chat = data_format == "chat"
+    rows = [
+        _chat(r["text"], f"Noted on the account: {r['text']}") if chat else {"text": r["text"]}
+        for r in _jsonl(notes)
+    ]
     a, b = int(len(rows) * 0.70), int(len(rows) * 0.85)
 
     def as_text(path: Path) -> list[dict[str, Any]]:
+        if chat:
+            return [_chat(str(r["prompt"]), str(r["label"])) for r in _jsonl(path)]
         return [{"text": f"{r['prompt']} {r['label']}"} for r in _jsonl(path)]
 
     task = as_text(task_train)
@@ -176,18 +196,32 @@ def _scan_args() -> list[str]:
 
 
 def _train_config(
-    variant: Variant, *, base: Path, train: Path, val: Path, generic: Path, sizes: Sizes, seed: int
+    variant: Variant,
+    *,
+    base: Path,
+    train: Path,
+    val: Path,
+    generic: Path,
+    sizes: Sizes,
+    seed: int,
+    data_format: str = "text",
 ) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "train": str(train),
+        "validation": str(val),
+        "generic": str(generic),
+        "generic_fraction": 0.05,
+        "max_length": 96,
+        "unregistered": "refuse",
+    }
+    if data_format == "chat":
+        # conversations (loss on the assistant turns only); the generic corpus is plain text,
+        # which a chat run does not mix in; a reply repeats its note, so records are longer
+        data = {k: v for k, v in data.items() if not k.startswith("generic")}
+        data.update(format="messages", loss_on="completion", max_length=192)
     common: dict[str, Any] = {
         "base_model": {"path": str(base), "name": "finetrail-demo-tiny-llama"},
-        "data": {
-            "train": str(train),
-            "validation": str(val),
-            "generic": str(generic),
-            "generic_fraction": 0.05,
-            "max_length": 96,
-            "unregistered": "refuse",
-        },
+        "data": data,
         "device": "cpu",
         "seed": seed,
         "cost": {"price_per_device_hour": 0.05, "currency": "USD"},
@@ -215,8 +249,10 @@ def run_demo(
     quick: bool = False,
     seed: int = 0,
     echo: Callable[[str], None] = click.echo,
+    data_format: str = "text",
 ) -> DemoResult:
-    """Run the whole pipeline into ``out``; returns where everything is."""
+    """Run the whole pipeline into ``out``; returns where everything is. ``data_format="chat"``
+    fine-tunes on conversations (user: ticket, assistant: reply) with the loss on the replies."""
     t0 = time.perf_counter()
     sizes = QUICK if quick else FULL
     root = Path(out).resolve()
@@ -340,11 +376,17 @@ def run_demo(
             names = {"notes": "support-notes-sanitised", "task": "credit-task-train-sanitised"}
         variant.results["eval_file"] = task_eval
         finetune, validation, heldout = _prepare_training_file(
-            notes=notes, task_train=task_train, task_eval=task_eval, out=side
+            notes=notes,
+            task_train=task_train,
+            task_eval=task_eval,
+            out=side,
+            data_format=data_format,
         )
         for ds in _register_mix_args(ws, finetune, validation, names):
             _must(run, ds)
-        augmented = plant_canaries(run, ws, finetune, side, sizes=sizes, seed=seed)
+        augmented = plant_canaries(
+            run, ws, finetune, side, sizes=sizes, seed=seed, data_format=data_format
+        )
         config = side / "train.yaml"
         import yaml
 
@@ -356,6 +398,7 @@ def run_demo(
             generic=generic,
             sizes=sizes,
             seed=seed,
+            data_format=data_format,
         )
         atomic_write_text(config, yaml.safe_dump(cfg, sort_keys=False))
         _must(run, ["train", ws, config, "--no-progress"])
@@ -457,12 +500,21 @@ def _trust_root(run: Runner, root: Path, echo: Callable[[str], None]) -> tuple[P
 
 
 def plant_canaries(
-    run: Runner, ws: Path, finetune: Path, side: Path, *, sizes: Sizes, seed: int
+    run: Runner,
+    ws: Path,
+    finetune: Path,
+    side: Path,
+    *,
+    sizes: Sizes,
+    seed: int,
+    data_format: str = "text",
 ) -> Path:
-    """Plant canaries into the fine-tuning set and register the result as a derived dataset."""
+    """Plant canaries into the fine-tuning set (in its format) and register the result as a
+    derived dataset."""
     augmented = side / "finetune+canaries.jsonl"
     _must(run, ["canaries", "plant", ws, "--data", finetune, "--out", augmented,
-                "--m", sizes.canaries, "--seed", seed + 7])  # fmt: skip
+                "--m", sizes.canaries, "--seed", seed + 7,
+                "--data-format", data_format])  # fmt: skip
     _must(run, ["data", "register", ws, augmented, "--name", "finetune+canaries",
                 "--source", "finetrail canaries plant", "--license", "CC0-1.0",
                 "--collection", "support notes and credit task with planted canaries",
@@ -621,14 +673,22 @@ def _register_mix_args(
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of data, model and runs."
 )
-def demo_cmd(out: str, quick: bool, seed: int) -> int:
+@click.option(
+    "--data-format",
+    type=click.Choice(["text", "chat"]),
+    default="text",
+    show_default=True,
+    help="text: plain records; chat: conversations (user: ticket, assistant: reply; the loss "
+    "on the replies only), chat canaries and probes in the chat rendering.",
+)
+def demo_cmd(out: str, quick: bool, seed: int, data_format: str) -> int:
     """Run the whole pipeline on synthetic data: train a non-private control and a DP model,
     probe, audit, gate, render both dossiers and the diff, verify."""
     from finetrail.extras import require_extra
 
     require_extra("train", "data", "audit", "reports", command="demo")
     try:
-        run_demo(out=out, quick=quick, seed=seed)
+        run_demo(out=out, quick=quick, seed=seed, data_format=data_format)
     except FinetrailError:
         raise
     return 0

@@ -217,3 +217,39 @@ def test_a_bad_chat_record_exits_2_naming_file_line_and_field(
     err = capsys.readouterr().err
     assert err.splitlines()[0] == f"error: {data}: field 'messages': invalid chat dataset: {want}"
     assert not (tmp_path / "o").exists()
+
+
+def test_the_demo_writes_its_fine_tuning_data_as_conversations(tmp_path: Path) -> None:
+    from finetrail.demo.pipeline import QUICK, Variant, _prepare_training_file, _train_config
+    from finetrail.training.data import read_jsonl_records
+
+    notes = write(tmp_path / "notes.jsonl", [{"text": f"Support ticket {i}."} for i in range(20)])
+    task = [{"prompt": f"Applicant {i}: approve?", "label": "yes"} for i in range(4)]
+    train_task, eval_task = write(tmp_path / "t.jsonl", task), write(tmp_path / "e.jsonl", task)
+    out = tmp_path / "out"
+    out.mkdir()
+    files = _prepare_training_file(
+        notes=notes, task_train=train_task, task_eval=eval_task, out=out, data_format="chat"
+    )
+    for path in files:
+        _, records = read_jsonl_records(path, "messages", "text")  # what training accepts
+        assert records and all(r.format == "messages" for r in records)
+    _, finetune = read_jsonl_records(files[0], "messages", "text")
+    assert finetune[0].messages == (
+        ("user", "Support ticket 0."),
+        ("assistant", "Noted on the account: Support ticket 0."),
+    )
+    assert finetune[-1].messages == (("user", "Applicant 3: approve?"), ("assistant", "yes"))
+    variant = Variant(name="dp", workspace=tmp_path, private=True)
+    cfg = _train_config(
+        variant,
+        base=tmp_path,
+        train=files[0],
+        val=files[1],
+        generic=tmp_path / "g.jsonl",
+        sizes=QUICK,
+        seed=0,
+        data_format="chat",
+    )
+    assert (cfg["data"]["format"], cfg["data"]["loss_on"]) == ("messages", "completion")
+    assert "generic" not in cfg["data"] and cfg["privacy"]["target_epsilon"] == 1.0
