@@ -100,8 +100,14 @@ def train(
     progress: bool = False,
     actor: str | None = None,
     tracking_uri: str | None = None,
+    plant_mechanism_bug: str | None = None,
 ) -> TrainingEvidence:
     """Fine-tune as ``config`` says and write the evidence into ``workspace``.
+
+    ``plant_mechanism_bug`` (a :data:`~finetrail.training.mechanism_bugs.PLANTED_BUGS` name) breaks
+    the DP optimizer on purpose, for demonstrations that a broken release fails the gate: the
+    evidence keeps stating the planned mechanism, as with a real bug, and the ledger's training
+    event names the planted bug.
 
     Returns the :class:`TrainingEvidence` written (on ranks other than 0 under ``torchrun``: the
     same record, not written). Raises :class:`~finetrail.errors.FinetrailError` subclasses.
@@ -148,6 +154,7 @@ def train(
             progress=progress,
             check_dp=check_dp,
             tracking_uri=tracking_uri,
+            plant_mechanism_bug=plant_mechanism_bug,
         ).run()
         if world > 1:
             import torch.distributed as dist
@@ -179,9 +186,11 @@ class _Run:
         progress: bool,
         check_dp: bool,
         tracking_uri: str | None = None,
+        plant_mechanism_bug: str | None = None,
     ) -> None:
         self.loaded, self.ws, self.datasets, self.base = loaded, ws, datasets, base
         self.tracking_uri = tracking_uri
+        self.plant_bug = plant_mechanism_bug
         self.actor, self.progress, self.check_dp = actor, progress, check_dp
         self.cfg: TrainConfig = loaded.config
         self.tracker: Any = None
@@ -196,6 +205,9 @@ class _Run:
         rank, world, local_rank = _dist()
         self.rank = rank
         device = resolve_device(self.cfg.device)
+        from finetrail.training.engine import check_precision
+
+        check_precision(self.cfg, device)  # before the model is loaded
         if world > 1 and device.type == "cuda":
             device = torch.device("cuda", local_rank)
         dp = isinstance(self.cfg.privacy, PrivacyConfig)
@@ -312,6 +324,16 @@ class _Run:
             distributed=plan.world_size > 1,
             post_privatise=ewc.add_gradient if ewc is not None else None,
         )
+        if self.plant_bug is not None:
+            from finetrail.training.mechanism_bugs import PLANTED_BUGS, plant
+
+            if not dp or self.plant_bug not in PLANTED_BUGS:
+                raise ConfigError(
+                    f"cannot plant mechanism bug {self.plant_bug!r} in this run",
+                    field="plant_mechanism_bug",
+                    fix=f"a DP run and one of {', '.join(sorted(PLANTED_BUGS))}",
+                )
+            plant(engine.optimizer, self.plant_bug, mode=plan.clipping_mode, hooks=engine.hooks)
         validation = None
         if self.datasets.validation is not None:
             from finetrail.training.data import encode
@@ -515,6 +537,7 @@ class _Run:
             event=event,
             actor=self.actor,
             extra={
+                **({"planted_mechanism_bug": self.plant_bug} if self.plant_bug else {}),
                 "completed": record.completed,
                 "method": record.method,
                 "adapter_sha256": record.adapter.sha256 if record.adapter else None,

@@ -192,12 +192,26 @@ class OptimConfig(_Strict):
     # gradient_checkpointing_enable with use_reentrant=False); runs without DP only (see
     # TrainConfig._cross_checks)
     gradient_checkpointing: bool = False
+    # mixed precision: autocast of the forward pass and loss on CUDA (the weights stay in
+    # ``dtype``); fp32 (no autocast) on every device. fp16 is refused (see _no_fp16).
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     @model_validator(mode="after")
     def _one_length(self) -> OptimConfig:
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("give exactly one of epochs and steps")
         return self
+
+    @field_validator("precision")
+    @classmethod
+    def _no_fp16(cls, v: str) -> str:
+        if v == "fp16":
+            raise ValueError(
+                "fp16 needs loss scaling (a GradScaler), which finetrail does not implement: "
+                "under DP it would scale the per-sample gradients Opacus clips, so the clipping "
+                "bound would not be the one the accountant assumes; use bf16 (CUDA) or fp32"
+            )
+        return v
 
 
 class TrackingConfig(_Strict):

@@ -27,7 +27,7 @@ from finetrail.training.dp_guards import (
 )
 from finetrail.training.dp_shapes import check_per_example_structure
 
-__all__ = ["Engine", "Plan", "build_engine", "plan_run"]
+__all__ = ["Engine", "Plan", "build_engine", "check_precision", "plan_run"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,21 @@ def plan_run(
     )
 
 
+def check_precision(config: TrainConfig, device: Any) -> None:
+    """Refuse mixed precision on a device other than CUDA (before anything is loaded)."""
+    precision = config.optim.precision
+    if precision != "fp32" and torch.device(device).type != "cuda":
+        raise ConfigError(
+            f"optim.precision {precision!r} autocasts on CUDA only; this run's device is "
+            f"{torch.device(device).type} (device: {config.device})",
+            field="optim.precision",
+            why="autocast on the CPU is slower than fp32 for these models and is not what the "
+            "setting promises",
+            fix="set optim.precision: fp32 on the CPU, or train on a CUDA device (device: auto "
+            "or cuda)",
+        )
+
+
 def os_generator(device: Any = "cpu") -> torch.Generator:
     """A generator seeded from the operating system's entropy."""
     gen = torch.Generator(device=device)
@@ -155,6 +170,15 @@ class Engine:
     # (the optimizer skips the update until a logical batch ends); runs without DP split each
     # batch in the loop (:meth:`chunks`)
     physical_batch_size: int | None = None
+    precision: str = "fp32"  # optim.precision: bf16 autocasts forward and loss (CUDA only)
+
+    def autocast(self) -> Any:
+        """The context the forward pass and the loss run in (:func:`check_precision` ran)."""
+        import contextlib
+
+        if self.precision == "bf16":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def chunks(self, n: int) -> list[tuple[int, int]]:
         """The physical chunks the loop cuts an ``n``-record batch from the loader into: one for DP
@@ -239,6 +263,7 @@ def build_engine(
             stepper=stepper,
             params=params,
             physical_batch_size=config.optim.physical_batch_size,
+            precision=config.optim.precision,
         )
 
     from opacus import PrivacyEngine
@@ -306,4 +331,5 @@ def build_engine(
         hooks=hooks,
         params=params,
         physical_batch_size=physical,
+        precision=config.optim.precision,
     )

@@ -182,8 +182,9 @@ def _physical_step(
                 stepper.loss_mask = loss_mask[lo:hi]
             length = int(mask.sum(1).max())
             ids, mask = ids[:, :length].to(device), mask[:, :length].to(device)
-            logits = engine.model(**model_inputs(ids, mask, method)).logits
-            loss = stepper.loss(logits, ids, mask)
+            with engine.autocast():
+                logits = engine.model(**model_inputs(ids, mask, method)).logits
+                loss = stepper.loss(logits, ids, mask)
             loss_value = float(loss.item())
             if not math.isfinite(loss_value):
                 raise CheckFailed(

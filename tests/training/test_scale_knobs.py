@@ -209,3 +209,90 @@ def test_opacus_per_sample_gradients_break_under_checkpointing(
         loss.backward()
     missing = [p for p in engine.params if getattr(p, "grad_sample", None) is None]
     assert missing and all(p.grad is not None for p in missing)
+
+
+# ---- end to end: accumulation through `finetrail train`, device auto, precision ----------------
+
+
+def _completion_data(folder: Path) -> Path:
+    import json
+
+    from tests.support.tiny_training import make_texts
+
+    folder.mkdir(parents=True, exist_ok=True)
+    prompts, answers = make_texts(48, seed=5, max_words=6), make_texts(48, seed=6, max_words=6)
+    path = folder / "pc.jsonl"
+    path.write_text(
+        "".join(json.dumps({"prompt": p, "completion": a}) + "\n" for p, a in zip(prompts, answers, strict=True)),
+        encoding="utf-8",
+    )  # fmt: skip
+    return path
+
+
+def _train(tiny: Path, tmp: Path, run_cli: Any, **optim: Any) -> tuple[int, str, Path]:
+    from finetrail.governance.workspace import Workspace
+    from tests.support.tiny_training import write_config
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = base_config(tiny, tmp, optim={"steps": 4, **optim}, device="auto",
+                      privacy={"noise_multiplier": 1.0, "delta": 1e-3, "randomness": "seeded"})  # fmt: skip
+    cfg["data"] = {**cfg["data"], "train": str(_completion_data(tmp / "pc")),
+                   "format": "prompt_completion"}  # fmt: skip
+    del cfg["data"]["validation"]
+    path = write_config(tmp / "t.yaml", cfg)
+    ws = Workspace.init(tmp / "ws", model="m", version="1", owner="alice")
+    code, _out, err = run_cli("train", str(ws.root), str(path), "--no-progress")
+    return code, err, ws.root
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU behaviour of device: auto")
+def test_train_with_accumulation_states_the_same_dp_and_the_device_used(
+    tiny_llama: Path, tmp_path: Path, run_cli: Any
+) -> None:
+    from finetrail.governance.evidence.mechanism import MechanismEvidence
+    from finetrail.governance.evidence.training import TrainingEvidence
+
+    records = []
+    for name, optim in (("whole", {}), ("split", {"physical_batch_size": 3})):
+        code, err, root = _train(tiny_llama, tmp_path / name, run_cli, **optim)
+        assert code == 0, err[-2000:]
+        rec = TrainingEvidence.read(root / "evidence/training.json")
+        mech = MechanismEvidence.read(root / "evidence/mechanism.json")
+        assert mech.verdict == "verified", mech.reasons
+        assert rec.compute.device == "cpu"  # device: auto on a machine without CUDA
+        assert rec.dp.execution is not None
+        assert rec.dp.execution["accountant_steps"] == rec.dp.steps == 4
+        records.append(rec)
+    whole, split = records
+    assert (split.dp.epsilon, split.dp.noise_multiplier, split.dp.sample_rate) == (
+        whole.dp.epsilon,
+        whole.dp.noise_multiplier,
+        whole.dp.sample_rate,
+    )
+    assert split.compute.tokens == whole.compute.tokens  # the same seeded batches, in chunks
+
+
+def test_mixed_precision_on_the_cpu_is_refused_before_training(
+    tiny_llama: Path, tmp_path: Path, run_cli: Any
+) -> None:
+    from finetrail.training.engine import check_precision
+
+    cfg = tiny_config(tiny_llama, tmp_path, optim={"precision": "bf16"})
+    with pytest.raises(ConfigError) as info:
+        check_precision(cfg, torch.device("cpu"))
+    assert info.value.field == "optim.precision"
+    assert (
+        "optim.precision 'bf16' autocasts on CUDA only; this run's device is cpu (device: cpu)"
+        in str(info.value)
+    )
+    check_precision(tiny_config(tiny_llama, tmp_path), torch.device("cpu"))  # fp32: accepted
+    code, err, root = _train(tiny_llama, tmp_path / "run", run_cli, precision="bf16")
+    assert code == 2
+    assert "optim.precision 'bf16' autocasts on CUDA only; this run's device is cpu" in err
+    assert "Traceback" not in err
+    assert not (root / "evidence/training.json").exists()
+
+
+def test_fp16_is_refused_naming_the_field(tiny_llama: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"optim\.precision: fp16 needs loss scaling"):
+        tiny_config(tiny_llama, tmp_path, optim={"precision": "fp16"})
