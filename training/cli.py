@@ -15,6 +15,7 @@ import click
 from finetrail.cli_options import actor_option, tracking_uri_option, workspace_then
 from finetrail.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
 from finetrail.extras import require_extra
+from finetrail.training.mechanism_bugs import PLANTED_BUGS
 
 
 @click.command("synth")
@@ -176,6 +177,15 @@ def base_model_build_cmd(
     show_default=True,
     help="Show a progress bar (step, loss, epsilon, ETA) on stderr.",
 )
+@click.option(
+    "--plant-mechanism-bug",
+    type=click.Choice(sorted(PLANTED_BUGS)),
+    default=None,
+    hidden=True,
+    help="Demonstration only: break the DP optimizer this way (the evidence keeps stating the "
+    "planned mechanism, as with a real bug; the ledger's training event names it) to show the "
+    "mechanism audit and the gate failing the release.",
+)
 @actor_option("trains")
 @tracking_uri_option()
 def train_cmd(
@@ -184,6 +194,7 @@ def train_cmd(
     check_dp: bool,
     nproc: int,
     progress: bool,
+    plant_mechanism_bug: str | None,
     actor: str | None,
     tracking_uri: str | None,
 ) -> int:
@@ -193,6 +204,10 @@ def train_cmd(
     MLflow (sqlite:///WORKSPACE/mlflow.db unless --tracking-uri or MLFLOW_TRACKING_URI is given).
     """
     require_extra("train", command="train")
+    if plant_mechanism_bug and nproc > 1:
+        raise ConfigError(
+            "--plant-mechanism-bug is for single-process demonstrations", field="nproc"
+        )
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _torchrun(config, workspace, check_dp, nproc, progress, actor, tracking_uri)
     from finetrail.training.api import train
@@ -204,6 +219,7 @@ def train_cmd(
         progress=progress,
         actor=actor,
         tracking_uri=tracking_uri,
+        plant_mechanism_bug=plant_mechanism_bug,
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return EXIT_OK
