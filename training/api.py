@@ -205,9 +205,6 @@ class _Run:
         rank, world, local_rank = _dist()
         self.rank = rank
         device = resolve_device(self.cfg.device)
-        from finetrail.training.engine import check_precision
-
-        check_precision(self.cfg, device)  # before the model is loaded
         if world > 1 and device.type == "cuda":
             device = torch.device("cuda", local_rank)
         dp = isinstance(self.cfg.privacy, PrivacyConfig)
