@@ -205,6 +205,9 @@ class _Run:
         rank, world, local_rank = _dist()
         self.rank = rank
         device = resolve_device(self.cfg.device)
+        from finetrail.training.engine import check_precision
+
+        check_precision(self.cfg, device)  # before the model is loaded
         if world > 1 and device.type == "cuda":
             device = torch.device("cuda", local_rank)
         dp = isinstance(self.cfg.privacy, PrivacyConfig)
@@ -409,7 +412,11 @@ class _Run:
 
             folder = Path(tmp) / "adapter"
             main, kind = save_weights(
-                built.model, built.method, folder, base_model_name=self.base.name or "unknown"
+                built.model,
+                built.method,
+                folder,
+                base_model_name=self.base.name or "unknown",
+                max_shard_size=cfg.save.max_shard_size,
             )
             if tracker is not None:
                 from finetrail.governance.io import sha256_file
