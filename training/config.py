@@ -45,6 +45,7 @@ __all__ = [
     "OptimConfig",
     "PrefixMethodConfig",
     "PrivacyConfig",
+    "SaveConfig",
     "TrainConfig",
     "load_config",
 ]
@@ -220,6 +221,15 @@ class TrackingConfig(_Strict):
     registered_model: str | None = None  # default: the workspace's model name
 
 
+class SaveConfig(_Strict):
+    # full fine-tunes: the largest safetensors shard transformers' save_pretrained writes ("2GB",
+    # "500MB", "4GiB"); unset: transformers' default. PEFT adapters are always one file (peft
+    # does not shard them).
+    max_shard_size: str | None = Field(
+        default=None, pattern=r"^[1-9][0-9]*(GB|MB|KB|GiB|MiB|KiB)$", max_length=16
+    )
+
+
 class CostConfig(_Strict):
     price_per_device_hour: float | None = Field(default=None, ge=0)
     currency: str = Field(default="USD", min_length=1, max_length=8)
@@ -236,6 +246,7 @@ class TrainConfig(_Strict):
     seed: int = 0
     tracking: TrackingConfig = TrackingConfig()
     cost: CostConfig = CostConfig()
+    save: SaveConfig = SaveConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainConfig:

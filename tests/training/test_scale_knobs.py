@@ -296,3 +296,47 @@ def test_mixed_precision_on_the_cpu_is_refused_before_training(
 def test_fp16_is_refused_naming_the_field(tiny_llama: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"optim\.precision: fp16 needs loss scaling"):
         tiny_config(tiny_llama, tmp_path, optim={"precision": "fp16"})
+
+
+# ---- sharded checkpoints -----------------------------------------------------------------------
+
+
+def test_sharded_full_weights_are_all_recorded_loaded_and_verified(
+    tiny_llama: Path, tmp_path: Path, run_cli: Any
+) -> None:
+    from finetrail.errors import IntegrityError
+    from finetrail.governance.evidence.training import TrainingEvidence
+    from finetrail.governance.workspace import Workspace
+    from finetrail.training.loading import load_trained
+    from tests.support.tiny_training import write_config
+
+    cfg = base_config(tiny_llama, tmp_path, method={"name": "full"}, privacy="none",
+                      optim={"steps": 2}, save={"max_shard_size": "40KB"})  # fmt: skip
+    path = write_config(tmp_path / "t.yaml", cfg)
+    ws = Workspace.init(tmp_path / "ws", model="m", version="1", owner="alice")
+    code, _out, err = run_cli("train", str(ws.root), str(path), "--no-progress")
+    assert code == 0, err[-2000:]
+    rec = TrainingEvidence.read(ws.root / "evidence/training.json")
+    assert rec.adapter is not None
+    assert rec.adapter.path == "artifacts/adapter/model.safetensors.index.json"
+    shards = sorted(f for f in rec.adapter.files if f.endswith(".safetensors"))
+    assert len(shards) >= 3, shards  # ~120 KB of fp32 weights in shards of at most 40 KB
+    assert all("-of-" in s for s in shards)
+    assert "artifacts/adapter/model.safetensors" not in rec.adapter.files
+    loaded = load_trained(ws.root, device="cpu", base_model_path=tiny_llama)
+    assert sum(p.numel() for p in loaded.model.parameters()) == rec.total_parameters  # all shards
+    code, _out, err = run_cli("verify", str(ws.root))
+    assert code == 0, err[-2000:]
+
+    victim = ws.root / shards[-1]
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\0")
+    with pytest.raises(IntegrityError, match=f"{shards[-1]}: sha256 differs from the evidence"):
+        load_trained(ws.root, device="cpu", base_model_path=tiny_llama)
+    code, out, err = run_cli("verify", str(ws.root))
+    assert code != 0
+    assert Path(shards[-1]).name in out + err
+
+
+def test_max_shard_size_is_validated(tiny_llama: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"save\.max_shard_size: String should match pattern"):
+        tiny_config(tiny_llama, tmp_path, save={"max_shard_size": "lots"})
