@@ -107,13 +107,52 @@ class DemoResult:
 Runner = Callable[[Sequence[str]], int]
 
 
-def _runner(echo: Callable[[str], None]) -> Runner:
+# The role each demo step acts as (governance/trust.py ``event_role``: the entries it writes
+# need that role's key): canaries.*, probes.* and bias.* are the probe job's, gate.* the CI gate's,
+# everything else (workspace, data, training, report events) the training job's.
+STEP_ROLES: dict[str, str] = {
+    "canaries": "probes",
+    "probe": "probes",
+    "audit": "probes",
+    "gate": "gate",
+    "registry": "gate",
+}
+ROLE_KEYS: dict[str, str] = {"training": "training-job", "probes": "probe-job", "gate": "ci"}
+
+
+def step_role(args: Sequence[Any]) -> str:
+    """The trust role a ``finetrail`` command of the demo acts as."""
+    return STEP_ROLES.get(str(args[0]) if args else "", "training")
+
+
+def _runner(echo: Callable[[str], None], role_keys: dict[str, Path] | None = None) -> Runner:
+    """Run ``finetrail`` commands in-process, each with ``FINETRAIL_LEDGER_KEY`` set to the key
+    of the role it acts as (``role_keys``, filled once the demo's keys exist) and never in
+    development mode (``FINETRAIL_DEV_UNSIGNED`` removed for the call, even if the caller set it)."""
     from finetrail.cli import main
+    from finetrail.governance import keys
+
+    held = role_keys if role_keys is not None else {}
 
     def run(args: Sequence[str]) -> int:
         echo("$ finetrail " + " ".join(shlex.quote(str(a)) for a in args))
+        key = held.get(step_role(args))
+        saved = {n: os.environ.get(n) for n in (keys.LEDGER_KEY_ENV, keys.DEV_UNSIGNED_ENV)}
+        os.environ.pop(keys.DEV_UNSIGNED_ENV, None)
+        if key is not None:
+            os.environ[keys.LEDGER_KEY_ENV] = str(key)
+        else:
+            os.environ.pop(keys.LEDGER_KEY_ENV, None)
         t0 = time.perf_counter()
-        code = main([str(a) for a in args])
+        try:
+            with keys.development_mode(False):
+                code = main([str(a) for a in args])
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         echo(f"  ({time.perf_counter() - t0:.1f} s, exit {code})")
         return code
 
@@ -216,9 +255,10 @@ def _train_config(
     }
     if data_format == "chat":
         # conversations (loss on the assistant turns only); the generic corpus is plain text,
-        # which a chat run does not mix in; a reply repeats its note, so records are longer
+        # which a chat run does not mix in; a reply repeats its note, so records are longer: the
+        # base model's whole context (training records any record it truncates)
         data = {k: v for k, v in data.items() if not k.startswith("generic")}
-        data.update(format="messages", loss_on="completion", max_length=192)
+        data.update(format="messages", loss_on="completion", max_length=128)
     common: dict[str, Any] = {
         "base_model": {"path": str(base), "name": "finetrail-demo-tiny-llama"},
         "data": data,
@@ -256,7 +296,8 @@ def run_demo(
     t0 = time.perf_counter()
     sizes = QUICK if quick else FULL
     root = Path(out).resolve()
-    run = _runner(echo)
+    role_keys: dict[str, Path] = {}
+    run = _runner(echo, role_keys)
     data = root / "data"
     base = root / "base-model"
     work = root / "work"
@@ -293,7 +334,8 @@ def run_demo(
             *(["--quick"] if quick else ["--steps", sizes.base_steps]),
         ],
     )
-    signing_key, trust = _trust_root(run, root, echo)
+    role_keys |= _trust_root(run, root, echo)
+    signing_key, trust = role_keys["gate"], root / "trust.yaml"
 
     variants = [
         Variant("control (full FT, no DP)", dossiers / "1.0.0-control", private=False),
@@ -467,36 +509,44 @@ def run_demo(
     return result
 
 
-def _trust_root(run: Runner, root: Path, echo: Callable[[str], None]) -> tuple[Path, Path]:
-    """A CI signing key for gate attestations and the trust file that names it, both outside
-    the workspaces they judge (in a team: the key in the CI secret store, the trust file in
-    the repository; docs/security.md)."""
-    from datetime import UTC, datetime, timedelta
+def _trust_root(run: Runner, root: Path, echo: Callable[[str], None]) -> dict[str, Path]:
+    """One Ed25519 key per role the demo acts in (training job, probe job, CI gate: the gate key
+    also signs the attestations) and the trust file ``root/trust.yaml`` that names them by role,
+    all outside the workspaces they judge (in a team: each key with its job, the gate key in the
+    CI secret store, the trust file in the repository; docs/security.md). Returns role -> key."""
+    from datetime import timedelta
 
     from finetrail.governance import keys
+    from finetrail.governance.clock import now, release_now
 
     key_dir = root / "keys"
-    key_file = key_dir / "ci.key"
-    if not key_file.exists():
-        _must(run, ["keys", "generate", "--reviewer", "ci", "--out", key_dir])
-    public = keys.load_public_key(key_dir / "ci.pub")
-    now = datetime.now(UTC).replace(microsecond=0)
+    files: dict[str, Path] = {}
+    lines = [
+        "# finetrail trust root for the demo: who may sign what (docs/security.md)",
+        "finetrail_trust: 1",
+    ]
+    # the window brackets the records' clock (FINETRAIL_FIXED_TIME may pin it) and the real one
+    times = (now(), release_now())
+    start = (min(times) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    end = (max(times) + timedelta(days=365)).isoformat().replace("+00:00", "Z")
+    for role, name in ROLE_KEYS.items():
+        key_file = key_dir / f"{name}.key"
+        if not key_file.exists():
+            _must(run, ["keys", "generate", "--reviewer", name, "--out", key_dir])
+        public = keys.load_public_key(key_dir / f"{name}.pub")
+        files[role] = key_file
+        lines += [
+            f"{role}:",
+            f"  - name: {name}",
+            f"    public_key: {keys.public_b64(public)}",
+            f"    not_before: {start}",
+            f"    not_after: {end}",
+        ]
+        echo(f"{role} key {name} (keyid {keys.keyid_of(public)[:16]})")
     trust = root / "trust.yaml"
-    atomic_write_text(
-        trust,
-        "# finetrail trust root for the demo: who may sign what (docs/security.md)\n"
-        "finetrail_trust: 1\n"
-        "gate:\n"
-        "  - name: ci\n"
-        f"    public_key: {keys.public_b64(public)}\n"
-        f"    not_before: {(now - timedelta(days=1)).isoformat().replace('+00:00', 'Z')}\n"
-        f"    not_after: {(now + timedelta(days=365)).isoformat().replace('+00:00', 'Z')}\n"
-        "reviewers: []\n"
-        "training: []\n"
-        "probes: []\n",
-    )
-    echo(f"trust root: {trust} (gate key ci, keyid {keys.keyid_of(public)[:16]})")
-    return key_file, trust
+    atomic_write_text(trust, "\n".join([*lines, "reviewers: []", ""]))
+    echo(f"trust root: {trust}")
+    return files
 
 
 def plant_canaries(

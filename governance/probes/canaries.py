@@ -539,7 +539,8 @@ def plant_file(
     With ``heldout_out``, a seeded random ``heldout_fraction`` of the source records is written
     there instead of being trained on: the membership probe's non-members, from the same pool.
     ``data_format``: ``text``, ``chat`` (``messages`` conversations: :func:`augment_chat`, one
-    user turn drawn from the data for every canary) or ``auto`` (from the first record)."""
+    user turn drawn from the shorter half of the data's user turns for every canary) or ``auto``
+    (from the first record)."""
     ws = Workspace.open(workspace)
     actor = default_actor(actor, owner=ws.metadata.owner)
     _check_before_training(ws)
@@ -572,7 +573,10 @@ def plant_file(
     )
     user_turn = None
     if fmt == "messages":
-        user_turn = random.Random(seed + 3).choice(chat_user_turns(records))
+        # among the shorter half of the user turns: a canary's conversation must fit within the
+        # training's max_length with its secret, or the secret is truncated away unseen
+        users = sorted(set(chat_user_turns(records)), key=lambda u: (len(u), u))
+        user_turn = random.Random(seed + 3).choice(users[: max(1, (len(users) + 1) // 2)])
         augmented = augment_chat(records, canaries, seed=seed + 1, user_turn=user_turn)
     else:
         augmented = augment(records, canaries, text_field=text_field, seed=seed + 1)

@@ -168,7 +168,11 @@ def chat_framing(tokenizer: Any, user_turn: str | None) -> CanaryFraming:
 
 
 def _data_format(
-    canaries: CanarySet | None, given: str | None, path: Path | None, text_field: str
+    canaries: CanarySet | None,
+    given: str | None,
+    path: Path | None,
+    text_field: str,
+    trained: Any,
 ) -> str:
     if given is not None and given != "auto":
         if given not in DATA_FORMATS:
@@ -178,7 +182,32 @@ def _data_format(
         return DATA_FORMATS[given]
     if canaries is not None:
         return canaries.data_format
+    if trained in ("text", "messages"):
+        return str(trained)
     return detect_format(path, text_field=text_field) if path is not None else "text"
+
+
+def _check_canaries_fit(ctx: ProbeContext, max_length: Any) -> None:
+    """A canary whose secret lies beyond training's ``data.max_length`` was never trained on:
+    refuse rather than report its exposure."""
+    if ctx.canaries is None or not isinstance(max_length, int):
+        return
+    from finetrail.governance.probes.formats import format_by_name
+    from finetrail.governance.probes.secret_space import plan_for
+
+    for c in {c.format: c for c in ctx.canaries.canaries}.values():
+        plan = plan_for(ctx.models.tok, format_by_name(c.format), [c.secret], framing=ctx.framing)
+        context, secret = plan.pair(ctx.models.tok, c.secret)
+        if len(context) + len(secret) > max_length:
+            raise InputError(
+                f"a {c.format} canary's secret ends at token {len(context) + len(secret)}, "
+                f"beyond the training's data.max_length {max_length}: it was truncated away and "
+                "never trained on",
+                path=str(ctx.canaries.lineage.output.path) if ctx.canaries.lineage else None,
+                field="data.max_length",
+                fix="train with a larger data.max_length, or plant into data with shorter "
+                "user turns",
+            )
 
 
 def _train_path(ws: Workspace, canaries: CanarySet | None, given: str | None) -> Path | None:
@@ -242,13 +271,21 @@ def probe_workspace(
         canaries.lineage.text_field if canaries and canaries.lineage else "text"
     )
     train_path = _train_path(ws, canaries, train_data)
-    fmt = _data_format(canaries, data_format, train_path, field_name)
+    trained_format = _get(training, "config.data.format")
+    fmt = _data_format(canaries, data_format, train_path, field_name, trained_format)
     if canaries is not None and fmt != canaries.data_format:
         raise InputError(
             f"the canary set was planted in {canaries.data_format} data, not {fmt}",
             path=str(ws.path(CANARIES_ARTIFACT)),
             field="--data-format",
             fix="probe with the data format the canaries were planted in",
+        )
+    if canaries is not None and trained_format == "text" and fmt == "messages":
+        raise InputError(
+            "the canaries were planted in chat data but training read plain text",
+            path=str(ws.path(TRAINING_EVIDENCE)),
+            field="config.data.format",
+            fix="train the chat data with data.format: messages",
         )
     subject = ProbeSubject(
         adapter_sha256=adapter,
@@ -312,6 +349,7 @@ def probe_workspace(
     )
     if progress is not None:
         ctx.progress = progress
+    _check_canaries_fit(ctx, _get(training, "config.data.max_length"))
     run = run_probes(ctx, only=only)
     write_evidence(ws, run, actor=actor)
     run_id = _get(training, "mlflow.run_id")

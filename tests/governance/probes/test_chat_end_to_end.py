@@ -135,10 +135,11 @@ def test_every_probe_ran_and_states_the_chat_rendering(pipeline: SimpleNamespace
 
 
 def test_exposure_scores_the_secret_in_the_assistant_turn(pipeline: SimpleNamespace) -> None:
+    from finetrail.errors import InputError
     from finetrail.governance.probes.context import ProbeContext
     from finetrail.governance.probes.formats import format_by_name
-    from finetrail.governance.probes.models import TokenizerAdapter
-    from finetrail.governance.probes.runner import chat_framing, chat_texts
+    from finetrail.governance.probes.models import ProbeModels, TokenizerAdapter
+    from finetrail.governance.probes.runner import _check_canaries_fit, chat_framing, chat_texts
     from finetrail.governance.probes.secret_space import PLAIN, plan_for, secret_logprobs
     from finetrail.training.loading import load_trained
 
@@ -179,6 +180,17 @@ def test_exposure_scores_the_secret_in_the_assistant_turn(pipeline: SimpleNamesp
     members = ctx.member_texts()
     assert len(members) == 32 and all(t.startswith("user: ") for t in members)
     assert not any(c.text in t for c in cs.canaries for t in members)
+
+    # a secret training truncated away is refused, not scored
+    ctx.models = ProbeModels(model=loaded.model, tokenizer=loaded.tokenizer)
+    _check_canaries_fit(ctx, len(context) + len(secret))  # fits exactly
+    with pytest.raises(InputError) as caught:
+        _check_canaries_fit(ctx, len(context) + len(secret) - 1)
+    assert caught.value.diagnostics().splitlines()[0] == (
+        f"error: {pipeline.planted}: field 'data.max_length': a pin6 canary's secret ends at "
+        f"token {len(context) + len(secret)}, beyond the training's data.max_length "
+        f"{len(context) + len(secret) - 1}: it was truncated away and never trained on"
+    )
 
 
 def test_probing_a_chat_workspace_as_text_is_refused(
