@@ -68,14 +68,41 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="finetrail")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option(
+    "--ledger-key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Sign this command's ledger entries and checkpoints with this Ed25519 key (PEM, from "
+    "`finetrail keys generate`); the same as setting FINETRAIL_LEDGER_KEY for the command.",
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, ledger_key: str | None) -> None:
     """finetrail: auditable fine-tuning of language models.
 
     Exit codes: 0 success, 1 a check or the gate failed, 2 bad usage or bad input.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if ledger_key is not None:
+        _use_ledger_key(ctx, ledger_key)
+
+
+def _use_ledger_key(ctx: click.Context, path: str) -> None:
+    """``--ledger-key FILE``: ``$FINETRAIL_LEDGER_KEY`` for this command (and the processes it
+    starts), restored when it ends; a file that is not an Ed25519 private key is refused (exit 2)."""
+    from finetrail.governance.keys import LEDGER_KEY_ENV, load_private_key
+
+    load_private_key(path)  # refuse a missing or wrong key before anything is written
+    before = os.environ.get(LEDGER_KEY_ENV)
+    os.environ[LEDGER_KEY_ENV] = os.path.abspath(path)
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(LEDGER_KEY_ENV, None)
+        else:
+            os.environ[LEDGER_KEY_ENV] = before
+
+    ctx.call_on_close(restore)
 
 
 def _register_all() -> None:

@@ -218,22 +218,36 @@ def load_evidence(
 
 
 _COUNTED = re.compile(r"^(\d+) of (\d+) (ledger entries|checkpoint\(s\))(.*)$", re.S)
+_SIGNED = re.compile(
+    r"^(.*\((\d+) gate attestation\(s\), )(\d+) signed ledger entr(?:y|ies)(\).*)$", re.S
+)
 
 
 def _described_findings(findings: Any, tail: list[Any]) -> list[Any]:
     """verify's findings as of the state the report describes: the counts of unsigned ledger
     entries and checkpoints leave out the ``report.rendered`` events the reports appended
-    (one entry and one checkpoint each) and that they do not describe."""
+    (one entry and one checkpoint each) and that they do not describe; so does the count of
+    signed entries in the ``untrusted`` warning (the reports' own events may be signed)."""
     unsigned_tail = sum(1 for e in tail if not (e.signature or e.signer))
-    if not unsigned_tail:
+    signed_tail = len(tail) - unsigned_tail
+    if not tail:
         return list(findings)
     out = []
     for f in findings:
+        s = _SIGNED.match(f.message) if f.code == "untrusted" and signed_tail else None
+        if s is not None:  # the signed count without the signed report.rendered events
+            envelopes, signed = int(s.group(2)), int(s.group(3)) - signed_tail
+            if envelopes or signed > 0:
+                noun = "entry" if signed == 1 else "entries"
+                out.append(
+                    replace(f, message=f"{s.group(1)}{signed} signed ledger {noun}{s.group(4)}")
+                )
+            continue
         m = _COUNTED.match(f.message) if f.code == "unsigned" else None
         if m is None:
             out.append(f)
             continue
-        n, total = int(m.group(1)) - unsigned_tail, int(m.group(2)) - unsigned_tail
+        n, total = int(m.group(1)) - unsigned_tail, int(m.group(2)) - len(tail)
         if n > 0:
             out.append(replace(f, message=f"{n} of {total} {m.group(3)}{m.group(4)}"))
     return out

@@ -34,6 +34,7 @@ from tests.support.evidence import (
     training_evidence,
     write_records,
 )
+from tests.support.trust import fixture_signing
 
 HOSTILE = (
     "<script>document.title='PWNED-SCRIPT'</script>",
@@ -84,6 +85,29 @@ def build(
     pii: bool = False,
     kinds: tuple[str, ...] = ("datasets", "training", "probes", "bias", "gate", "reviews"),
     base_model_name: str | None = None,
+    signed: bool = True,
+) -> Sample:
+    """The sample release; every ledger entry signed with the fixtures' role keys
+    (tests/support/trust.py ``fixture_signing``) unless ``signed`` is false."""
+    with fixture_signing(signed):
+        return _build(
+            root,
+            variant=variant,
+            hostile=hostile,
+            pii=pii,
+            kinds=kinds,
+            base_model_name=base_model_name,
+        )
+
+
+def _build(
+    root: Path,
+    *,
+    variant: str,
+    hostile: bool,
+    pii: bool,
+    kinds: tuple[str, ...],
+    base_model_name: str | None,
 ) -> Sample:
     ws = Workspace.init(
         root,

@@ -5,7 +5,8 @@ The window of every key (:data:`WINDOW`) brackets the pinned test clock (2026-01
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ def trust_for(
     gate: Iterable[str] = ("ci-gate",),
     reviewers: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Path:
-    """A trust file naming ``keydir/<name>.pub`` as gate keys and reviewer keys (with roles)."""
+    """A trust file naming ``keydir/<name>.pub`` as gate keys and reviewer keys (with roles),
+    and the fixtures' role keys (:func:`fixture_signing`) for training, probes and gate."""
     from tests.support.workspaces import REVIEWERS, make_key
 
     for name in gate:
@@ -65,7 +67,9 @@ def trust_for(
             make_key(keydir, name)
     return write_trust(
         path,
-        gate=[key_entry(keydir / f"{n}.pub", n) for n in gate],
+        gate=[key_entry(keydir / f"{n}.pub", n) for n in gate] + fixture_entries("gate"),
+        training=fixture_entries("training"),
+        probes=fixture_entries("probes"),
         reviewers=[
             key_entry(keydir / f"{n}.pub", n, roles=r)
             for n, r in (REVIEWERS if reviewers is None else reviewers).items()
@@ -78,3 +82,51 @@ def gate_only_trust(folder: Path) -> TrustRoot:
     """A trust root with one gate key (``folder/keys/ci-gate.*``), for gate tests that sign
     nothing else; ``folder`` must lie outside the workspace."""
     return load_trust(trust_for(folder / "keys", folder / "trust.yaml", reviewers={}))
+
+
+# -- the fixtures' own role keys -------------------------------------------------------------------
+# The workspaces the fixtures build (tests/support/workspaces.py, sample_release.py) sign every
+# ledger entry with these deterministic keys (the same bytes on every run: goldens stay stable),
+# each named in its role in every trust file :func:`trust_for` writes.
+FIXTURE_KEYS: dict[str, str] = {
+    "training": "fixture-training",
+    "probes": "fixture-probes",
+    "gate": "fixture-gate",
+}
+
+
+def fixture_key(role: str) -> ed25519.Ed25519PrivateKey:
+    """The fixtures' deterministic key for ``role`` (training, probes, gate)."""
+    from tests.support.evidence import fixed_key
+
+    key: ed25519.Ed25519PrivateKey = fixed_key(FIXTURE_KEYS[role])
+    return key
+
+
+def fixture_entries(role: str) -> list[dict[str, Any]]:
+    """The trust-file entries naming the fixtures' key for ``role``."""
+    key = fixture_key(role)
+    return [
+        {
+            "name": FIXTURE_KEYS[role],
+            "public_key": ed25519.public_b64(key.public_key()),
+            "not_before": WINDOW[0].isoformat(),
+            "not_after": WINDOW[1].isoformat(),
+        }
+    ]
+
+
+@contextmanager
+def fixture_signing(signed: bool = True) -> Iterator[None]:
+    """Sign the block's ledger entries with the fixtures' role keys, unless the caller already
+    set a key (``keys.signing_with`` or ``$FINETRAIL_LEDGER_KEY``: a signing test's own) or
+    ``signed`` is false (an unsigned, development-mode workspace)."""
+    if not signed:
+        with ed25519.development_mode(True), ed25519.signing_with(None):
+            yield
+        return
+    if ed25519.active_signer("workspace.created") is not None:
+        yield
+        return
+    with ed25519.signing_by_role({role: fixture_key(role) for role in FIXTURE_KEYS}):
+        yield

@@ -28,6 +28,7 @@ from finetrail.governance.evidence.registry import EvidenceKind
 from finetrail.governance.evidence.training import TrainingEvidence
 from finetrail.governance.workspace import Workspace
 from tests.support.evidence import add_adapter, evolve, kind_of, standard_records, write_records
+from tests.support.trust import fixture_signing
 
 # the kinds of docs/evidence-contract.md that are evidence files, and their record classes
 CONTRACT: tuple[tuple[str, type[EvidenceRecord]], ...] = (
@@ -73,12 +74,30 @@ def build_workspace(
     owner: str = "alice",
     purpose: str = "answer customer-support questions",
     provider: str = "Example Org",
+    signed: bool = True,
 ) -> Built:
     """Write a workspace whose evidence passes every shipped policy.
 
     ``override`` maps a kind (or one file, e.g. ``evidence/datasets/<sha>.json``) to dotted
-    changes applied to every record of that kind.
+    changes applied to every record of that kind. Every ledger entry is signed with the
+    fixtures' role keys (tests/support/trust.py ``fixture_signing``, named by ``trust_for``)
+    unless a key is already set, or ``signed`` is false (development mode: unsigned entries).
     """
+    with fixture_signing(signed):
+        return _build_workspace(
+            root, omit=omit, override=override, owner=owner, purpose=purpose, provider=provider
+        )
+
+
+def _build_workspace(
+    root: Path,
+    *,
+    omit: frozenset[str] | set[str],
+    override: dict[str, dict[str, Any]] | None,
+    owner: str,
+    purpose: str,
+    provider: str,
+) -> Built:
     ws = Workspace.init(
         root,
         model="support-assistant",
@@ -122,10 +141,13 @@ def add_reviewers(
     from finetrail.governance.review import trust_in_workspace
 
     keys = {}
-    for name, roles in (reviewers or REVIEWERS).items():
-        private, public = make_key(keydir, name)
-        trust_in_workspace(root, name=name, public_key_file=str(public), roles=roles, actor="alice")
-        keys[name] = private
+    with fixture_signing():
+        for name, roles in (reviewers or REVIEWERS).items():
+            private, public = make_key(keydir, name)
+            trust_in_workspace(
+                root, name=name, public_key_file=str(public), roles=roles, actor="alice"
+            )
+            keys[name] = private
     return keys
 
 

@@ -194,7 +194,7 @@ def test_decision_without_attestation_is_reported(signed: tuple[Path, Path]) -> 
 def test_unsigned_attestation_is_a_warning(
     tmp_path: Path, use_contract_kinds: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = build_workspace(tmp_path / "ws").root
+    root = build_workspace(tmp_path / "ws", signed=False).root
     assert main(["gate", str(root), "--policy", "development", "--no-registry"]) == 0
     report = verify_workspace(root)
     assert report.ok

@@ -47,9 +47,9 @@ def test_complete_workspace_passes(tmp_path: Path, use_contract_kinds: object) -
     assert eps.policy_line is not None
     assert EU.read_text().splitlines()[eps.policy_line - 1].strip() == "- id: dp-epsilon-max"
     assert d.subject.adapter_sha256 == b.adapter_sha
-    # approvals, and (a warning) the test's unsigned development-mode ledger entries
-    assert d.counts["fail"] == 2 and outcome(d, "approvals").outcome == "fail"
-    assert outcome(d, "ledger-entries-signed").outcome == "fail"
+    # approvals only: the fixture signs every ledger entry with keys the trust file names
+    assert d.counts["fail"] == 1 and outcome(d, "approvals").outcome == "fail"
+    assert outcome(d, "ledger-entries-signed").outcome == "pass"
 
 
 @pytest.mark.parametrize(

@@ -83,13 +83,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     signing_key = make_key(base / "keys", "ci-gate")[0]
     trust = trust_for(base / "keys", base / "trust.yaml")
-    result = run_gate(
-        workspace=root,
-        policy=EU,
-        signing_key=str(signing_key),
-        require_approvals=True,
-        trust_file=trust,
-    )
+    from finetrail.governance import keys as ed25519
+
+    with ed25519.signing_with(ed25519.load_private_key(signing_key)):  # the gate's own entries
+        result = run_gate(
+            workspace=root,
+            policy=EU,
+            signing_key=str(signing_key),
+            require_approvals=True,
+            trust_file=trust,
+        )
     assert result.decision.passed and result.decision.approved
     yield root
     mp.undo()

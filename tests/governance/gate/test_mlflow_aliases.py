@@ -21,6 +21,8 @@ EU = next(p for p in shipped_policies() if p.stem == "eu-ai-act-high-risk")
 def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds: object) -> None:
     from mlflow import MlflowClient
 
+    from finetrail.governance import keys as ed25519
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model("support-assistant")
@@ -52,9 +54,10 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
     )
     root = build_workspace(tmp_path / "ws2", override={"training": mlflow_ref}).root
 
-    result = run_gate(
-        workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
-    )
+    with ed25519.signing_with(ed25519.load_private_key(key)):  # the gate's ledger entries
+        result = run_gate(
+            workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
+        )
     # passes, no approvals yet; the gate tags nothing, it prints the plan
     assert result.decision.passed and not result.decision.approved
     assert result.registry is not None and result.registry.aliases_set == ("candidate",)
@@ -76,9 +79,10 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
     keys = add_reviewers(root, keydir)
     approve(root, keys, (("bob", "model-risk"), ("carol", "privacy")))
     trust = trust_for(keydir, tmp_path / "trust-reviewers.yaml")
-    result = run_gate(
-        workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
-    )
+    with ed25519.signing_with(ed25519.load_private_key(key)):  # the gate's ledger entries
+        result = run_gate(
+            workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
+        )
     assert result.decision.approved
     pushed = promote(workspace=root, tracking_uri=uri, trust_file=trust)
     assert pushed.update is not None and pushed.update.aliases_set == ("candidate", "approved")
@@ -109,9 +113,10 @@ def test_gate_tags_version_and_moves_aliases(tmp_path: Path, use_contract_kinds:
         client.get_model_version("support-assistant", version).tags["finetrail.gate.result"]
         == "refused"
     )
-    result = run_gate(
-        workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
-    )
+    with ed25519.signing_with(ed25519.load_private_key(key)):  # the gate's ledger entries
+        result = run_gate(
+            workspace=root, policy=EU, tracking_uri=uri, trust_file=trust, signing_key=key
+        )
     assert not result.decision.passed
     assert result.registry is not None and result.registry.aliases_set == ()
     pushed = promote(workspace=root, tracking_uri=uri, trust_file=trust)

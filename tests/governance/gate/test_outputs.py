@@ -40,8 +40,19 @@ def test_exit_0_on_pass_and_records_decision(
 ) -> None:
     root = build_workspace(tmp_path / "ws").root
     trust = trust_for(tmp_path / "keys", tmp_path / "trust.yaml", reviewers={})
-    signed = ("--trust", str(trust), "--signing-key", str(tmp_path / "keys" / "ci-gate.key"))
-    code, out, err = run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk", *signed)
+    gate_key = str(tmp_path / "keys" / "ci-gate.key")
+    signed = ("--trust", str(trust), "--signing-key", gate_key)
+    # the gate signs its ledger entries with the gate key too, so that a second run passes
+    code, out, err = run(
+        capsys,
+        "--ledger-key",
+        gate_key,
+        "gate",
+        str(root),
+        "--policy",
+        "eu-ai-act-high-risk",
+        *signed,
+    )
     assert code == 0, out + err
     assert "gate: PASSED (" in out and "trust-root" in out
     assert "recorded: evidence/gate/0001.json and evidence/gate/0001.dsse.json (signed)" in out
@@ -50,7 +61,8 @@ def test_exit_0_on_pass_and_records_decision(
     report = verify_workspace(root, trust=trust)
     assert report.ok, report.render()
     # a second run is numbered on, and the first decision still verifies
-    assert run(capsys, "gate", str(root), "--policy", "eu-ai-act-high-risk", *signed)[0] == 0
+    again = ("--ledger-key", gate_key, "gate", str(root), "--policy", "eu-ai-act-high-risk")
+    assert run(capsys, *again, *signed)[0] == 0
     assert (root / "evidence/gate/0002.dsse.json").is_file()
     assert verify_workspace(root, trust=trust).ok
 
