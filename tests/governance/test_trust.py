@@ -133,7 +133,8 @@ MALFORMED: list[tuple[str, Maker, str, str | None]] = [
 
 @pytest.fixture
 def ws(tmp_path: Path, use_contract_kinds: object) -> Path:
-    return build_workspace(tmp_path / "ws").root
+    # development mode (unsigned entries): these tests write trust files naming only their keys
+    return build_workspace(tmp_path / "ws", signed=False).root
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from finetrail.governance.io import canonical_json
 from finetrail.governance.policy.load import load_policy, shipped_policies
 from finetrail.governance.review import record_review
 from finetrail.governance.verify import verify_workspace
-from tests.support.trust import trust_for
+from tests.support.trust import fixture_signing, trust_for
 from tests.support.workspaces import (
     add_reviewers,
     approve,
@@ -49,8 +49,8 @@ def test_cli_flow_generate_trust_approve(
     keys = tmp_path / "keys"
     for name, role in (("bob", "model-risk"), ("carol", "privacy")):
         assert main(["keys", "generate", "--reviewer", name, "--out", str(keys)]) == 0
-        assert (
-            main(
+        with fixture_signing():  # the training job's key signs the keyring event
+            code = main(
                 [
                     "keys",
                     "add",
@@ -64,8 +64,7 @@ def test_cli_flow_generate_trust_approve(
                     str(root),
                 ]
             )
-            == 0
-        )
+        assert code == 0
     capsys.readouterr()
     for name, role in (("bob", "model-risk"), ("carol", "privacy")):
         code = main(
@@ -174,7 +173,9 @@ def test_gate_decisions_do_not_make_approvals_stale(
     trust = trust_for(keydir, keydir.parent / "trust.yaml")
     signed = ["--trust", str(trust), "--signing-key", str(keydir / "ci-gate.key")]
     for _ in range(2):
-        assert main(["gate", str(root), "--policy", str(EU), "--require-approvals", *signed]) == 0
+        # the gate signs its own ledger entries too, so the second run judges signed ones
+        args = ["--ledger-key", str(keydir / "ci-gate.key"), "gate", str(root), "--policy"]
+        assert main([*args, str(EU), "--require-approvals", *signed]) == 0
     assert "approvals: in place" in capsys.readouterr().out
     assert not [f for f in verify_workspace(root).findings if f.code == "stale"]
     assert verify_workspace(root, trust=trust).ok
