@@ -236,3 +236,34 @@ def test_spdx_and_bom_state_personal_data_as_the_lineage_shows(demo: tuple[Path,
         assert datasets.get("support-notes") == "yes", datasets
         if ws is dp:
             assert datasets.get("support-notes-sanitised") == "no", datasets
+
+
+def test_every_ledger_entry_is_signed_by_its_roles_key_and_verifies_under_the_trust_file(
+    demo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo signs everything: each step with the key of the role it acts as, named in the
+    demo's trust file; ``verify --trust`` reports no unsigned entry and no signing warning."""
+    from finetrail.governance import clock
+    from finetrail.governance.ledger import Ledger
+    from finetrail.governance.trust import entry_problems, load_trust
+
+    # the module-scoped demo ran on the real clock (before the tests' pinned one): judge its
+    # signatures' windows at the real time too
+    monkeypatch.delenv("FINETRAIL_FIXED_TIME", raising=False)
+    monkeypatch.setattr(clock, "RELEASE_CLOCK", clock._system_time)
+
+    out, _ = demo
+    trust_file = out / "trust.yaml"
+    trust = load_trust(trust_file)
+    for ws in _workspaces(out):
+        entries = Ledger(ws / "ledger.jsonl").entries()
+        assert entries
+        unsigned = [e.kind for e in entries if not (e.signature and e.signer)]
+        assert not unsigned, f"{ws.name}: unsigned entries {unsigned}"
+        wrong = {e.kind: entry_problems(trust, e, now=None) for e in entries}
+        assert not any(wrong.values()), {k: v for k, v in wrong.items() if v}
+        report = verify_workspace(ws, trust=trust_file)
+        assert report.ok, [f.render() for f in report.findings]
+        signing = [f for f in report.findings if f.code in ("unsigned", "untrusted", "wrong-role")]
+        assert not signing, [f.render() for f in signing]
+        assert main(["verify", str(ws), "--trust", str(trust_file)]) == 0
