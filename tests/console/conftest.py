@@ -184,8 +184,11 @@ def console_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
             clock, "RELEASE_CLOCK", lambda: datetime.fromisoformat("2026-01-15T12:00:00+00:00")
         )
         root = tmp / "releases"
-        a = build_workspace(root / "support-assistant" / "1.0.0").root
-        b = build_workspace(root / "support-assistant" / "0.9.0", purpose="an earlier release").root
+        # development mode (unsigned entries): the console's trust file names gate and reviewers
+        a = build_workspace(root / "support-assistant" / "1.0.0", signed=False).root
+        b = build_workspace(
+            root / "support-assistant" / "0.9.0", purpose="an earlier release", signed=False
+        ).root
         keys = {
             n: Ed25519PrivateKey.generate() for n in ("bob", "carol", "dave", "alice", "mallory")
         }
