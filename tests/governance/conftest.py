@@ -71,16 +71,15 @@ META = [
 
 @pytest.fixture
 def register(workspace: Path) -> Callable[..., int]:
-    """Run ``finetrail data register PATH --workspace WS --name NAME ...`` in-process."""
+    """Run ``finetrail data register WS PATH --name NAME ...`` in-process."""
 
     def run(path: Path | str, name: str = "tickets", *extra: str) -> int:
         return main(
             [
                 "data",
                 "register",
-                str(path),
-                "--workspace",
                 str(workspace),
+                str(path),
                 "--name",
                 name,
                 *META,

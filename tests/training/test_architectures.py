@@ -16,6 +16,7 @@ generated from the full matrix; regenerate it with::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +281,12 @@ def test_the_support_table_in_docs_is_generated_from_the_matrix(
     if REGEN:
         DOC.write_text(text, encoding="utf-8")
     assert DOC.is_file(), "no docs/models.md; run with FINETRAIL_REGEN_GOLDEN=1 to create it"
-    assert DOC.read_text(encoding="utf-8") == text, (
+
+    # the library versions line says what the table was measured with; the cells must match
+    # whatever versions CI installs, so that one line is compared without its numbers
+    def cells(doc: str) -> str:
+        return re.sub(r"^Measured with .*$", "Measured with <versions>.", doc, flags=re.M)
+
+    assert cells(DOC.read_text(encoding="utf-8")) == cells(text), (
         "docs/models.md differs from the matrix; regenerate with FINETRAIL_REGEN_GOLDEN=1"
     )
