@@ -75,8 +75,7 @@ def spark_session(master: str = DEFAULT_MASTER, *, app: str = "finetrail-pii") -
             "spark.driver.bindAddress", "127.0.0.1"
         )
     return (
-        builder
-        .appName(app)
+        builder.appName(app)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")

@@ -173,7 +173,6 @@ def test_exposure_skew_normal_when_no_tree(random_lm: Any, helpers: Any) -> None
 def test_sampled_upper_bound_never_under_reads() -> None:
     """The issue's case: a canary of 15.7 bits in a 2^20 space, read from 4,000 samples, must not
     read below 15.7 (the skew-normal fit read 14.5); the bound holds at 95% over random draws."""
-    import math
     import random
 
     from finetrail.governance.probes.exposure import sampled_upper_bits
