@@ -91,9 +91,14 @@ class Checkpoint(EvidenceRecord):
         return v
 
     def note(self) -> bytes:
-        """The signed note body (C2SP tlog-checkpoint layout)."""
+        """The signed note body (C2SP tlog-checkpoint layout): origin, size, root, then the
+        extension lines ``time`` and ``finetrail`` (the version that wrote it), so that no field
+        of the stored checkpoint lies outside its signature."""
         root = base64.b64encode(bytes.fromhex(self.root)).decode("ascii")
-        return f"{self.origin}\n{self.size}\n{root}\ntime {self.time.isoformat()}\n".encode()
+        return (
+            f"{self.origin}\n{self.size}\n{root}\ntime {self.time.isoformat()}\n"
+            f"finetrail {self.finetrail_version}\n"
+        ).encode()
 
     def describe(self) -> str:
         return f"checkpoint of {self.size} entries (root {self.root[:16]}...)"

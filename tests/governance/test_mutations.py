@@ -14,7 +14,6 @@ Not mutated: finetrail's own empty lock files and journal folder (no content to 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -57,14 +56,23 @@ def _tree_digest(root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from finetrail.governance import keys
+    from tests.support.trust import fixture_signing
 
     root = tmp_path_factory.mktemp("mut") / "ws"
-    # every ledger entry and checkpoint signed, as in production (unsigned checkpoints carry no
-    # protection of their own: development mode)
-    signing = getattr(keys, "signing_with", None)
-    with signing(keys.generate_key()) if signing else contextlib.nullcontext():
+    # every ledger entry and checkpoint signed by its role's key, as in production (unsigned
+    # checkpoints carry no protection of their own: development mode)
+    with fixture_signing():
         return _build_release(root)
+
+
+@pytest.fixture(scope="module")
+def trust(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trust file outside the workspace naming the fixtures' role keys: what an analyst passes
+    to ``verify --trust`` (without one, no signature can be checked against a trusted key)."""
+    from tests.support.trust import trust_for
+
+    folder = tmp_path_factory.mktemp("mut-trust")
+    return trust_for(folder / "keys", folder / "trust.yaml", reviewers={})
 
 
 def _build_release(root: Path) -> Path:
@@ -290,23 +298,28 @@ def test_every_mutation_is_caught(release: Path) -> None:
     assert verify_workspace(release).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, reported to the checkpoint owner: a checkpoint's finetrail_version is "
-    "outside its signature, and without --trust a checkpoint's signature is not checked",
-)
-def test_every_checkpoint_mutation_is_caught(release: Path) -> None:
-    """The signed checkpoints (``checkpoints.jsonl``, when the workspace has them)."""
+def test_every_checkpoint_mutation_is_caught(
+    release: Path, trust: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signed checkpoints (``checkpoints.jsonl``): every field is inside the signed note, so
+    with the trust file every mutation of a checkpoint is caught."""
+    from datetime import UTC, datetime
+
+    from tests.support.clock import set_release_clock
+
     if not (release / CHECKPOINTS).is_file():
         pytest.skip("no checkpoints in this finetrail")
+    # the module's release was signed at the real time, before the test's pinned clock applies
+    set_release_clock(monkeypatch, datetime.now(UTC).isoformat())
+    assert verify_workspace(release, trust=trust).ok  # the check can pass
     missed: list[str] = []
 
     def check(kind: str, rel: str) -> None:
-        if not verify_workspace(release).errors:
+        if not verify_workspace(release, trust=trust).errors:
             missed.append(f"{kind} {rel}")
 
     run_mutations(release, 200, check, only=CHECKPOINTS)
-    assert verify_workspace(release).ok
+    assert verify_workspace(release, trust=trust).ok
     assert not missed, missed
 
 
