@@ -24,7 +24,7 @@ import json
 import os
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -373,11 +373,16 @@ def detect_format(path: str | os.PathLike[str], *, text_field: str) -> DataForma
     return "text"
 
 
-def read_chat_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read chat JSONL strictly: every line a conversation training accepts (the training
-    layer's own record parser), else an error naming the file, the lines and the field."""
-    from finetrail.training.formats import parse_record
-
+def _read_records(
+    path: str | os.PathLike[str],
+    check: Callable[[Any], str | None],
+    *,
+    what: str,
+    field: str,
+    fix: str,
+) -> list[dict[str, Any]]:
+    """Read JSONL strictly: each non-blank line parsed and ``check``-ed (an error or None); every
+    problem named by line (the first five shown), and an empty file refused."""
     text = read_text_strict(path)
     records: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -389,27 +394,40 @@ def read_chat_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             problems.append(f"line {lineno}: malformed JSON ({exc.msg})")
             continue
-        parsed = parse_record(obj, "messages", "text")
-        if isinstance(parsed, str):
-            problems.append(f"line {lineno}: {parsed}")
-        else:
+        problem = check(obj)
+        if problem is None:
             records.append(obj)
+        else:
+            problems.append(f"line {lineno}: {problem}")
     if problems:
         shown = "; ".join(problems[:5]) + (
             f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         )
-        raise InputError(
-            f"invalid chat dataset: {shown}",
-            path=str(path),
-            field="messages",
-            fix="each line must be {'messages': [{'role': ..., 'content': ...}, ...]} with an "
-            "assistant turn",
-        )
+        raise InputError(f"{what}: {shown}", path=str(path), field=field, fix=fix)
     if not records:
         raise InputError(
             "the dataset is empty", path=str(path), fix="give a JSONL file with records"
         )
     return records
+
+
+def read_chat_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read chat JSONL strictly: every line a conversation training accepts (the training
+    layer's own record parser), else an error naming the file, the lines and the field."""
+    from finetrail.training.formats import parse_record
+
+    def check(obj: Any) -> str | None:
+        parsed = parse_record(obj, "messages", "text")
+        return parsed if isinstance(parsed, str) else None
+
+    return _read_records(
+        path,
+        check,
+        what="invalid chat dataset",
+        field="messages",
+        fix="each line must be {'messages': [{'role': ..., 'content': ...}, ...]} with an "
+        "assistant turn",
+    )
 
 
 def record_texts(records: Sequence[dict[str, Any]], fmt: DataFormat, text_field: str) -> list[str]:
@@ -421,38 +439,21 @@ def record_texts(records: Sequence[dict[str, Any]], fmt: DataFormat, text_field:
 
 def read_jsonl(path: str | os.PathLike[str], *, text_field: str) -> list[dict[str, Any]]:
     """Read a JSONL dataset strictly: every line an object with a string ``text_field``."""
-    text = read_text_strict(path)
-    records: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"line {lineno}: malformed JSON ({exc.msg})")
-            continue
+
+    def check(obj: Any) -> str | None:
         if not isinstance(obj, dict):
-            problems.append(f"line {lineno}: expected an object")
-        elif not isinstance(obj.get(text_field), str):
-            problems.append(f"line {lineno}: field '{text_field}' missing or not a string")
-        else:
-            records.append(obj)
-    if problems:
-        shown = "; ".join(problems[:5]) + (
-            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
-        )
-        raise InputError(
-            f"invalid dataset: {shown}",
-            path=str(path),
-            field=text_field,
-            fix=f"each line must be a JSON object with a string '{text_field}'",
-        )
-    if not records:
-        raise InputError(
-            "the dataset is empty", path=str(path), fix="give a JSONL file with records"
-        )
-    return records
+            return "expected an object"
+        if not isinstance(obj.get(text_field), str):
+            return f"field '{text_field}' missing or not a string"
+        return None
+
+    return _read_records(
+        path,
+        check,
+        what="invalid dataset",
+        field=text_field,
+        fix=f"each line must be a JSON object with a string '{text_field}'",
+    )
 
 
 def jsonl_bytes(records: Sequence[dict[str, Any]]) -> bytes:
