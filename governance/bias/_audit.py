@@ -13,7 +13,7 @@ from finetrail.errors import InputError
 from finetrail.governance.bias import _metrics
 from finetrail.governance.bias._counterfactual import load_probes, run_counterfactual
 from finetrail.governance.bias._data import AuditRows, check_same_rows, load_eval, load_predictions
-from finetrail.governance.bias._scoring import Scorer, lm_scorer, predict
+from finetrail.governance.bias._scoring import Scorer, chat_framing, lm_scorer, predict
 from finetrail.governance.evidence.base import Frozen, validation_error_to_input_error
 from finetrail.governance.evidence.bias import (
     DISPARITY_METRICS,
@@ -40,6 +40,11 @@ class BiasAuditSettings(Frozen):
     seed: int = 0
     min_group_size: int = Field(default=30, ge=1)
     batch_size: int = Field(default=32, ge=1)
+    # how a prompt and a label reach the model: "text" (the label's verbaliser appended to the
+    # prompt), "chat" (the prompt as the user's turn, the label as the assistant's reply, rendered
+    # as training rendered chat data) or "auto" (chat when the workspace's model was trained on
+    # chat data, else text)
+    prompt_format: Literal["auto", "text", "chat"] = "auto"
 
     @model_validator(mode="after")
     def _verbalisers_cover_labels(self) -> BiasAuditSettings:
@@ -96,7 +101,11 @@ def scorer_from_path(path: str | os.PathLike[str], settings: BiasAuditSettings) 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForCausalLM.from_pretrained(str(path))
     return lm_scorer(
-        model, tokenizer, list(settings.verbaliser_map().values()), batch_size=settings.batch_size
+        model,
+        tokenizer,
+        list(settings.verbaliser_map().values()),
+        batch_size=settings.batch_size,
+        frame=chat_framing(tokenizer) if settings.prompt_format == "chat" else None,
     )
 
 
@@ -129,8 +138,13 @@ def audit_bias(
     if scorer is None and model is not None:
         if tokenizer is None:
             raise InputError("a model needs its tokenizer", field="tokenizer")
+        frame = chat_framing(tokenizer) if settings.prompt_format == "chat" else None
         scorer = lm_scorer(
-            model, tokenizer, [verbalisers[lab] for lab in labels], batch_size=settings.batch_size
+            model,
+            tokenizer,
+            [verbalisers[lab] for lab in labels],
+            batch_size=settings.batch_size,
+            frame=frame,
         )
     if base_scorer is None and base_model is not None:
         base_scorer = lm_scorer(
@@ -138,6 +152,7 @@ def audit_bias(
             tokenizer,
             [verbalisers[lab] for lab in labels],
             batch_size=settings.batch_size,
+            frame=chat_framing(tokenizer) if settings.prompt_format == "chat" else None,
         )
 
     base_rows: AuditRows | None = None
@@ -276,6 +291,9 @@ def audit_bias(
             confidence=settings.confidence,
             seed=settings.seed,
             min_group_size=settings.min_group_size,
+            prompt_format=None
+            if scoring == "predictions_file"
+            else ("chat" if settings.prompt_format == "chat" else "text"),
         ),
         sensitive_features=feats,
         task=tuned.task,

@@ -21,6 +21,57 @@ from finetrail.errors import InputError
 
 # A scorer maps prompts to an (n_prompts, n_labels) array of log-likelihoods.
 Scorer = Callable[[Sequence[str]], npt.NDArray[np.float64]]
+# A framing renders (prompt, reply) as the model was trained to read them: the whole text, the
+# character offset where the reply starts in it, and whether the tokenizer adds special tokens
+# (a chat template writes its own). See ``chat_framing``.
+Framing = Callable[[str, str], tuple[str, int, bool]]
+
+
+def chat_framing(tokenizer: Any) -> Framing:
+    """The chat rendering training used (``finetrail.training.formats``): the prompt as the
+    user's turn, the label as the assistant's reply. Imported lazily (it needs the train extra,
+    which loading the trained model needed already)."""
+    from finetrail.training.formats import Record, render
+
+    def frame(prompt: str, reply: str) -> tuple[str, int, bool]:
+        full, spans, special = render(
+            tokenizer, Record("messages", messages=(("user", prompt), ("assistant", reply)))
+        )
+        start = full.find(reply, spans[0][0]) if reply else -1
+        if start < 0:
+            raise InputError(
+                "the chat template does not write the assistant's reply verbatim, so the "
+                "labels cannot be scored as replies",
+                field="prompt_format",
+                fix="audit with --prompt-format text",
+            )
+        return full, start, special
+
+    return frame
+
+
+def framed_pairs(
+    tokenizer: Any, frame: Framing, prompts: Sequence[str], reply: str
+) -> list[tuple[list[int], list[int]]]:
+    """(prompt tokens, reply tokens) per prompt, cut from one tokenisation of the framed text:
+    the reply's tokens are those overlapping it (a token joining the space before it counts as
+    the reply's, as it does in training), the template's closing tokens are not scored."""
+    out = []
+    for prompt in prompts:
+        full, start, special = frame(prompt, reply)
+        end = start + len(reply)
+        enc = tokenizer(full, add_special_tokens=special, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+        cut = next((i for i, (_, e) in enumerate(offsets) if e > start), len(ids))
+        stop = cut
+        while stop < len(ids) and offsets[stop][0] < end and offsets[stop][1] > offsets[stop][0]:
+            stop += 1
+        if cut == 0 or stop == cut:
+            raise InputError(
+                "a framed prompt or its reply tokenizes to nothing", field="prompt_format"
+            )
+        out.append((ids[:cut], ids[cut:stop]))
+    return out
 
 
 def lm_scorer(
@@ -30,8 +81,11 @@ def lm_scorer(
     *,
     batch_size: int = 32,
     max_length: int | None = None,
+    frame: Framing | None = None,
 ) -> Scorer:
-    """A :data:`Scorer` backed by a causal LM and its tokenizer."""
+    """A :data:`Scorer` backed by a causal LM and its tokenizer. With ``frame`` (e.g.
+    :func:`chat_framing`), each prompt and label are rendered as the model was trained to read
+    them, and each label (its verbaliser without surrounding spaces) is scored as the reply."""
     verb_ids = [list(tokenizer(v, add_special_tokens=False)["input_ids"]) for v in verbalisers]
     for v, ids in zip(verbalisers, verb_ids, strict=True):
         if not ids:
@@ -40,6 +94,26 @@ def lm_scorer(
     if pad_id is None:
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
     limit = max_length or int(getattr(model.config, "max_position_embeddings", 0) or 0) or 1024
+
+    def score_framed(prompts: Sequence[str]) -> npt.NDArray[np.float64]:
+        from finetrail.governance.probes.scoring import continuation_logprobs
+
+        assert frame is not None
+        out = np.zeros((len(prompts), len(verbalisers)), dtype=np.float64)
+        was_training = model.training
+        model.eval()
+        try:
+            for j, verb in enumerate(verbalisers):
+                pairs = framed_pairs(tokenizer, frame, prompts, verb.strip())
+                pairs = [(p[-max(1, limit - len(c)) :], c) for p, c in pairs]
+                out[:, j] = continuation_logprobs(model, pairs, pad_id=int(pad_id))
+        finally:
+            if was_training:
+                model.train()
+        return out
+
+    if frame is not None:
+        return score_framed
 
     def score(prompts: Sequence[str]) -> npt.NDArray[np.float64]:
         prompt_ids = [

@@ -10,7 +10,7 @@ from typing import Any
 
 from finetrail.errors import InputError
 from finetrail.governance.bias._audit import BiasAuditSettings, audit_bias, scorer_from_path
-from finetrail.governance.bias._scoring import lm_scorer
+from finetrail.governance.bias._scoring import chat_framing, lm_scorer
 from finetrail.governance.evidence.bias import DISPARITY_METRICS, BiasAuditEvidence, BiasSubject
 from finetrail.governance.evidence.registry import location
 from finetrail.governance.io import sha256_file
@@ -58,9 +58,21 @@ def _loaded_models(ws: Workspace, settings: BiasAuditSettings) -> tuple[Any, Any
     loaded = load_trained(ws.root)
     tokenizer = loaded.tokenizer
     verbs = list(settings.verbaliser_map().values())
-    tuned = lm_scorer(loaded.model, tokenizer, verbs, batch_size=settings.batch_size)
-    base = lm_scorer(loaded.base_model, tokenizer, verbs, batch_size=settings.batch_size)
+    frame = chat_framing(tokenizer) if settings.prompt_format == "chat" else None
+    tuned = lm_scorer(loaded.model, tokenizer, verbs, batch_size=settings.batch_size, frame=frame)
+    base = lm_scorer(
+        loaded.base_model, tokenizer, verbs, batch_size=settings.batch_size, frame=frame
+    )
     return tuned, base
+
+
+def trained_on_chat(training: dict[str, Any]) -> bool:
+    """Whether the training evidence says the model learned from chat conversations."""
+    datasets = training.get("datasets")
+    return isinstance(datasets, list) and any(
+        isinstance(d, dict) and d.get("role") == "train" and d.get("format") == "messages"
+        for d in datasets
+    )
 
 
 def _check_sources(
@@ -108,6 +120,11 @@ def audit_workspace_bias(
     ws = Workspace.open(workspace)
     actor = default_actor(actor, owner=ws.metadata.owner)
     training = _training(ws)
+    if settings.prompt_format == "auto":
+        # the workspace's own model reads prompts the way it was trained; a model folder or a
+        # predictions file is scored as text unless told otherwise (--prompt-format chat)
+        chat = model_path is None and predictions_path is None and trained_on_chat(training)
+        settings = settings.model_copy(update={"prompt_format": "chat" if chat else "text"})
     adapter = _get(training, "adapter.sha256")
     base_weights = _get(training, "base_model.weights_sha256")
     scorer = base_scorer = None

@@ -56,7 +56,16 @@ def audit_group() -> None:
     "--labels",
     default="yes,no",
     show_default=True,
-    help="The two labels, positive first; scored as ' <label>' after the prompt.",
+    help="The two labels, positive first; scored as ' <label>' after the prompt (as the reply, with --prompt-format chat).",
+)
+@click.option(
+    "--prompt-format",
+    type=click.Choice(["auto", "text", "chat"]),
+    default="auto",
+    show_default=True,
+    help="text: the label appended to the prompt; chat: the prompt as the user's turn and the "
+    "label as the assistant's reply, rendered as training renders chat data; auto: chat when "
+    "the workspace's model was trained on chat data.",
 )
 @click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option(
@@ -92,6 +101,7 @@ def bias_cmd(
     model_path: str | None,
     base_model_path: str | None,
     labels: str,
+    prompt_format: str,
     resamples: int,
     confidence: float,
     seed: int,
@@ -115,6 +125,7 @@ def bias_cmd(
 
     settings = make_settings(
         labels=tuple(_split(labels)),
+        prompt_format=prompt_format,
         resamples=resamples,
         confidence=confidence,
         seed=seed,

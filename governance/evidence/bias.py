@@ -162,6 +162,10 @@ class BiasMethod(Frozen):
         "percentile; rows resampled with replacement; same resamples for base and fine-tuned"
     )
     library: str = "fairlearn MetricFrame"
+    # how prompts reached the model: "text" (verbaliser appended), "chat" (the prompt as the
+    # user's turn, the label as the assistant's reply, in training's chat rendering); None for a
+    # predictions file, or evidence written before this was recorded
+    prompt_format: Literal["text", "chat"] | None = None
 
 
 class BiasAuditEvidence(EvidenceRecord):

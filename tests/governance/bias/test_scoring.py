@@ -366,3 +366,94 @@ def test_conflicting_sources_exit_2(tmp_path, capsys, args, needle):
     main(["init", str(ws), "--model", "m", "--version", "1", "--owner", "o"])
     rc = main(["audit", "bias", str(ws), "--sensitive", "gender", *args])
     assert rc == 2 and needle in capsys.readouterr().err
+
+
+def _training_tokens(tok, prompt, reply):
+    """The tokens training feeds for a (user prompt, assistant reply) conversation, and which of
+    them carry the loss (training's own encoder: the reference the framing must agree with)."""
+    from finetrail.training.formats import Record, encode_records
+
+    rec = Record("messages", messages=(("user", prompt), ("assistant", reply)))
+    ids, attn, loss, _ = encode_records(tok, [rec], 512, loss_on="completion")
+    n = int(attn[0].sum())
+    return ids[0, :n].tolist(), loss[0, :n].tolist()
+
+
+@pytest.mark.parametrize("template", [None, "chatml"])
+def test_chat_framing_scores_the_reply_tokens_training_trained_on(tiny, template):
+    """With --prompt-format chat a label is scored as the assistant's reply: the scored tokens
+    are the reply's tokens of training's own encoding of that conversation (the closing template
+    tokens excluded), and the score equals a plain forward pass over that encoding."""
+    import copy
+
+    import torch
+
+    from finetrail.governance.bias._scoring import chat_framing, framed_pairs
+
+    _, model, tok = tiny
+    tok = copy.deepcopy(tok)
+    if template == "chatml":
+        tok.chat_template = (
+            "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+            "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+        )
+    prompts = ["Loan application from A, income 64k. Approve?", "Hi"]
+    frame = chat_framing(tok)
+    scorer = lm_scorer(model, tok, [" yes", " no"], frame=frame)
+    got = scorer(prompts)
+    for i, prompt in enumerate(prompts):
+        for j, reply in enumerate(["yes", "no"]):
+            ids, loss = _training_tokens(tok, prompt, reply)
+            (p, c) = framed_pairs(tok, frame, [prompt], reply)[0]
+            assert p + c == ids[: len(p) + len(c)]
+            # the scored tokens are the loss tokens that spell the reply (training's loss may
+            # also cover the template's closing tokens after it; those are not label evidence)
+            assert c and all(loss[len(p) + k] == 1 for k in range(len(c)))
+            assert reply in tok.decode(c)
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=torch.tensor([p + c])).logits[0], -1)
+            manual = sum(float(logp[len(p) - 1 + k, t]) for k, t in enumerate(c))
+            assert got[i, j] == pytest.approx(manual, abs=1e-4)
+    # the text framing scores something else: the chat framing is not a no-op
+    plain = lm_scorer(model, tok, [" yes", " no"])(prompts)
+    assert not np.allclose(plain, got, atol=1e-3)
+
+
+def test_workspace_audit_frames_prompts_as_chat_when_training_used_chat(
+    tiny, synth, tmp_path, monkeypatch
+):
+    """auto: a workspace whose training data was chat conversations is audited in the chat
+    framing, recorded in the evidence; text training data keeps the text framing."""
+    import types
+
+    from finetrail.governance.bias import audit_workspace_bias
+    from finetrail.governance.workspace import Workspace
+
+    _, model, tok = tiny
+    monkeypatch.setitem(
+        sys.modules,
+        "finetrail.training.loading",
+        types.SimpleNamespace(
+            load_trained=lambda root: types.SimpleNamespace(
+                model=model, base_model=model, tokenizer=tok, device="cpu"
+            )
+        ),
+    )
+    seen = {}
+    for fmt in ("messages", "text"):
+        ws = Workspace.init(tmp_path / fmt, model="m", version="1", owner="o")
+        training = {"datasets": [{"role": "train", "format": fmt, "sha256": "ab" * 32}]}
+        ws.write_bytes(
+            "evidence/training.json", json.dumps(training).encode(), event="t", actor="t"
+        )
+        rec = audit_workspace_bias(
+            workspace=ws.root,
+            sensitive=["gender"],
+            eval_path=synth / "task_eval.jsonl",
+            counterfactual=False,
+            settings=BiasAuditSettings(resamples=50, min_group_size=10),
+        )
+        seen[fmt] = rec
+    assert seen["messages"].method.prompt_format == "chat"
+    assert seen["text"].method.prompt_format == "text"
+    assert seen["messages"].task != seen["text"].task
