@@ -218,6 +218,7 @@ def build_evidence(facts: RunFacts) -> TrainingEvidence:
             flops=flops,
             flops_method=FLOPS_METHOD,
             device=facts.device,
+            precision=config.optim.precision,
             processes=facts.plan.world_size,
             device_hours=device_hours,
             rank_parameter_sha256=facts.rank_digests,

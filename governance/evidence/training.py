@@ -168,6 +168,10 @@ class ComputeRecord(Frozen):
     flops: float = Field(ge=0)
     flops_method: str
     device: str
+    # optim.precision as the run executed it: fp32, or bf16 autocast of the forward pass and the
+    # loss on CUDA (weights, gradients and optimizer state stay fp32); None on records made
+    # before it was recorded (the run's config may still name it: config.optim.precision)
+    precision: Literal["fp32", "bf16", "fp16"] | None = None
     processes: int = Field(ge=1)
     device_hours: float = Field(ge=0)
     rank_parameter_sha256: tuple[str, ...] = ()

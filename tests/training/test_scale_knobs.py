@@ -260,6 +260,7 @@ def test_train_with_accumulation_states_the_same_dp_and_the_device_used(
         mech = MechanismEvidence.read(root / "evidence/mechanism.json")
         assert mech.verdict == "verified", mech.reasons
         assert rec.compute.device == "cpu"  # device: auto on a machine without CUDA
+        assert rec.compute.precision == "fp32" == rec.config["optim"]["precision"]
         assert rec.dp.execution is not None
         assert rec.dp.execution["accountant_steps"] == rec.dp.steps == 4
         records.append(rec)
@@ -291,6 +292,20 @@ def test_mixed_precision_on_the_cpu_is_refused_before_training(
     assert "optim.precision 'bf16' autocasts on CUDA only; this run's device is cpu" in err
     assert "Traceback" not in err
     assert not (root / "evidence/training.json").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast needs a CUDA device")
+def test_bf16_on_cuda_is_recorded_with_the_device(
+    tiny_llama: Path, tmp_path: Path, run_cli: Any
+) -> None:
+    from finetrail.governance.evidence.training import TrainingEvidence
+
+    code, err, root = _train(tiny_llama, tmp_path / "bf16", run_cli, precision="bf16")
+    assert code == 0, err[-2000:]
+    rec = TrainingEvidence.read(root / "evidence/training.json")
+    assert rec.compute.device.startswith("cuda")
+    assert rec.compute.precision == "bf16" == rec.config["optim"]["precision"]
 
 
 def test_fp16_is_refused_naming_the_field(tiny_llama: Path, tmp_path: Path) -> None:
