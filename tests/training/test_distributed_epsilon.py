@@ -26,16 +26,26 @@ def test_one_and_two_ranks_state_the_same_guarantee(
     cfg = write_config(
         tmp_path / "train.yaml", base_config(base, data, optim={"steps": 3, "batch_size": 8})
     )
+    # the same logical batches accumulated from physical chunks of 2 on each of 2 ranks: one DP
+    # step per logical batch, so the same accounting (Opacus's splitting loader under DPDDP)
+    accumulated = write_config(
+        tmp_path / "train-acc.yaml",
+        base_config(base, data, optim={"steps": 3, "batch_size": 8, "physical_batch_size": 2}),
+    )
     records = {}
-    for nproc in (1, 2):
-        ws = Workspace.init(tmp_path / f"ws{nproc}", model="m", version="1", owner="alice")
+    for name, nproc, config in ((1, 1, cfg), (2, 2, cfg), ("2acc", 2, accumulated)):
+        ws = Workspace.init(tmp_path / f"ws{name}", model="m", version="1", owner="alice")
         code, _out, err = run_cli(
-            "train", str(ws.root), str(cfg), "--nproc", str(nproc), "--no-progress"
+            "train", str(ws.root), str(config), "--nproc", str(nproc), "--no-progress"
         )
         assert code == 0, err[-3000:]
         assert verify_workspace(ws.root).ok
-        records[nproc] = TrainingEvidence.read(ws.root / "evidence/training.json")
-    one, two = records[1], records[2]
+        records[name] = TrainingEvidence.read(ws.root / "evidence/training.json")
+    one, two, acc = records[1], records[2], records["2acc"]
+    assert acc.dp.epsilon == pytest.approx(one.dp.epsilon, rel=1e-12)
+    for field in ("expected_batch_size", "sample_rate", "steps", "noise_multiplier"):
+        assert getattr(acc.dp, field) == getattr(one.dp, field), field
+    assert acc.dp.execution is not None and acc.compute.processes == 2
     assert one.dp.epsilon is not None and one.dp.epsilon == pytest.approx(two.dp.epsilon, rel=1e-12)
     for field in ("expected_batch_size", "sample_rate", "steps", "noise_multiplier"):
         assert getattr(one.dp, field) == getattr(two.dp, field), field
