@@ -15,6 +15,7 @@ import click
 from finetrail.cli_options import actor_option, tracking_uri_option, workspace_then
 from finetrail.errors import EXIT_BAD_INPUT, EXIT_OK, ConfigError
 from finetrail.extras import require_extra
+from finetrail.progress import progress_option, wanted
 from finetrail.training.mechanism_bugs import PLANTED_BUGS
 
 
@@ -171,12 +172,7 @@ def base_model_build_cmd(
     show_default=True,
     help="Processes under torchrun (Opacus DPDDP; gloo on CPU). Rank 0 writes.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=True,
-    show_default=True,
-    help="Show a progress bar (step, loss, epsilon, ETA) on stderr.",
-)
+@progress_option("training (step, loss, epsilon, ETA)")
 @click.option(
     "--plant-mechanism-bug",
     type=click.Choice(sorted(PLANTED_BUGS)),
@@ -193,7 +189,7 @@ def train_cmd(
     config: str,
     check_dp: bool,
     nproc: int,
-    progress: bool,
+    progress: bool | None,
     plant_mechanism_bug: str | None,
     actor: str | None,
     tracking_uri: str | None,
@@ -204,6 +200,7 @@ def train_cmd(
     MLflow (sqlite:///WORKSPACE/mlflow.db unless --tracking-uri or MLFLOW_TRACKING_URI is given).
     """
     require_extra("train", command="train")
+    progress = wanted(progress)
     if plant_mechanism_bug and nproc > 1:
         raise ConfigError(
             "--plant-mechanism-bug is for single-process demonstrations", field="nproc"

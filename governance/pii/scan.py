@@ -27,6 +27,7 @@ from finetrail.governance.pii.config import ScanConfig
 
 if TYPE_CHECKING:
     from finetrail.governance.pii.engine import Finding, PiiEngine
+    from finetrail.progress import Bar
 
 EXAMPLE_CONTEXT = 30  # characters of masked context on each side of an example
 MAX_RECORD_POSITIONS = 10  # record positions kept per entity type (for residual messages)
@@ -383,20 +384,28 @@ def scan_file(
     config: ScanConfig | None = None,
     fmt: str = "jsonl",
     skip_bad: bool = False,
+    progress: Bar | None = None,
 ) -> PiiSummary:
-    """Scan one file on this machine (``workers`` processes): the summary ``data scan`` prints."""
+    """Scan one file on this machine (``workers`` processes): the summary ``data scan`` prints.
+
+    ``progress`` (a :class:`finetrail.progress.Bar`) shows the bytes read on stderr."""
     from finetrail.governance.provenance.api import text_units
     from finetrail.governance.provenance.formats import DatasetReader
+    from finetrail.progress import reading
 
     config = config or ScanConfig()
     scanner = open_scanner(config)
+    reader = DatasetReader(path, fmt, skip_bad=skip_bad)
+    bar = reading(progress, "pii scan", reader)
     try:
-        for rec in DatasetReader(path, fmt, skip_bad=skip_bad):
+        for rec in reader:
             units = text_units(rec.value if rec.raw is None else rec.raw, config.text_fields)
             for _ in scanner.add(rec.index, units):
                 pass
+            bar.record(reader.bytes_read)
         for _ in scanner.finish():
             pass
     finally:
+        bar.close()
         scanner.close()
     return scanner.tally.summary(scanner.engine)

@@ -13,32 +13,9 @@ import click
 
 from finetrail.cli_options import actor_option, tracking_uri_option
 from finetrail.errors import EXIT_OK, InputError
+from finetrail.progress import Bar, progress_option, wanted
 
 PROBE_NAMES = "exposure,extraction,mia,dp-audit"
-
-
-class TqdmProgress:
-    """One tqdm bar per probe stage, on stderr."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def start(self, label: str, total: int) -> None:
-        from tqdm import tqdm
-
-        self.close()
-        self._bar = tqdm(
-            total=total, desc=label, unit="it", unit_scale=True, leave=True, dynamic_ncols=True
-        )
-
-    def advance(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def _summary(name: str, record: Any) -> str:
@@ -174,7 +151,7 @@ def _echo_base(run: Any, *, as_json: bool) -> None:
 )
 @actor_option("runs the probes")
 @tracking_uri_option()
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@progress_option("probing (one bar per probe, over its candidates or prompts)")
 @click.option("--json", "as_json", is_flag=True, help="Print the records written as JSON.")
 def probe_cmd(
     workspace: str,
@@ -188,7 +165,7 @@ def probe_cmd(
     config_path: str | None,
     actor: str | None,
     tracking_uri: str | None,
-    no_progress: bool,
+    progress: bool | None,
     as_json: bool,
 ) -> int:
     """Run memorisation and privacy probes against a trained WORKSPACE and write evidence.
@@ -212,7 +189,7 @@ def probe_cmd(
     if only is not None:
         select_probes(only)  # reject unknown names before loading anything
     config = ProbeConfig.load(config_path) if config_path else None
-    progress = None if no_progress else TqdmProgress()
+    bar = Bar(wanted(progress))
     try:
         run = probe_workspace(
             workspace,
@@ -223,14 +200,13 @@ def probe_cmd(
             text_field=text_field,
             actor=actor,
             tracking_uri_arg=tracking_uri,
-            progress=progress,
+            progress=bar if bar.enabled else None,
             base_model=base_model,
             allow_base_mismatch=allow_base_mismatch,
             data_format=data_format,
         )
     finally:
-        if isinstance(progress, TqdmProgress):
-            progress.close()
+        bar.close()
     if as_json:
         click.echo(
             json.dumps(

@@ -42,6 +42,7 @@ from finetrail.governance.provenance.merkle import (
 )
 from finetrail.governance.provenance.proofcheck import leaf_hash, strip_terminator, verify_inclusion
 from finetrail.governance.workspace import Workspace, default_actor
+from finetrail.progress import Bar, reading
 
 MAX_SCHEMA_FIELDS = 1000
 TOKEN_METHOD = "characters of the text fields / 4 (estimate; no tokenizer)"
@@ -154,6 +155,7 @@ def register_dataset(
     actor: str | None = None,
     residual_for: Sequence[str] | None = None,
     pii_summary: PiiSummary | None = None,
+    progress: Bar | None = None,
 ) -> DatasetRecord:
     """Register a dataset file in a workspace; returns the record written.
 
@@ -163,6 +165,7 @@ def register_dataset(
     ``derived_from`` names parent datasets (digest, digest prefix or name) and needs
     ``transform``. Bad records raise :class:`InputError` naming the line, unless
     ``skip_bad_records``; then they are left out and counted in ``record.skipped``.
+    ``progress`` (a :class:`finetrail.progress.Bar`) shows the bytes read on stderr.
     """
     ws = Workspace.open(workspace)
     fmt = detect_format(path, format)
@@ -218,6 +221,7 @@ def register_dataset(
 
         scanner = open_scanner(config)
     reader = DatasetReader(path, fmt, skip_bad=skip_bad_records, max_record_bytes=max_record_bytes)
+    bar = reading(progress, "hash + pii scan" if scanner is not None else "hash", reader)
     fd, leaves_tmp = tempfile.mkstemp(prefix="finetrail-leaves-", suffix=".bin")
     try:
         with os.fdopen(fd, "wb") as leaves_fh:
@@ -236,7 +240,9 @@ def register_dataset(
                 if scanner is not None:
                     for _ in scanner.add(rec.index, units):
                         pass
+                bar.record(reader.bytes_read)
             builder.add_records(batch)
+            bar.close()
             if scanner is not None:
                 for _ in scanner.finish():
                     pass
@@ -329,6 +335,7 @@ def register_dataset(
         )
         return record
     finally:
+        bar.close()
         if scanner is not None:
             scanner.close()
         with contextlib.suppress(FileNotFoundError):
@@ -435,6 +442,7 @@ def sanitize_dataset(
     name: str | None = None,
     scan_config: ScanConfig | None = None,
     actor: str | None = None,
+    progress: Bar | None = None,
 ) -> tuple[DatasetRecord, dict[str, int]]:
     """Write a sanitised copy of a registered dataset, re-scan it, register it with lineage.
 
@@ -463,6 +471,7 @@ def sanitize_dataset(
         key=key,
         entities=entities,
         config=config,
+        progress=progress,
     )
     params: dict[str, Any] = {
         "operator": operator,
@@ -475,7 +484,11 @@ def sanitize_dataset(
         params["key_id"] = key_id(key)
     try:
         rescan = sanitize.rescan_output(
-            path=Path(output_path), fmt=parent.format, config=config, operator=operator
+            path=Path(output_path),
+            fmt=parent.format,
+            config=config,
+            operator=operator,
+            progress=progress,
         )
         targeted = sanitize.targeted_types(entities, before, rescan)
         problem = sanitize.residual_problem(rescan, targeted)
@@ -499,6 +512,7 @@ def sanitize_dataset(
             scan_config=config,  # its text fields, for the token estimate
             actor=actor,
             pii_summary=rescan.with_residual(targeted),
+            progress=progress,
         )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

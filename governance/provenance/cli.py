@@ -17,6 +17,7 @@ import click
 from finetrail.cli_options import actor_option, workspace_then
 from finetrail.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 from finetrail.extras import require_extra
+from finetrail.progress import Bar, progress_option, reading, wanted
 
 
 def _scan_config(
@@ -241,6 +242,7 @@ def data_group() -> None:
 @_scan_options
 @_engine_options
 @actor_option("registers")
+@progress_option("hashing and scanning the file")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def register_cmd(
     workspace: str,
@@ -268,6 +270,7 @@ def register_cmd(
     engine: str,
     spark_master: str,
     actor: str | None,
+    progress: bool | None,
     as_json: bool,
 ) -> int:
     """Register a dataset FILE (JSONL, CSV, Parquet or text) in WORKSPACE."""
@@ -301,28 +304,30 @@ def register_cmd(
         if scan and engine == "spark"
         else None
     )
-    record = register_dataset(
-        workspace=workspace,
-        path=path,
-        name=name,
-        license=license_,
-        source=source,
-        collection=collection,
-        legal_basis=legal_basis,
-        purpose=purpose,
-        splits=_parse_splits(splits),
-        limitations=limitations,
-        derived_from=derived_from,
-        transform=transform,
-        transform_params=_parse_params(transform_params),
-        format=fmt,
-        skip_bad_records=skip_bad_records,
-        max_record_bytes=max_record_bytes,
-        scan=scan and spark_summary is None,
-        pii_summary=spark_summary,
-        scan_config=config,
-        actor=actor,
-    )
+    with Bar(wanted(progress)) as bar:
+        record = register_dataset(
+            workspace=workspace,
+            path=path,
+            name=name,
+            license=license_,
+            source=source,
+            collection=collection,
+            legal_basis=legal_basis,
+            purpose=purpose,
+            splits=_parse_splits(splits),
+            limitations=limitations,
+            derived_from=derived_from,
+            transform=transform,
+            transform_params=_parse_params(transform_params),
+            format=fmt,
+            skip_bad_records=skip_bad_records,
+            max_record_bytes=max_record_bytes,
+            scan=scan and spark_summary is None,
+            pii_summary=spark_summary,
+            scan_config=config,
+            actor=actor,
+            progress=bar,
+        )
     for dep in deprecated:
         click.echo(f"warning: {dep} is a deprecated SPDX identifier", err=True)
     click.echo(
@@ -346,7 +351,8 @@ def register_cmd(
     show_default=True,
     help="Refuse (or with --skip-bad-records, skip) a record longer than this.",
 )
-def digest_cmd(path: str, fmt: str | None, max_record_bytes: int) -> int:
+@progress_option("hashing the file")
+def digest_cmd(path: str, fmt: str | None, max_record_bytes: int, progress: bool | None) -> int:
     """Print a file's SHA-256 and Merkle root without registering it (no JSON validation for line formats)."""
     from finetrail.governance.provenance.formats import DatasetReader, detect_format
     from finetrail.governance.provenance.hashing import digest_line_file
@@ -355,14 +361,23 @@ def digest_cmd(path: str, fmt: str | None, max_record_bytes: int) -> int:
     _require_reader(path, fmt, "data digest")
 
     kind = detect_format(path, fmt)
+    bar = Bar(wanted(progress))
     if kind in ("jsonl", "text"):
-        d = digest_line_file(path, max_record_bytes=max_record_bytes)
+        if bar.enabled:  # a missing file is refused by digest_line_file, naming it
+            bar.start("hash", os.path.getsize(path) if os.path.isfile(path) else None, unit="B")
+        with bar:
+            d = digest_line_file(path, max_record_bytes=max_record_bytes, tick=bar.advance)
         sha, root, n = d.sha256, d.merkle_root, d.records
     else:
         reader = DatasetReader(path, kind, max_record_bytes=max_record_bytes)
         builder = MerkleBuilder()
-        for rec in reader:
-            builder.add_records([rec.canonical])
+        read = reading(bar, "hash", reader)
+        try:
+            for rec in reader:
+                builder.add_records([rec.canonical])
+                read.record(reader.bytes_read)
+        finally:
+            read.close()
         if builder.size == 0:
             raise InputError("the dataset is empty (no records)", path=path)
         sha, root, n = str(reader.sha256), builder.root().hex(), builder.size
@@ -497,6 +512,7 @@ def check_proof_cmd(proof: str, root: str, record_file: str | None) -> int:
 @click.option("--skip-bad-records", is_flag=True, help="Leave bad records out (counted).")
 @_scan_options
 @_engine_options
+@progress_option("scanning (local engine)")
 def scan_cmd(
     path: str,
     fmt: str | None,
@@ -508,6 +524,7 @@ def scan_cmd(
     text_fields: tuple[str, ...],
     engine: str,
     spark_master: str,
+    progress: bool | None,
 ) -> int:
     """Scan a file for PII without registering it; prints the summary (masked examples only)."""
     require_extra("data", command="data scan")
@@ -518,9 +535,14 @@ def scan_cmd(
     if engine == "spark":
         summary = _spark_summary(path, fmt, config, spark_master, skip_bad_records)
     else:
-        summary = scan_file(
-            path, config=config, fmt=detect_format(path, fmt), skip_bad=skip_bad_records
-        )
+        with Bar(wanted(progress)) as bar:
+            summary = scan_file(
+                path,
+                config=config,
+                fmt=detect_format(path, fmt),
+                skip_bad=skip_bad_records,
+                progress=bar,
+            )
     click.echo(json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True))
     return EXIT_OK
 
@@ -581,6 +603,7 @@ def _read_key(key_env: str | None, key_file: str | None) -> bytes | None:
 @click.option("--name", help="Name of the sanitised dataset.")
 @_scan_options
 @actor_option("sanitises")
+@progress_option("sanitising and re-scanning")
 def sanitize_cmd(
     workspace: str,
     dataset: str,
@@ -597,6 +620,7 @@ def sanitize_cmd(
     workers: int | None,
     text_fields: tuple[str, ...],
     actor: str | None,
+    progress: bool | None,
 ) -> int:
     """Write a sanitised copy of a dataset, re-scan it, register it with lineage.
 
@@ -615,18 +639,20 @@ def sanitize_cmd(
             "--operator hash needs a key", field="key", fix="pass --key-env VAR or --key-file PATH"
         )
     config = _scan_config(scan_config, score_threshold, spacy_model, workers, text_fields)
-    record, before = sanitize_dataset(
-        workspace=workspace,
-        dataset=dataset,
-        input_path=input_path,
-        output_path=output_path,
-        operator=operator,
-        key=key,
-        entities=entities or None,
-        name=name,
-        scan_config=config,
-        actor=actor,
-    )
+    with Bar(wanted(progress)) as bar:
+        record, before = sanitize_dataset(
+            workspace=workspace,
+            dataset=dataset,
+            input_path=input_path,
+            output_path=output_path,
+            operator=operator,
+            key=key,
+            entities=entities or None,
+            name=name,
+            scan_config=config,
+            actor=actor,
+            progress=bar,
+        )
     click.echo(f"found in the input: {', '.join(f'{k}={v}' for k, v in before.items())}")
     click.echo(_summary(record))
     return EXIT_OK

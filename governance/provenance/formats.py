@@ -180,6 +180,7 @@ class DatasetReader:
         self.size = 0
         self.columns: list[str] | None = None  # CSV header / Parquet schema names
         self.arrow_schema: Any = None
+        self._hashing: HashingReader | None = None  # the position, for a progress bar
         if not self.path.exists():
             raise InputError("file not found", path=str(self.path), fix="check the path")
         if self.path.is_dir():
@@ -202,13 +203,18 @@ class DatasetReader:
             "(--max-record-bytes)",
         )
 
+    @property
+    def bytes_read(self) -> int | None:
+        """Bytes of the file read so far (in 1 MiB steps); None for Parquet."""
+        return self._hashing.size if self._hashing is not None else None
+
     # -- iteration ---------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Record]:
         if self.format == "parquet":
             yield from self._parquet()
             return
         with open(self.path, "rb", buffering=0) as raw:
-            hashing = HashingReader(raw)
+            hashing = self._hashing = HashingReader(raw)
             buffered = io.BufferedReader(hashing, buffer_size=1 << 20)
             if self.format == "csv":
                 yield from self._csv(buffered)

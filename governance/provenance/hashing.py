@@ -16,6 +16,7 @@ import io
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -150,8 +151,11 @@ def digest_line_file(
     *,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     leaves_out: BinaryIO | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> LineDigest:
-    """File SHA-256 and Merkle root of a line-per-record file, in one streaming pass."""
+    """File SHA-256 and Merkle root of a line-per-record file, in one streaming pass.
+
+    ``tick`` is called with the size of each chunk read (a progress bar's ``advance``)."""
     p = str(path)
     try:
         fh = open(p, "rb", buffering=0)  # noqa: SIM115 - closed below
@@ -180,6 +184,8 @@ def digest_line_file(
                 _check_sizes(parts, max_record_bytes, p, line)
                 builder.add_leaves(leaves(list(filter(None, parts))))
                 line += len(parts)
+                if tick is not None:
+                    tick(len(chunk))
             if tail:
                 _check_sizes([tail], max_record_bytes, p, line)
                 builder.add_records([tail])

@@ -33,6 +33,7 @@ from finetrail.errors import CheckFailed, InputError
 from finetrail.governance.evidence.dataset import DatasetRecord, PiiSummary
 from finetrail.governance.pii.config import ScanConfig
 from finetrail.governance.provenance.formats import DatasetReader, Record
+from finetrail.progress import Bar, reading
 
 
 class _Writer:
@@ -101,6 +102,7 @@ def write_sanitized(
     key: bytes | None,
     entities: Sequence[str] | None,
     config: ScanConfig,
+    progress: Bar | None = None,
 ) -> dict[str, int]:
     """Stream ``input_path`` to ``output_path`` with PII replaced; returns the input's counts."""
     from finetrail.governance.pii.scan import open_scanner
@@ -115,6 +117,7 @@ def write_sanitized(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     reader = DatasetReader(input_path, parent.format, skip_bad=parent.skipped.count > 0)
     scanner = open_scanner(config, sanitize_operator=operator, key=key, entities=entities)
+    bar = reading(progress, "sanitize", reader)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{output_path.name}.", suffix=".tmp", dir=output_path.parent
     )
@@ -138,6 +141,8 @@ def write_sanitized(
                 pending[rec.index] = (rec, units)
                 for index, new_texts in scanner.add(rec.index, units):
                     emit(index, new_texts)
+                bar.record(reader.bytes_read)
+            bar.close()
             for index, new_texts in scanner.finish():
                 emit(index, new_texts)
             writer.close()
@@ -162,6 +167,7 @@ def write_sanitized(
         done = True
         return counts
     finally:
+        bar.close()
         scanner.close()
         if not done:
             with contextlib.suppress(FileNotFoundError):
@@ -212,7 +218,14 @@ HASH_TOKEN = re.compile(r"(?<![0-9A-Za-z_])[0-9a-f]{64}(?![0-9A-Za-z_])")
 HASH_PLACEHOLDER = "<HASHED>"
 
 
-def rescan_output(*, path: Path, fmt: str, config: ScanConfig, operator: str = "replace") -> Rescan:
+def rescan_output(
+    *,
+    path: Path,
+    fmt: str,
+    config: ScanConfig,
+    operator: str = "replace",
+    progress: Bar | None = None,
+) -> Rescan:
     """Read ``path`` back and scan every text with the pattern table and with Presidio.
 
     With ``operator="hash"`` each SHA-256 hex token is read as ``<HASHED>`` first.
@@ -223,6 +236,7 @@ def rescan_output(*, path: Path, fmt: str, config: ScanConfig, operator: str = "
 
     reader = DatasetReader(path, fmt)
     scanner = open_scanner(config)
+    bar = reading(progress, "re-scan", reader)
     counts: Counter[str] = Counter()
     records: dict[str, list[int]] = {}
     try:
@@ -238,9 +252,11 @@ def rescan_output(*, path: Path, fmt: str, config: ScanConfig, operator: str = "
                         where.append(rec.index)
             for _ in scanner.add(rec.index, units):
                 pass
+            bar.record(reader.bytes_read)
         for _ in scanner.finish():
             pass
     finally:
+        bar.close()
         scanner.close()
     return Rescan(
         summary=scanner.tally.summary(scanner.engine),
