@@ -22,6 +22,7 @@ from finetrail._version import __version__
 from finetrail.cli_options import describe_arguments
 from finetrail.errors import EXIT_BAD_INPUT, FinetrailError
 from finetrail.textsafe import NeutralStream
+from finetrail.third_party import quieted
 
 # The literal registry of command providers: one ``cli`` module per package, each beside its
 # ``api``. Each module's ``register(group)`` adds its commands; the help lists them in
@@ -127,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = NeutralStream(out), NeutralStream(err)  # type: ignore[assignment]
     try:
-        return _main(args, debug)
+        with quieted():  # the third-party warnings listed, with reasons, in third_party.py
+            return _main(args, debug)
     finally:
         sys.stdout, sys.stderr = out, err
 

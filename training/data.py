@@ -289,7 +289,8 @@ def truncated_records(
     over, longest = 0, 0
     for record in records:
         text, _, add_special = render(tokenizer, record)
-        n = len(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        # the full length on purpose: verbose=False keeps transformers from warning that it is long
+        n = len(tokenizer(text, add_special_tokens=add_special, verbose=False)["input_ids"])
         over += n > max_length
         longest = max(longest, n)
     return over, longest

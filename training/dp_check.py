@@ -49,7 +49,7 @@ def _pick(texts: tuple[str, ...] | list[str], tokenizer: Any, k: int) -> list[in
     """Indices of ``k`` records of spread-out lengths from the first 64 (so the batch has
     padding)."""
     pool = list(texts[:64])
-    lengths = [len(tokenizer(t)["input_ids"]) for t in pool]
+    lengths = [len(tokenizer(t, verbose=False)["input_ids"]) for t in pool]  # full lengths
     order = sorted(range(len(pool)), key=lambda i: lengths[i])
     if len(order) <= k:
         return order

@@ -74,9 +74,9 @@ def forward(
         elif "num_logits_to_keep" in params:
             kwargs["num_logits_to_keep"] = keep_last
     out = model(**kwargs)
-    new_cache = getattr(out, "cache", None)
-    if new_cache is None:
-        new_cache = getattr(out, "past_key_values", None)
+    # transformers 5 names it ``cache``; reading its ``past_key_values`` alias logs a deprecation
+    fields = getattr(out, "__dataclass_fields__", {})
+    new_cache = getattr(out, "cache" if "cache" in fields else "past_key_values", None)
     logits = out.logits[:, -keep_last:] if keep_last else out.logits
     return logits, new_cache
 
