@@ -35,7 +35,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,9 @@ class Scale:
     dp_batch: int
     dp_lr: float
     max_length: int = 64
+    # DP steps in chunks of this many records (BatchMemoryManager): per-sample gradients of a
+    # full fine-tune take records x parameters floats
+    dp_physical_batch: int | None = None
 
 
 SCALES = {
@@ -116,10 +119,10 @@ SCALES = {
     "cpu": Scale(
         "cpu", 300, 4, 400, 4000, 128, 2, 4, 2000, 600, 32, 2e-3, 25, 16, 2e-3, 8, 128, 1e-3
     ),
-    # >= 100M parameters (hidden 768, 12 layers: about 110M with the 8,000-token embedding)
+    # >= 100M parameters (hidden 768, 12 layers: 119.4M with an 8,000-token embedding)
     "cuda": Scale(
         "cuda", 2000, 4, 2000, 60000, 768, 12, 12, 8000, 6000, 64, 3e-4, 30, 32, 1e-4, 8, 1024,
-        5e-4,
+        5e-4, dp_physical_batch=32,
     ),
 }  # fmt: skip
 
@@ -297,6 +300,8 @@ def train_run(
         cfg["privacy"] = {"target_epsilon": args.epsilon, "delta": 1e-5, "max_grad_norm": 1.0}
         cfg["optim"] = {"batch_size": scale.dp_batch, "epochs": scale.dp_epochs,
                         "learning_rate": scale.dp_lr}  # fmt: skip
+        if scale.dp_physical_batch:
+            cfg["optim"]["physical_batch_size"] = scale.dp_physical_batch
     else:
         cfg["privacy"] = "none"
         cfg["optim"] = {"batch_size": scale.control_batch, "epochs": scale.control_epochs,
@@ -444,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-model", default=None, help="a base model folder (else pretrained)")
     ap.add_argument("--method", default="full", choices=["full", "lora"])
     ap.add_argument("--epsilon", type=float, default=0.5)
+    ap.add_argument("--customers", type=int, default=None, help="override the scale's customers")
+    ap.add_argument("--dp-batch", type=int, default=None, help="override the DP expected batch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads on the CPU")
     ap.add_argument("--out", default=None, help="work folder (default build/seed-claim-<scale>)")
@@ -454,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     scale = SCALES["smoke" if args.smoke or args.quick else args.device.split(":")[0]]
+    if args.customers:
+        scale = replace(scale, customers=args.customers)
+    if args.dp_batch:
+        scale = replace(scale, dp_batch=args.dp_batch)
+        if args.dp_batch > 128 and not scale.dp_physical_batch:  # per-sample gradients' memory
+            scale = replace(scale, dp_physical_batch=128)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device on this machine")
     torch.set_num_threads(args.threads)
@@ -487,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd += f" --device {args.device}" if args.device != "cpu" else ""
     cmd += f" --threads {args.threads}" if args.device == "cpu" else ""
     cmd += f" --method {args.method}" if args.method != "full" else ""
+    cmd += f" --customers {args.customers}" if args.customers else ""
+    cmd += f" --dp-batch {args.dp_batch}" if args.dp_batch else ""
     result = {
         "claim": "DP at epsilon 0.5 removed 97% of memorised identifiers while keeping 91% of "
         "task F1",
