@@ -118,7 +118,10 @@ def test_probe_writes_all_evidence(
     w = workspace
     write_training(w, dp={"enabled": True, "epsilon": 0.01, "delta": 1e-5, "accountant": "prv"})
     with tinylm.one_thread():
-        rc = main(["probe", str(w.root), "--heldout-data", str(w.held), "--config", str(w.config)])
+        rc = main(
+            ["probe", str(w.root), "--heldout-data", str(w.held), "--config", str(w.config)]
+            + ["--progress"]  # stderr is not a terminal here: force the bar to check it
+        )
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert w.calls == [w.root]
@@ -129,7 +132,8 @@ def test_probe_writes_all_evidence(
         "dp_audit: empirical epsilon",
     ):
         assert line in out.out
-    assert "exposure" in out.err  # the progress bar
+    assert "exposure" in out.err and "100%" in out.err  # the progress bar, on stderr only
+    assert "100%" not in out.out
     classes = {
         "exposure": ExposureEvidence,
         "extraction": ExtractionEvidence,
