@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- seed-claim:start -->", "<!-- seed-claim:end -->"
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "billing": (
@@ -409,15 +408,17 @@ def render(result: dict[str, Any]) -> str:
         f"{sc['eval_records']} held-out tickets of other customers (base model: macro F1 "
         f"{c['base_task_f1']:.3f}); device {meta['device']}.",
         "",
-        "| run | epochs x batch (steps) | epsilon (PRV, delta 1e-5) | train s | memorised "
+        "| run | epochs x expected batch (steps) | epsilon (PRV, delta 1e-5) | noise multiplier "
+        "| train s | memorised "
         "identifiers / in training (extraction probe) | prompts whose own SSN came out | task "
         "macro F1 |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in (("non-private control", c), (f"DP-SGD, target epsilon {meta['epsilon']:g}", d)):
         eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
+        noise = "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.2f}"
         lines.append(
-            f"| {name} | {r['epochs']:g} x {r['batch']:.0f} ({r['steps']}) | {eps} | "
+            f"| {name} | {r['epochs']:g} x {r['batch']:.0f} ({r['steps']}) | {eps} | {noise} | "
             f"{r['train_seconds']:.0f} | {r['memorized_identifiers']} / "
             f"{r['identifiers_in_training']} ({100 * r['memorized_rate']:.1f}%) | "
             f"{r['targeted_hits']} | {r['task_f1']:.3f} |"
@@ -432,13 +433,16 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(doc: Path, block: str) -> None:
-    text_ = doc.read_text("utf-8") if doc.exists() else f"{START}\n{END}\n"
-    if START not in text_ or END not in text_:
-        text_ += f"\n{START}\n{END}\n"
-    head, rest = text_.split(START, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(f"{head}{START}\n{block}\n{END}{tail}", encoding="utf-8")
+def write_doc(doc: Path, block: str, name: str = "seed-claim") -> None:
+    """Fill the block between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` (added at the
+    end when the file has none)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text_ = doc.read_text("utf-8") if doc.exists() else f"{start}\n{end}\n"
+    if start not in text_ or end not in text_:
+        text_ += f"\n{start}\n{end}\n"
+    head, rest = text_.split(start, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(f"{head}{start}\n{block}\n{end}{tail}", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -456,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="work folder (default build/seed-claim-<scale>)")
     ap.add_argument("--json", default=None, help="result file (default <out>/seed_claim.json)")
     ap.add_argument("--write-doc", default=None, help="fill the seed-claim block of this file")
+    ap.add_argument(
+        "--doc-block", default="seed-claim", help="the block's marker name (default seed-claim)"
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -528,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     block = render(result)
     if args.write_doc:
-        write_doc(Path(args.write_doc), block)
+        write_doc(Path(args.write_doc), block, args.doc_block)
     print(block)
     return 0
 

@@ -122,3 +122,17 @@ def test_the_smoke_run_writes_a_table_json_and_the_doc_block(tmp_path: Path) -> 
         "<!-- seed-claim:end -->\nafter\n"
     )
     assert "old" not in text and "| non-private control |" in text
+
+
+def test_write_doc_fills_only_its_named_block(tmp_path: Path) -> None:
+    mod = _module()
+    doc = tmp_path / "d.md"
+    doc.write_text("a\n<!-- seed-claim:start -->\nkeep\n<!-- seed-claim:end -->\nb\n")
+    mod.write_doc(doc, "new", "seed-claim-large")
+    assert doc.read_text() == (
+        "a\n<!-- seed-claim:start -->\nkeep\n<!-- seed-claim:end -->\nb\n"
+        "\n<!-- seed-claim-large:start -->\nnew\n<!-- seed-claim-large:end -->\n"
+    )
+    mod.write_doc(doc, "newer", "seed-claim-large")
+    assert doc.read_text().count("newer") == 1 and "keep" in doc.read_text()
+    assert "new\n" not in doc.read_text().replace("newer\n", "")
