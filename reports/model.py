@@ -12,6 +12,7 @@ from typing import Any
 
 from finetrail.governance import clock
 from finetrail.reports import annex_iv, nist
+from finetrail.reports.charts_fairness import NO_CHANGE
 from finetrail.reports.coverage import Coverage, coverage_json, evaluate
 from finetrail.reports.loader import Evidence, base_model_label, get, num
 from finetrail.reports.release import Release, build_release, gate_view
@@ -28,6 +29,39 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def fair(value: Any, digits: int = 3) -> str:
+    """A fairness figure for people: ``digits`` significant digits, and a magnitude below
+    :data:`~finetrail.reports.charts_fairness.NO_CHANGE` (floating-point noise such as 1e-16)
+    as 0. The evidence keeps the exact value."""
+    v = num(value)
+    if v is None:
+        return fmt(value)
+    if abs(v) < NO_CHANGE:
+        return "0"
+    return f"{v:.{digits}g}"
+
+
+def fair_value(value: Any, metric: str) -> str:
+    """A disparity's value: a difference of (numerically) zero reads "0 (no difference)"."""
+    v = num(value)
+    if v is not None and abs(v) < NO_CHANGE and metric.endswith("_difference"):
+        return "0 (no difference)"
+    return fair(value)
+
+
+def fair_effect(effect: Any) -> str:
+    """The fine-tune's effect on a disparity with its interval; "no change" when the change and
+    both bounds are below NO_CHANGE (as the chart says), "n/a" when not measured."""
+    if not isinstance(effect, dict) or num(effect.get("delta")) is None:
+        return "n/a"
+    bounds = [num(effect.get("ci_low")), num(effect.get("ci_high"))]
+    delta = num(effect.get("delta"))
+    assert delta is not None
+    if abs(delta) < NO_CHANGE and all(b is None or abs(b) < NO_CHANGE for b in bounds):
+        return "no change"
+    return f"{fair(delta)} ({fair(bounds[0])} to {fair(bounds[1])})"
 
 
 def audit_reach(dp_audit: dict[str, Any]) -> str:
@@ -408,8 +442,11 @@ def summaries(ev: Evidence) -> dict[str, str]:
     b = ev.bias
     if b is not None:
         out["bias"] = (
-            f"task accuracy {fmt(num(get(b, 'task.accuracy')))}; demographic parity "
-            f"difference {fmt(num(get(b, 'disparities.demographic_parity_difference.value')))}"
+            f"task accuracy {fmt(num(get(b, 'task.accuracy')))}; demographic parity difference "
+            + fair_value(
+                num(get(b, "disparities.demographic_parity_difference.value")),
+                "demographic_parity_difference",
+            )
         )
     if ev.gates:
         g = ev.gates[-1]

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from finetrail.errors import InputError
 from finetrail.reports.loader import base_model_label
-from finetrail.reports.model import blind_baseline_text, fmt
+from finetrail.reports.model import blind_baseline_text, fair, fair_effect, fair_value, fmt
 from finetrail.textsafe import neutralise
 
 PACKAGE = "finetrail.templates"
@@ -91,6 +91,9 @@ def make_env(*, html: bool, user_dir: str | os.PathLike[str] | None = None) -> j
         keep_trailing_newline=True,
     )
     env.filters["fmt"] = fmt
+    env.filters["fair"] = fair
+    env.filters["fair_value"] = fair_value
+    env.filters["fair_effect"] = fair_effect
     env.filters["short"] = short
     env.filters["shortpath"] = shortpath
     env.filters["md"] = md_escape
