@@ -228,10 +228,10 @@ class Console:
         name = str(request.path_params.get("name", ""))
         if ref is None or name not in CHARTS:
             return Response(status_code=404)
-        from finetrail.reports import charts
-        from finetrail.reports.loader import load_evidence
-
-        svg = charts.all_charts(load_evidence(ref.path, check_integrity=False)).get(name)
+        try:
+            svg = releases.load_detail(ref, trust_file=self.config.trust).charts().get(name)
+        except FinetrailError:
+            svg = None
         if not svg:
             return Response(status_code=404)
         return Response(

@@ -182,6 +182,15 @@ class ReleaseDetail:
     statements: list[dict[str, str]]  # statement -> value -> evidence record
     rules: list[dict[str, Any]]
     threads: dict[str, Thread]
+    _charts: dict[str, str | None] | None = field(default=None, repr=False)
+
+    def charts(self) -> dict[str, str | None]:
+        """The dossier's chart SVGs (name -> SVG), drawn once per reading."""
+        if self._charts is None:
+            from finetrail.reports import charts
+
+            self._charts = charts.all_charts(self.m.ev)
+        return self._charts
 
 
 def _trust_for(ref: ReleaseRef, trust_file: Path | None) -> TrustRoot | None:
@@ -229,16 +238,17 @@ def _statement_file(statement: str, files: dict[str, str], gate_file: str | None
 
 
 def fingerprint(ref: ReleaseRef, trust_file: Path | None) -> tuple[Any, ...]:
-    """What a cached reading depends on: the size, modification time and inode of every file of
-    the workspace and of the trust file, and the minute (key validity windows move with time).
-    Any write through the Workspace API (or around it) changes it."""
+    """What a cached reading depends on: the size, modification and change time and inode of
+    every file of the workspace and of the trust file, and the minute (key validity windows move
+    with time). Any write through the Workspace API (or around it) changes it: an edit that puts
+    the size and mtime back still moves the change time, which no unprivileged process sets."""
     import time
 
     out: list[Any] = [int(time.time() // 60)]
     for path in [trust_file] if trust_file else []:
         try:
             st = path.stat()
-            out.append((str(path), st.st_size, st.st_mtime_ns, st.st_ino))
+            out.append((str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
         except OSError:
             out.append((str(path), None))
     for here, dirs, files in os.walk(ref.path, followlinks=False):
@@ -248,12 +258,23 @@ def fingerprint(ref: ReleaseRef, trust_file: Path | None) -> tuple[Any, ...]:
                 st = os.lstat(os.path.join(here, name))
             except OSError:
                 continue
-            out.append((here, name, st.st_size, st.st_mtime_ns, st.st_ino))
+            out.append((here, name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     return tuple(out)
 
 
 _CACHE: dict[tuple[str, str], tuple[tuple[Any, ...], ReleaseDetail]] = {}
 _CACHE_LOCK = threading.Lock()
+_VERIFY: dict[str, Any] = {}  # workspace path -> VerifyCache
+
+
+def verify_cache(ref: ReleaseRef) -> Any:
+    """The workspace's :class:`~finetrail.governance.verify_incremental.VerifyCache`: after a
+    write, verify parses only the new ledger lines and checks the new checkpoints (everything
+    else it checks runs again in full)."""
+    from finetrail.governance.verify_incremental import VerifyCache
+
+    with _CACHE_LOCK:
+        return _VERIFY.setdefault(str(ref.path), VerifyCache())
 
 
 def load_detail(ref: ReleaseRef, *, trust_file: Path | None) -> ReleaseDetail:
@@ -283,8 +304,8 @@ def read_detail(ref: ReleaseRef, *, trust_file: Path | None) -> ReleaseDetail:
 
     with read_locked(ref.path):
         trust = _trust_for(ref, trust_file)
-        ev = load_evidence(ref.path, check_integrity=False)
-        report = verify_workspace(ref.path, trust=trust)
+        report = verify_workspace(ref.path, trust=trust, cache=verify_cache(ref))
+        ev = load_evidence(ref.path, check_integrity=False, ledger=report.ledger)
         from dataclasses import replace
 
         from finetrail.reports.loader import IntegrityStatus

@@ -257,10 +257,12 @@ def check_against(
     loc: str,
     workspace_id: str | None,
     label: str,
+    leaves: Sequence[bytes] | None = None,
 ) -> list[Finding]:
     """Whether the log of ``digests`` extends ``cp``: same workspace, at least as long, and
     consistent (the first ``cp.size`` leaves hash to ``cp.root``, checked with an RFC 9162
-    consistency proof from ``cp`` to the current log)."""
+    consistency proof from ``cp`` to the current log). ``leaves``: ``leaves_of(digests)`` when
+    the caller has them."""
     out: list[Finding] = []
     n = len(digests)
     if cp.origin != origin_for(cp.workspace_id):
@@ -293,7 +295,7 @@ def check_against(
             )
         )
         return out
-    leaves = leaves_of(digests)
+    leaves = leaves_of(digests) if leaves is None else leaves
     new_root = merkle_log.tree_hash(leaves)
     if cp.size == 0:
         ok = cp.root == merkle_log.EMPTY_ROOT.hex()
@@ -322,6 +324,11 @@ def check_checkpoints(root: Path, ctx: Any) -> list[Finding]:
     trust: TrustRoot | None = getattr(ctx, "trust", None)
     wsid: str | None = getattr(meta, "workspace_id", None)
     digests = entry_digests(entries)
+    # verify's cache (verify_incremental.VerifyCache): the result of a check over the first
+    # cp.size entries while those entries are the ones it was computed over, and their leaves
+    cache = getattr(ctx, "cache", None)
+    memo = cache.checkpoint_memo(digests) if cache is not None else None
+    leaves = cache.leaves(digests) if cache is not None else None
     out: list[Finding] = []
     if meta is not None and wsid is None:
         out.append(
@@ -349,7 +356,15 @@ def check_checkpoints(root: Path, ctx: Any) -> list[Finding]:
     prev: Checkpoint | None = None
     for i, cp in enumerate(cps, start=1):
         loc = f"{CHECKPOINTS_FILE}:{i}"
-        against = check_against(cp, digests, loc=loc, workspace_id=wsid, label=f"checkpoint {i}")
+        key = ("against", i, cp.origin, cp.workspace_id, cp.size, cp.root, wsid)
+        if memo is not None and key in memo and cp.size <= len(digests):
+            against = memo[key]
+        else:
+            against = check_against(
+                cp, digests, loc=loc, workspace_id=wsid, label=f"checkpoint {i}", leaves=leaves
+            )
+            if memo is not None and cp.size <= len(digests):
+                memo[key] = against
         out += against
         sig = signature_findings(cp, loc, trust, required=False)
         unsigned += sum(1 for f in sig if f.code == "unsigned")
@@ -366,11 +381,18 @@ def check_checkpoints(root: Path, ctx: Any) -> list[Finding]:
                     )
                 )
             elif cp.size <= len(digests) and not against:
-                leaves = leaves_of(digests[: cp.size])
-                proof = merkle_log.consistency_proof(leaves, prev.size) if prev.size else []
-                if prev.size and not merkle_log.verify_consistency(
-                    prev.size, cp.size, bytes.fromhex(prev.root), bytes.fromhex(cp.root), proof
-                ):
+                pair = ("pair", prev.size, prev.root, cp.size, cp.root)
+                if memo is not None and pair in memo:
+                    consistent = memo[pair]
+                else:
+                    first = leaves_of(digests[: cp.size]) if leaves is None else leaves[: cp.size]
+                    proof = merkle_log.consistency_proof(first, prev.size) if prev.size else []
+                    consistent = not prev.size or merkle_log.verify_consistency(
+                        prev.size, cp.size, bytes.fromhex(prev.root), bytes.fromhex(cp.root), proof
+                    )
+                    if memo is not None:
+                        memo[pair] = consistent
+                if not consistent:
                     out.append(
                         Finding(
                             "error",

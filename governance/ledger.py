@@ -67,6 +67,22 @@ class LedgerScan:
     findings: list[Finding] = field(default_factory=list)
     torn_tail_bytes: int = 0
     lines: int = 0
+    # where the chain stands after the last complete line (a later scan of the same bytes plus
+    # appended lines resumes from it: :func:`scan_bytes`)
+    state: ScanState | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ScanState:
+    """The chain after ``lines`` complete lines: the next ``prev``, the next sequence number,
+    the digests seen (digest -> line) and the findings and entries of those lines."""
+
+    lines: int
+    prev: str
+    expected_seq: int
+    seen: Mapping[str, int]
+    entries: tuple[LedgerEntry, ...]
+    findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True)
@@ -247,6 +263,15 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
     except InputError as err:
         scan.findings.append(Finding("error", "unreadable", name, err.what))
         return scan
+    return scan_bytes(raw, name=name)
+
+
+def scan_bytes(raw: bytes, *, name: str, resume: ScanState | None = None) -> LedgerScan:
+    """:func:`scan_ledger` over the ledger's bytes. With ``resume`` (the :attr:`LedgerScan.state`
+    of an earlier scan) the first ``resume.lines`` lines are taken as that scan found them and
+    only the lines after them are checked: the caller must know those lines are the same bytes
+    (``VerifyCache`` compares their SHA-256)."""
+    scan = LedgerScan()
     if not raw:
         scan.findings.append(Finding("error", "truncated", name, "the ledger is empty"))
         return scan
@@ -265,10 +290,18 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
         )
     complete = lines[:-1]
     scan.lines = len(complete)
+    tail_findings = len(scan.findings)
     prev = GENESIS
     expected_seq = 0
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(complete, start=1):
+    done = 0
+    if resume is not None and resume.lines <= len(complete):
+        done, prev, expected_seq, seen = (
+            resume.lines, resume.prev, resume.expected_seq, dict(resume.seen)
+        )  # fmt: skip
+        scan.findings += resume.findings  # after the torn tail's warning, as in a full scan
+        scan.entries = list(resume.entries)
+    for lineno, line in enumerate(complete[done:], start=done + 1):
         loc = f"{name}:{lineno}"
         try:
             # pydantic-core's parser (about 3x json.loads here); NaN and Infinity are not JSON
@@ -355,4 +388,12 @@ def scan_ledger(path: str | os.PathLike[str]) -> LedgerScan:
         prev = entry.digest
         expected_seq = entry.seq + 1
         scan.entries.append(entry)
+    scan.state = ScanState(
+        lines=len(complete),
+        prev=prev,
+        expected_seq=expected_seq,
+        seen=seen,
+        entries=tuple(scan.entries),
+        findings=tuple(scan.findings[tail_findings:]),
+    )
     return scan

@@ -42,6 +42,7 @@ from finetrail.governance.workspace import MANIFEST_FILE, TRACKED_DIRS, WORKSPAC
 if TYPE_CHECKING:
     from finetrail.governance.checkpoint import Checkpoint
     from finetrail.governance.trust import TrustRoot
+    from finetrail.governance.verify_incremental import VerifyCache
 
 ExtraCheck = Callable[[Path, "VerifyContext"], list[Finding]]
 
@@ -62,6 +63,7 @@ class VerifyContext:
     metadata: WorkspaceMetadata | None = None
     checkpoint: Checkpoint | None = None  # --checkpoint FILE: an older checkpoint to prove against
     anchor: str | None = None  # --anchor FILE or REPO:REF: where the checkpoint was anchored
+    cache: VerifyCache | None = None  # what an earlier run of this workspace already checked
 
 
 def extra_checks() -> tuple[ExtraCheck, ...]:
@@ -169,6 +171,7 @@ def verify_workspace(
     trust: TrustRoot | str | os.PathLike[str] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     anchor: str | os.PathLike[str] | None = None,
+    cache: VerifyCache | None = None,
 ) -> VerifyReport:
     """Run every check on the workspace at ``root``.
 
@@ -177,6 +180,10 @@ def verify_workspace(
     :class:`~finetrail.governance.trust.TrustRoot`, refused when it lies inside ``root``.
     ``checkpoint`` is a checkpoint file the caller kept (the log must extend it); ``anchor`` a
     team anchor file (:mod:`finetrail.governance.anchor`). Either, unreadable, is bad input.
+    ``cache`` (:class:`~finetrail.governance.verify_incremental.VerifyCache`, one per workspace)
+    lets a repeated run skip what cannot have changed: ledger lines whose bytes are those it
+    checked before, files whose inode, size, mtime and ctime are unchanged, the checkpoints over
+    an unchanged part of the log; the report is the one a run without it gives.
     """
     from finetrail.governance.review.keyring import load_keyring
     from finetrail.governance.trust import as_trust_root
@@ -187,6 +194,8 @@ def verify_workspace(
     if not (path / WORKSPACE_FILE).exists() and not (path / LEDGER_NAME).exists():
         raise InputError(f"not a finetrail workspace (no {WORKSPACE_FILE})", path=str(path))
     trust_root = as_trust_root(trust, path)
+    if cache is not None:
+        trust_root = cache.trust_root(trust_root)
     given = None
     if checkpoint is not None:
         from finetrail.governance.checkpoint import read_checkpoint_file
@@ -202,7 +211,7 @@ def verify_workspace(
     add = report.findings.append
 
     # ledger
-    scan = scan_ledger(path / LEDGER_NAME)
+    scan = cache.scan_ledger(path / LEDGER_NAME) if cache else scan_ledger(path / LEDGER_NAME)
     report.findings.extend(scan.findings)
     entries = scan.entries
     report.ledger = entries
@@ -250,7 +259,9 @@ def verify_workspace(
     if manifest is not None:
         report.files = len(manifest.files)
         _check_anchor(manifest, entries, add)
-        _check_files(path, manifest, _last_recorded(entries), add)
+        _check_files(
+            path, manifest, _last_recorded(entries), add, cache.sha256_file if cache else None
+        )
 
     ctx = VerifyContext(
         manifest=manifest,
@@ -260,6 +271,7 @@ def verify_workspace(
         metadata=meta,
         checkpoint=given,
         anchor=str(anchor) if anchor is not None else None,
+        cache=cache,
     )
     for check in extra_checks():
         report.findings.extend(check(path, ctx))
@@ -316,10 +328,15 @@ def _last_recorded(entries: list[LedgerEntry]) -> dict[str, str]:
 
 
 def _check_files(
-    root: Path, manifest: Manifest, recorded: dict[str, str], add: Callable[[Finding], None]
+    root: Path,
+    manifest: Manifest,
+    recorded: dict[str, str],
+    add: Callable[[Finding], None],
+    digest: Callable[[Path], str] | None = None,
 ) -> None:
     """Compare each file's actual digest with the manifest's and the ledger's, and blame the
     one that differs from the other two."""
+    digest = digest or sha256_file
     for rel, info in manifest.files.items():
         file = root / rel
         ledger_digest = recorded.get(rel)
@@ -335,7 +352,7 @@ def _check_files(
         if not file.is_file():
             add(Finding("error", "missing", rel, "listed in the manifest but absent"))
             continue
-        actual = sha256_file(file)
+        actual = digest(file)
         if actual == info.sha256 == ledger_digest or (
             ledger_digest is None and actual == info.sha256
         ):

@@ -23,7 +23,7 @@ from finetrail.errors import InputError
 from finetrail.governance.coverage import REPORT_EVENT
 from finetrail.governance.evidence.registry import EVIDENCE_KINDS
 from finetrail.governance.evidence.store import EvidenceSet, LoadedRecord
-from finetrail.governance.evidence.workspace import Manifest, WorkspaceMetadata
+from finetrail.governance.evidence.workspace import LedgerEntry, Manifest, WorkspaceMetadata
 from finetrail.governance.io import sha256_file
 from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
 from finetrail.governance.review.api import review_status
@@ -97,8 +97,10 @@ def load_evidence(
     *,
     check_integrity: bool = True,
     keyring: str | os.PathLike[str] | None = None,
+    ledger: list[LedgerEntry] | None = None,
 ) -> Evidence:
-    """Load every evidence kind present in the workspace at ``root`` (masked)."""
+    """Load every evidence kind present in the workspace at ``root`` (masked). ``ledger``: its
+    ledger's entries when the caller has just scanned them (the console, under the read lock)."""
     path = Path(root)
     if not (path / WORKSPACE_FILE).is_file():
         raise InputError(
@@ -130,8 +132,10 @@ def load_evidence(
         )
         gates.append(data)
 
-    scan = scan_ledger(path / LEDGER_NAME) if (path / LEDGER_NAME).exists() else None
-    entries = scan.entries if scan else []
+    if ledger is None:
+        scan = scan_ledger(path / LEDGER_NAME) if (path / LEDGER_NAME).exists() else None
+        ledger = scan.entries if scan else []
+    entries = ledger
     # A report describes the evidence: the ``report.rendered`` events that reports append after
     # writing (the dossier's digests, checked by verify) are not part of what they describe, so
     # that rendering again, and ``report --check``, see the same ledger.
