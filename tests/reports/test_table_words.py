@@ -19,7 +19,7 @@ WORD = re.compile(r"[A-Za-z]{4,}")
 CODE = (
     r"<code[^>]*>.*?</code>",
     r'<td class="(?:mono|val)[^"]*">.*?</td>',
-    r'<span class="mono">.*?</span>',
+    r'<span class="mono[^"]*"[^>]*>.*?</span>',
 )
 
 
@@ -46,7 +46,7 @@ def _cell_words(page: str) -> tuple[set[str], set[str], set[str]]:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
     try:
         import weasyprint  # noqa: F401
     except (ImportError, OSError) as exc:
@@ -63,7 +63,13 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         text=True,
         check=True,
     ).stdout
-    return (root / "dossier" / "index.html").read_text(encoding="utf-8"), text
+    boxes = subprocess.run(
+        ["pdftotext", "-bbox", str(root / "dossier" / "dossier.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return (root / "dossier" / "index.html").read_text(encoding="utf-8"), text, boxes
 
 
 def _split_words(words: set[str], pdf_text: str, known: set[str], code: set[str]) -> list[str]:
@@ -83,14 +89,30 @@ def _split_words(words: set[str], pdf_text: str, known: set[str], code: set[str]
     )
 
 
-def test_no_table_header_or_cell_word_is_split_in_the_pdf(rendered: tuple[str, str]) -> None:
-    page, pdf_text = rendered
+def test_no_table_header_or_cell_word_is_split_in_the_pdf(
+    rendered: tuple[str, str, str],
+) -> None:
+    page, pdf_text, _ = rendered
     headers, cells, code = _cell_words(page)
     known = set(re.findall(r"[A-Za-z]+", html.unescape(re.sub(r"<[^>]+>", " ", page))))
     assert {"Metric", "Severity", "Evidence"} <= headers  # the check covers real tables
     assert len(cells) > 50
     assert _split_words(headers, pdf_text, known, code) == []
     assert _split_words(cells, pdf_text, known, code) == []
+
+
+def test_whole_words_still_fit_the_page(rendered: tuple[str, str, str]) -> None:
+    """Keeping words whole must not push a wide table past the right margin (12 mm on A4)."""
+    _, _, boxes = rendered
+    pages = re.findall(r'<page width="([\d.]+)" height="[\d.]+">(.*?)</page>', boxes, re.S)
+    assert len(pages) >= 5
+    beyond = [
+        (number, word)
+        for number, (width, body) in enumerate(pages, start=1)
+        for x_max, word in re.findall(r'xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>', body)
+        if float(x_max) > float(width) - 12 * 72 / 25.4 + 1
+    ]
+    assert beyond == []
 
 
 def test_the_stylesheet_breaks_words_only_where_it_must() -> None:
