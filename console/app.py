@@ -189,8 +189,15 @@ class Console:
             name: Markup(f'<img src="/r/{escape(ref.id)}/chart/{name}.svg" alt="{name} chart">')
             for name in CHARTS
         }
+        try:
+            change, previous, diff_note = releases.diff_against_previous(
+                ref, self.refs(), trust_file=self.config.trust
+            )
+        except FinetrailError as err:
+            change, previous, diff_note = None, None, f"cannot be computed: {err.what}"
         return self.page(
-            "release.html.j2", s=s, d=d, m=d.m, rid=ref.id, charts=charts, diff=None,
+            "release.html.j2", s=s, d=d, m=d.m, rid=ref.id, charts=charts, diff=change,
+            previous=previous, diff_note=diff_note,
             datasheets=datasheet.datasheets(d.m), review_roles=self._review_roles(s, ref),
             all_comments=request.query_params.get("comments") == "all",
             signed=self._signed_row(request, s, d),

@@ -396,3 +396,58 @@ def queue_row(ref: ReleaseRef, *, trust_file: Path | None) -> QueueRow:
         return QueueRow(
             ref, "?", "?", "?", None, "error", "bad", None, (), 0, 0, 0, 0, problem=err.what
         )
+
+
+# -- the diff against the previous release of the same model ------------------------------------------
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """``1.10.0`` after ``1.9.0``: numbers compared as numbers, other parts as text."""
+    import re
+
+    return tuple(
+        (0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|[^\d.\-+_]+", version)
+    )
+
+
+def release_order(row: QueueRow) -> tuple[Any, ...]:
+    """When a release came: the time its workspace was created, then its version."""
+    created = row.created.isoformat() if row.created else ""
+    return (created, _version_key(row.version), row.ref.rel)
+
+
+def previous_release(
+    ref: ReleaseRef, refs: dict[str, ReleaseRef], *, trust_file: Path | None
+) -> tuple[ReleaseDetail | None, str]:
+    """The release of the same model that came before ``ref`` (:func:`release_order`) among
+    those under the root, with a sentence saying which or why there is none."""
+    me = load_detail(ref, trust_file=trust_file).row
+    earlier: list[tuple[tuple[Any, ...], ReleaseDetail]] = []
+    for other in refs.values():
+        if other.id == ref.id:
+            continue
+        try:
+            d = load_detail(other, trust_file=trust_file)
+        except FinetrailError:
+            continue  # unreadable: the queue shows it as an error
+        if d.row.model == me.model and release_order(d.row) < release_order(me):
+            earlier.append((release_order(d.row), d))
+    if not earlier:
+        return None, f"no earlier release of {me.model} under this console's root"
+    before = max(earlier, key=lambda kv: kv[0])[1]
+    return before, (
+        f"{before.row.model} {before.row.version} ({before.row.ref.rel}), the release of the same "
+        "model created before this one"
+    )
+
+
+def diff_against_previous(
+    ref: ReleaseRef, refs: dict[str, ReleaseRef], *, trust_file: Path | None
+) -> tuple[Any, ReleaseRef | None, str]:
+    """``finetrail diff`` (:func:`finetrail.reports.diff.diff`) from the previous release of the
+    same model to this one: ``(Diff or None, the previous release, a note)``."""
+    from finetrail.reports.diff import diff
+
+    before, note = previous_release(ref, refs, trust_file=trust_file)
+    if before is None:
+        return None, None, note
+    after = load_detail(ref, trust_file=trust_file)
+    return diff(before.m, after.m), before.row.ref, note

@@ -3,7 +3,9 @@
 The reviewer's Ed25519 key never leaves the browser (WebCrypto, non-extractable, IndexedDB). A
 sign-off is two requests:
 
-1. :func:`prepare` runs the checks ``finetrail review approve`` runs before it signs (the trust
+1. :func:`prepare` runs the checks ``finetrail review approve`` runs before it signs, with the
+   same functions (:func:`~finetrail.governance.review.assess.check_reviewer_key`,
+   :func:`~finetrail.governance.review.assess.prepare_review`) (the trust
    root names this key for this person and review role and it is valid now; ``verify`` accepts the
    workspace; no self-approval by an author; no second current approval), builds the same
    :class:`~finetrail.governance.evidence.review.ReviewPayload` and the ledger entry it would append
@@ -29,7 +31,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from finetrail.errors import CheckFailed, FinetrailError, InputError
+from finetrail.errors import FinetrailError, InputError
 
 if TYPE_CHECKING:
     from finetrail.console.releases import ReleaseRef
@@ -104,78 +106,49 @@ def load_root(ref: ReleaseRef, trust_file: Any) -> TrustRoot:
     return load_trust(trust_file, workspace=ref.path)
 
 
-def _checks(
-    ws: Workspace, trust: TrustRoot, *, reviewer: str, role: str, keyid: str, decision: str
-) -> None:
-    """What ``record_review`` refuses before it signs, with the same governance functions."""
-    from finetrail.console.releases import policy_rule
-    from finetrail.governance import clock
-    from finetrail.governance.ledger import LEDGER_NAME, scan_ledger
-    from finetrail.governance.review.assess import assess, authors
-    from finetrail.governance.trust import release_identity
-    from finetrail.governance.verify import verify_workspace
+def _payload(
+    ref: ReleaseRef,
+    ws: Workspace,
+    trust: TrustRoot,
+    *,
+    reviewer: str,
+    role: str,
+    keyid: str,
+    decision: str,
+    note: str,
+    digests: list[str],
+) -> dict[str, Any]:
+    """What ``record_review`` checks and builds before it signs, with the same functions
+    (:func:`~finetrail.governance.review.assess.check_reviewer_key`,
+    :func:`~finetrail.governance.review.assess.prepare_review`); verify uses the console's
+    incremental cache of this workspace."""
+    from finetrail.console.releases import policy_rule, verify_cache
+    from finetrail.governance.review.assess import check_reviewer_key, prepare_review
 
-    problems = trust.check(
+    check_reviewer_key(
+        trust,
         keyid=keyid,
-        role="reviewer",
-        at=clock.now(),
-        name=reviewer,
-        review_role=role,
-        now=clock.release_now(),
+        reviewer=reviewer,
+        role=role,
+        fix=f"ask an admin to add your enrolled key to {trust.path.name} for {reviewer!r} "
+        f"and the role {role!r}",
     )
-    if problems:
-        raise InputError(
-            "the trust root does not accept this key for this review",
-            why="; ".join(p.message for p in problems),
-            fix=f"ask an admin to add your enrolled key to {trust.path.name} for {reviewer!r} "
-            f"and the role {role!r}",
-        )
-    report = verify_workspace(ws.root, trust=trust)
-    if not report.ok:
-        raise CheckFailed(
-            "refusing to sign a workspace that verify rejects",
-            why="; ".join(f.render().strip() for f in report.errors[:5]),
-        )
-    if decision != "approve":
-        return
-    entries = report.ledger or scan_ledger(ws.root / LEDGER_NAME).entries
     gates = sorted(ws.root.glob("evidence/gate/*.json"))
     gate = json.loads(gates[-1].read_text()) if gates else None
     rule, _ = policy_rule(gate) if isinstance(gate, dict) else (None, "")
-    if reviewer.casefold() in authors(ws.metadata.owner, entries) and not (
-        rule and rule.author_may_approve
-    ):
-        raise InputError(
-            f"self-approval: {reviewer!r} is an author of this workspace",
-            fix="ask a reviewer who did not produce the evidence (four-eyes)",
-        )
-    state = assess(
-        entries, ws.read_manifest(), None, trust=trust, identity=release_identity(ws.metadata)
+    payload = prepare_review(
+        ws,
+        decision=decision,  # type: ignore[arg-type]
+        reviewer=reviewer,
+        role=role,
+        note=note,
+        keyid=keyid,
+        digests=digests,
+        rule=rule,
+        trust=trust,
+        cache=verify_cache(ref),
     )
-    mine = [
-        s
-        for s in state.states
-        if s.valid
-        and s.current
-        and s.payload
-        and s.payload.reviewer == reviewer
-        and s.payload.decision in ("approve", "reject")
-    ]
-    if mine and mine[-1].payload and mine[-1].payload.decision == "approve":
-        raise InputError(f"duplicate approval: {reviewer!r} has already approved these files")
-
-
-def _checkpoint_fields(ws: Workspace, digests: list[str]) -> dict[str, Any]:
-    """The log checkpoint a review binds, as ``record_review`` fills it: the workspace id and the
-    size and RFC 9162 root of the ledger before the review."""
-    from finetrail.governance.checkpoint import leaves_of
-    from finetrail.governance.merkle_log import tree_hash
-
-    return {
-        "workspace_id": ws.metadata.workspace_id,
-        "ledger_size": len(digests),
-        "ledger_root": tree_hash(leaves_of(digests)).hex(),
-    }
+    return payload.model_dump(mode="json")
 
 
 def prepare(
@@ -190,12 +163,11 @@ def prepare(
 ) -> Prepared:
     """The checks, the payload ``review approve`` signs, and the entry's signing bytes."""
     from finetrail.governance import clock
-    from finetrail.governance.evidence.review import ReviewPayload
+    from finetrail.governance.checkpoint import digests_in
     from finetrail.governance.evidence.workspace import GENESIS, LedgerEntry
     from finetrail.governance.io import sha256_bytes
     from finetrail.governance.ledger import LEDGER_NAME, payload_digest, read_tail
     from finetrail.governance.review.assess import REVIEW_PREFIX
-    from finetrail.governance.trust import release_identity
     from finetrail.governance.workspace import Workspace, read_locked
 
     if decision not in DECISIONS:
@@ -204,22 +176,13 @@ def prepare(
     trust = load_root(ref, trust_file)
     ws = Workspace.open(ref.path)
     with read_locked(ws.root):
-        _checks(ws, trust, reviewer=reviewer, role=role, keyid=keyid, decision=decision)
-        manifest = ws.read_manifest()
-        identity = release_identity(ws.metadata)
-        payload = ReviewPayload(
-            decision=decision,  # type: ignore[arg-type]
-            reviewer=reviewer,
-            role=role,
-            note=note,
-            manifest_sha256=manifest.files_digest(),
-            keyid=keyid,
-            model=ws.metadata.model,
-            version=ws.metadata.version,
-            workspace_sha256=identity.workspace_sha256 if identity else None,
-            **_checkpoint_fields(ws, [e.digest for e in ws.ledger.entries()]),
-        ).model_dump(mode="json")
         tail = read_tail(ws.root / LEDGER_NAME)
+        with open(ws.root / LEDGER_NAME, "rb") as fh:
+            digests = digests_in(fh.read(tail.complete_end))
+        payload = _payload(
+            ref, ws, trust, reviewer=reviewer, role=role, keyid=keyid, decision=decision, note=note,
+            digests=digests,
+        )  # fmt: skip
     kind = f"{REVIEW_PREFIX}{decision}"
     draft = LedgerEntry(
         seq=tail.seq,
@@ -292,14 +255,12 @@ def complete(
     with ws.transaction() as tx:
         if (ws.metadata.model, ws.metadata.version) != (p["model"], p["version"]):
             raise InputError("the prepared review names another release")
-        _checks(
-            ws,
-            trust,
-            reviewer=prepared.actor,
-            role=str(p["role"]),
-            keyid=prepared.keyid,
-            decision=str(p["decision"]),
-        )
+        again = _payload(
+            ref, ws, trust, reviewer=prepared.actor, role=str(p["role"]), keyid=prepared.keyid,
+            decision=str(p["decision"]), note=str(p["note"]), digests=tx.log_digests(),
+        )  # fmt: skip
+        if again != p:  # the same checks pass and build the same payload under the lock
+            raise SigningMoved("the release changed since the review was prepared")
         if ws.read_manifest().files_digest() != p["manifest_sha256"]:
             raise SigningMoved("the release's files changed since the review was prepared")
         return tx.event(

@@ -580,6 +580,9 @@ EVENT_ROLES: tuple[tuple[str, Role], ...] = (
     ("probes.", "probes"),
     ("bias.", "probes"),
     ("canaries.", "probes"),
+    # comments and findings written by the review console (``console.comment``): signed by a
+    # key the trust file names under ``reviewers`` (the console's own key, or a reviewer's)
+    ("console.", "reviewer"),
 )
 
 

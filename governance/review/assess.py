@@ -61,6 +61,8 @@ from finetrail.governance.review.keyring import (
 if TYPE_CHECKING:
     from finetrail.governance.policy.rules import Approvals
     from finetrail.governance.trust import ReleaseIdentity, TrustRoot
+    from finetrail.governance.verify_incremental import VerifyCache
+    from finetrail.governance.workspace import Workspace
 
 REVIEW_PREFIX = "review."
 GATE_PREFIX = f"{GATE_DIR}/"
@@ -434,6 +436,112 @@ def _signer_problems_keyring(
         )
 
 
+def check_reviewer_key(
+    trust: TrustRoot,
+    *,
+    keyid: str,
+    reviewer: str,
+    role: str,
+    path: str | None = None,
+    fix: str | None = None,
+) -> None:
+    """Refuse (:class:`InputError`) unless ``trust`` names ``keyid`` as ``reviewer``'s key for
+    the review role ``role``, valid now: what ``review approve`` and the console's sign-off check
+    before anything is signed."""
+    from finetrail.governance import clock
+
+    problems = trust.check(
+        keyid=keyid,
+        role="reviewer",
+        at=clock.now(),
+        name=reviewer,
+        review_role=role,
+        now=clock.release_now(),
+    )
+    if problems:
+        raise InputError(
+            "the trust root does not accept this key for this review",
+            path=path,
+            why="; ".join(p.message for p in problems),
+            fix=fix or f"add the key to {trust.path.name} for {reviewer!r} and the role {role!r}",
+        )
+
+
+def prepare_review(
+    ws: Workspace,
+    *,
+    decision: Decision,
+    reviewer: str,
+    role: str,
+    note: str,
+    keyid: str,
+    digests: list[str],
+    rule: Approvals | None,
+    trust: TrustRoot | None,
+    keyring: Keyring | None = None,
+    verify_keyring: str | os.PathLike[str] | None = None,
+    cache: VerifyCache | None = None,
+) -> ReviewPayload:
+    """The review payload ``keyid`` is to sign, after the checks every sign-off runs (the caller
+    holds the workspace lock; ``digests``: the ledger's entry digests before the review).
+
+    Refuses a workspace ``verify`` rejects (:class:`CheckFailed`), an approval by an author of
+    the workspace unless ``rule`` allows it, and a second current approval by the same person
+    (:class:`InputError`). The key itself is checked by :func:`check_reviewer_key` (with a trust
+    root) or against the keyring. ``finetrail review approve`` and the console's browser
+    sign-off both build their payload here, so the two write the same record."""
+    from finetrail.governance.checkpoint import leaves_of
+    from finetrail.governance.merkle_log import tree_hash
+    from finetrail.governance.trust import release_identity
+    from finetrail.governance.verify import verify_workspace
+
+    report = verify_workspace(ws.root, keyring=verify_keyring, trust=trust, cache=cache)
+    if not report.ok:
+        raise CheckFailed(
+            "refusing to sign a workspace that verify rejects",
+            path=str(ws.root),
+            why="; ".join(f.render().strip() for f in report.errors[:5]),
+            fix="run `finetrail verify` and restore the workspace first",
+        )
+    manifest = ws.read_manifest()
+    entries = report.ledger
+    identity = release_identity(ws.metadata)
+    if decision == "approve":
+        if reviewer.casefold() in authors(ws.metadata.owner, entries) and not (
+            rule and rule.author_may_approve
+        ):
+            raise InputError(
+                f"self-approval: {reviewer!r} is an author of this workspace",
+                fix="ask a reviewer who did not produce the evidence (four-eyes)",
+            )
+        state = assess(entries, manifest, keyring, trust=trust, identity=identity)
+        mine = [
+            s
+            for s in state.states
+            if s.valid
+            and s.current
+            and s.payload
+            and s.payload.reviewer == reviewer
+            and s.payload.decision in ("approve", "reject")
+        ]
+        if mine and mine[-1].payload and mine[-1].payload.decision == "approve":
+            raise InputError(f"duplicate approval: {reviewer!r} has already approved these files")
+    return ReviewPayload(
+        decision=decision,
+        reviewer=reviewer,
+        role=role,
+        note=note,
+        manifest_sha256=manifest.files_digest(),
+        keyid=keyid,
+        model=ws.metadata.model,
+        version=ws.metadata.version,
+        workspace_sha256=identity.workspace_sha256 if identity else None,
+        workspace_id=ws.metadata.workspace_id,
+        ledger_size=len(digests),
+        ledger_root=tree_hash(leaves_of(digests)).hex(),
+    )
+
+
 def record_review(
     root: str | os.PathLike[str],
     *,
@@ -451,12 +559,8 @@ def record_review(
     With ``trust`` (a trust file outside the workspace, or a loaded root) the key must be one of
     its reviewer keys, for ``reviewer`` and ``role``, valid now; the keyring is not needed.
     """
-    from finetrail.governance import clock
-    from finetrail.governance.checkpoint import leaves_of
     from finetrail.governance.keys import keyid_of, load_private_key
-    from finetrail.governance.merkle_log import tree_hash
-    from finetrail.governance.trust import as_trust_root, release_identity
-    from finetrail.governance.verify import verify_workspace
+    from finetrail.governance.trust import as_trust_root
     from finetrail.governance.workspace import Workspace
 
     ws = Workspace.open(root)
@@ -479,74 +583,30 @@ def record_review(
         assert keyring is not None and kr_path is not None
         _signer_problems_keyring(keyring, kr_path, keyid, reviewer, role, str(key_file))
     else:
-        problems = trust_root.check(
+        check_reviewer_key(
+            trust_root,
             keyid=keyid,
-            role="reviewer",
-            at=clock.now(),
-            name=reviewer,
-            review_role=role,
-            now=clock.release_now(),
+            reviewer=reviewer,
+            role=role,
+            path=str(key_file),
+            fix=f"use a reviewer key that {trust_root.path} names for {reviewer!r} "
+            f"and the role {role!r}, valid now",
         )
-        if problems:
-            raise InputError(
-                "the trust root does not accept this key for this review",
-                path=str(key_file),
-                why="; ".join(p.message for p in problems),
-                fix=f"use a reviewer key that {trust_root.path} names for {reviewer!r} "
-                f"and the role {role!r}, valid now",
-            )
     # verify, then sign, then append, all under the workspace lock: no write lands between
     # the check and the signature, and concurrent reviews serialise
     with ws.transaction() as tx:
-        report = verify_workspace(
-            ws.root, keyring=kr_path if trust_root is None else keyring_file, trust=trust_root
-        )
-        if not report.ok:
-            raise CheckFailed(
-                "refusing to sign a workspace that verify rejects",
-                path=str(ws.root),
-                why="; ".join(f.render().strip() for f in report.errors[:5]),
-                fix="run `finetrail verify` and restore the workspace first",
-            )
-        manifest = ws.read_manifest()
-        entries = report.ledger
-        identity = release_identity(ws.metadata)
-        if decision == "approve":
-            if reviewer.casefold() in authors(ws.metadata.owner, entries) and not (
-                rule and rule.author_may_approve
-            ):
-                raise InputError(
-                    f"self-approval: {reviewer!r} is an author of this workspace",
-                    fix="ask a reviewer who did not produce the evidence (four-eyes)",
-                )
-            state = assess(entries, manifest, keyring, trust=trust_root, identity=identity)
-            mine = [
-                s
-                for s in state.states
-                if s.valid
-                and s.current
-                and s.payload
-                and s.payload.reviewer == reviewer
-                and s.payload.decision in ("approve", "reject")
-            ]
-            if mine and mine[-1].payload and mine[-1].payload.decision == "approve":
-                raise InputError(
-                    f"duplicate approval: {reviewer!r} has already approved these files"
-                )
-        digests = tx.log_digests()
-        payload = ReviewPayload(
+        payload = prepare_review(
+            ws,
             decision=decision,
             reviewer=reviewer,
             role=role,
             note=note,
-            manifest_sha256=manifest.files_digest(),
             keyid=keyid,
-            model=ws.metadata.model,
-            version=ws.metadata.version,
-            workspace_sha256=identity.workspace_sha256 if identity else None,
-            workspace_id=ws.metadata.workspace_id,
-            ledger_size=len(digests),
-            ledger_root=tree_hash(leaves_of(digests)).hex(),
+            digests=tx.log_digests(),
+            rule=rule,
+            trust=trust_root,
+            keyring=keyring,
+            verify_keyring=kr_path if trust_root is None else keyring_file,
         )
         sign: Callable[[bytes], bytes] = key.sign
         return tx.event(

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from markupsafe import escape
 
 from finetrail.console.releases import COMMENT_KIND
+from finetrail.errors import InputError
 from finetrail.governance.verify import verify_workspace
 from finetrail.governance.workspace import Workspace
 from tests.console.conftest import Env, gate
@@ -306,6 +307,29 @@ def test_the_console_and_the_cli_write_the_same_record(console_env: Env) -> None
     assert {k for k, v in browser.to_json_dict().items() if v is not None} == {
         k for k, v in cli.to_json_dict().items() if v is not None
     }
+    # one builder (review.assess.prepare_review): the same release binding, and the checkpoint
+    # each binds is the log as it stood before that review
+    for k in (
+        "decision",
+        "manifest_sha256",
+        "model",
+        "version",
+        "workspace_sha256",
+        "workspace_id",
+    ):
+        assert browser.payload[k] == cli.payload[k], k
+    assert (browser.payload["ledger_size"], cli.payload["ledger_size"]) == (
+        browser.seq,
+        cli.seq,
+    )
+    # and the same refusals: bob's console approval makes his CLI approval a duplicate
+    pem_bob = console_env.tmp / "bob.key"
+    pem_bob.write_bytes(ed25519.private_pem(console_env.keys["bob"]))
+    with pytest.raises(InputError, match="duplicate approval: 'bob'"):
+        record_review(
+            console_env.a, decision="approve", reviewer="bob", role="model-risk",
+            key_file=pem_bob, note="", trust=console_env.trust,
+        )  # fmt: skip
     status = workspace_review_status(console_env.a, trust=console_env.trust)
     assert [(r.reviewer, r.state) for r in status.rows] == [
         ("bob", "current"),
