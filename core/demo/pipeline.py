@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ from typing import Any
 import click
 
 from finetrail.demo.summary import collect, print_summary
-from finetrail.errors import CheckFailed, FinetrailError
+from finetrail.errors import CheckFailed, InputError
 from finetrail.governance.io import atomic_write_bytes, atomic_write_text, canonical_json
+from finetrail.training.mechanism_bugs import PLANTED_BUGS
 
 MODEL = "support-assistant"
 POLICY = "eu-ai-act-high-risk"
@@ -45,7 +47,10 @@ class Sizes:
     public_records: int
     base_steps: int
     canaries: int
+    canary_design: str  # canaries plant --design
+    canary_repetitions: str  # canaries plant --repetitions
     control_steps: int
+    control_lr: float
     dp_epochs: float
     dp_batch: int
     bias_resamples: int
@@ -58,7 +63,10 @@ FULL = Sizes(
     public_records=2000,
     base_steps=450,
     canaries=60,
+    canary_design="bigram",
+    canary_repetitions="1",
     control_steps=600,
+    control_lr=3e-3,
     dp_epochs=3.0,
     dp_batch=64,
     bias_resamples=400,
@@ -69,8 +77,11 @@ QUICK = Sizes(
     eval_records=200,
     public_records=300,
     base_steps=40,
-    canaries=20,
-    control_steps=40,
+    canaries=60,
+    canary_design="bigram",
+    canary_repetitions="1",
+    control_steps=80,
+    control_lr=1e-2,
     dp_epochs=1.0,
     dp_batch=32,
     bias_resamples=100,
@@ -90,9 +101,10 @@ QUICK_PROBES: dict[str, Any] = {
 
 @dataclass
 class Variant:
-    name: str  # "control" or "dp"
+    name: str  # "control", "dp" or the planted-bug twin
     workspace: Path
     private: bool
+    planted_bug: str | None = None  # training/mechanism_bugs.py PLANTED_BUGS name
     results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -279,7 +291,14 @@ def _train_config(
         # full fine-tuning without DP. Non-private LoRA memorised much less in the same budget.
         common["method"] = {"name": "full"}
         common["privacy"] = "none"
-        common["optim"] = {"batch_size": 16, "steps": sizes.control_steps, "learning_rate": 3e-3}
+        # --quick: 80 steps at lr 1e-2 (about 4 epochs) is the smallest budget measured where the
+        # black-box audit's bound on the control is above 0 (docs/memorisation.md, "The demo's
+        # canary plan"); 40 steps at 3e-3, or 80 and 120 at 3e-3, left it at 0
+        common["optim"] = {
+            "batch_size": 16,
+            "steps": sizes.control_steps,
+            "learning_rate": sizes.control_lr,
+        }
     return common
 
 
@@ -290,9 +309,22 @@ def run_demo(
     seed: int = 0,
     echo: Callable[[str], None] = click.echo,
     data_format: str = "text",
+    plant_bug: str | None = None,
+    progress: bool = False,
 ) -> DemoResult:
     """Run the whole pipeline into ``out``; returns where everything is. ``data_format="chat"``
-    fine-tunes on conversations (user: ticket, assistant: reply) with the loss on the replies."""
+    fine-tunes on conversations (user: ticket, assistant: reply) with the loss on the replies.
+
+    ``plant_bug`` (a :data:`~finetrail.training.mechanism_bugs.PLANTED_BUGS` name) adds a third
+    release, the DP release's twin trained with that mechanism bug planted (``finetrail train
+    --plant-mechanism-bug``): its evidence states the same planned epsilon, its mechanism audit
+    must reject it and the gate refuse it. ``progress`` shows the steps' bars on stderr."""
+    if plant_bug is not None and plant_bug not in PLANTED_BUGS:
+        raise InputError(
+            f"unknown planted mechanism bug {plant_bug!r}",
+            field="plant_bug",
+            fix=f"choose from {', '.join(PLANTED_BUGS)}",
+        )
     t0 = time.perf_counter()
     sizes = QUICK if quick else FULL
     root = Path(out).resolve()
@@ -341,6 +373,16 @@ def run_demo(
         Variant("control (full FT, no DP)", dossiers / "1.0.0-control", private=False),
         Variant("DP LoRA (eps 1)", dossiers / "1.0.0-dp", private=True),
     ]
+    if plant_bug is not None:
+        # the DP release's twin, same data, plan and claim, with a broken mechanism planted
+        variants.append(
+            Variant(
+                f"DP LoRA, planted {plant_bug}",
+                dossiers / "1.0.0-dp-planted-bug",
+                private=True,
+                planted_bug=plant_bug,
+            )
+        )
     for variant in variants:
         ws = variant.workspace
         side = work / variant.workspace.name
@@ -443,8 +485,13 @@ def run_demo(
             data_format=data_format,
         )
         atomic_write_text(config, yaml.safe_dump(cfg, sort_keys=False))
-        _must(run, ["train", ws, config, "--no-progress"])
-        probe_args: list[Any] = ["probe", ws, "--heldout-data", heldout, "--no-progress"]
+        train_args: list[Any] = ["train", ws, config, "--progress" if progress else "--no-progress"]
+        if variant.planted_bug is not None:
+            train_args += ["--plant-mechanism-bug", variant.planted_bug]
+        _must(run, train_args)
+        probe_args: list[Any] = ["probe", ws, "--heldout-data", heldout]
+        if not progress:
+            probe_args.append("--no-progress")
         if quick:  # fewer prompts, beams and bootstrap resamples: same probes, smaller sample
             probe_cfg = side / "probes.yaml"
             atomic_write_text(probe_cfg, yaml.safe_dump(QUICK_PROBES, sort_keys=False))
@@ -488,7 +535,7 @@ def run_demo(
         _must(run, ["registry", "promote", ws, "--trust", trust], ok=(0, 1))
         variant.results["gate_code"] = gate_code
     # the DP release's dossier carries the diff against the control
-    control, dp = variants
+    control, dp = variants[:2]
     for variant in variants:
         args: list[Any] = ["report", variant.workspace]
         if variant is dp:
@@ -564,6 +611,7 @@ def plant_canaries(
     augmented = side / "finetune+canaries.jsonl"
     _must(run, ["canaries", "plant", ws, "--data", finetune, "--out", augmented,
                 "--m", sizes.canaries, "--seed", seed + 7,
+                "--design", sizes.canary_design, "--repetitions", sizes.canary_repetitions,
                 "--data-format", data_format])  # fmt: skip
     _must(run, ["data", "register", ws, augmented, "--name", "finetune+canaries",
                 "--source", "finetrail canaries plant", "--license", "CC0-1.0",
@@ -731,17 +779,50 @@ def _register_mix_args(
     help="text: plain records; chat: conversations (user: ticket, assistant: reply; the loss "
     "on the replies only), chat canaries and probes in the chat rendering.",
 )
-def demo_cmd(out: str, quick: bool, seed: int, data_format: str) -> int:
+@click.option(
+    "--plant-bug",
+    type=click.Choice(sorted(PLANTED_BUGS)),
+    default=None,
+    help="Also train a third release, the DP release's twin with this DP mechanism bug planted "
+    "(its evidence claims the same epsilon): its mechanism audit rejects it and the gate refuses "
+    "it. A demonstration of the DP check's power; never for a real release.",
+)
+@click.option(
+    "--progress/--no-progress",
+    "progress",
+    default=None,
+    help="The steps' progress bars on stderr (default: shown when stderr is a terminal).",
+)
+def demo_cmd(
+    out: str,
+    quick: bool,
+    seed: int,
+    data_format: str,
+    plant_bug: str | None,
+    progress: bool | None,
+) -> int:
     """Run the whole pipeline on synthetic data: train a non-private control and a DP model,
     probe, audit, gate, render both dossiers and the diff, verify."""
     from finetrail.extras import require_extra
 
     require_extra("train", "data", "audit", "reports", command="demo")
-    try:
-        run_demo(out=out, quick=quick, seed=seed, data_format=data_format)
-    except FinetrailError:
-        raise
+    run_demo(
+        out=out,
+        quick=quick,
+        seed=seed,
+        data_format=data_format,
+        plant_bug=plant_bug,
+        progress=_stderr_is_terminal() if progress is None else progress,
+    )
     return 0
+
+
+def _stderr_is_terminal() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):  # a closed or detached stream
+        return False
 
 
 def register(group: click.Group) -> None:

@@ -6,9 +6,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from finetrail.governance.evidence.store import EvidenceSet
+from finetrail.textsafe import neutralise
 
 if TYPE_CHECKING:
     from finetrail.demo.pipeline import DemoResult, Variant
+
+# the policy's rules on the white-box mechanism audit (policies/eu-ai-act-high-risk.yaml)
+MECHANISM_RULES = ("dp-mechanism-verified", "dp-mechanism-not-rejected")
 
 
 def _get(data: Any, dotted: str) -> Any:
@@ -30,6 +34,7 @@ def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
     extraction = ev.json("probes.extraction") or {}
     membership = ev.json("probes.membership") or {}
     audit = ev.json("probes.dp_audit") or {}
+    mechanism = ev.json("mechanism") or {}
     bias = ev.json("bias") or {}
     gates = [g.data for g in ev.records("gate") if g.data is not None]
     last = gates[-1] if gates else {}
@@ -37,6 +42,11 @@ def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
         str(o.get("rule"))
         for o in last.get("outcomes") or []
         if o.get("outcome") in ("fail", "error") and o.get("severity") == "error"
+    ]
+    failed_mechanism = [
+        f"{o.get('rule')}: {o.get('message')}"
+        for o in last.get("outcomes") or []
+        if o.get("rule") in MECHANISM_RULES and o.get("outcome") in ("fail", "error")
     ]
     reps = exposure.get("by_repetition") or {}
     top = max(reps, key=lambda k: int(k), default=None) if reps else None
@@ -49,7 +59,14 @@ def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
         "memorized": extraction.get("memorized_identifiers"),
         "mia_auc": membership.get("max_auc"),
         "empirical_eps": audit.get("empirical_epsilon_lower_bound"),
+        "audit_ceiling": audit.get("ceiling"),
+        "audit_single_copy": audit.get("single_copy_canaries"),
+        "empirical_eps_shown": _bound_with_ceiling(audit),
         "audit_verdict": audit.get("verdict"),
+        "mechanism": mechanism.get("verdict"),
+        "mechanism_reasons": list(mechanism.get("reasons") or []),
+        "gate_mechanism_failed": failed_mechanism,
+        "planted_bug": variant.planted_bug,
         # a model that answers everyone alike has no fairness figure worth showing
         "dp_diff": "constant model: not evidence"
         if degenerate_model(bias or None)
@@ -65,6 +82,18 @@ def collect(variant: Variant, gate_code: int, verify_code: int) -> None:
         "dossier": str(ws / "dossier" / "index.html"),
         "mlflow_db": str(ws / "mlflow.db"),
     }
+
+
+def _bound_with_ceiling(audit: dict[str, Any]) -> str | None:
+    """The black-box bound beside the largest one its canary design could report."""
+    bound, ceiling = audit.get("empirical_epsilon_lower_bound"), audit.get("ceiling")
+    if not isinstance(bound, (int, float)):
+        return None
+    if not isinstance(ceiling, (int, float)):
+        return f"{bound:.3f} (ceiling not recorded)"
+    single = audit.get("single_copy_canaries")
+    of = f", {single} single-copy canaries" if isinstance(single, int) else ""
+    return f"{bound:.3f} (ceiling {ceiling:.2f}{of})"
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -89,8 +118,9 @@ def summary_table(variants: Sequence[Variant]) -> str:
         ("max canary exposure (bits)", "max_exposure"),
         ("memorised identifiers (fine-tune only)", "memorized"),
         ("membership inference AUC (best attack)", "mia_auc"),
-        ("empirical epsilon lower bound (95%)", "empirical_eps"),
-        ("DP audit verdict", "audit_verdict"),
+        ("empirical epsilon lower bound (95%)", "empirical_eps_shown"),
+        ("DP audit verdict (black-box)", "audit_verdict"),
+        ("DP mechanism audit (white-box)", "mechanism"),
         ("demographic parity difference [95% CI]", "dp_diff"),
         ("task F1", "task_f1"),
         ("gate (eu-ai-act-high-risk)", "gate"),
@@ -117,8 +147,35 @@ def print_summary(result: DemoResult, echo: Callable[[str], None]) -> None:
     for v in result.variants:
         echo(f"{v.name}: {v.results['dossier']}")
     echo(f"diff: {result.diff_path}")
+    for v in result.variants:
+        if v.planted_bug is not None:
+            echo("")
+            echo(planted_bug_verdict(v))
     echo("")
     echo("Open the MLflow runs (one SQLite store per workspace):")
     for v in result.variants:
         echo(f"  mlflow ui --backend-store-uri sqlite:///{v.results['mlflow_db']} --port 5000")
     echo(f"demo finished in {result.seconds:.0f} s")
+
+
+def planted_bug_verdict(variant: Variant) -> str:
+    """What the gate did with the release trained with a planted mechanism bug, said plainly."""
+    r = variant.results
+    bug = variant.planted_bug
+    eps = r.get("epsilon")
+    claim = f"epsilon {eps:.2f}" if isinstance(eps, float) else "no epsilon"
+    mech = r.get("mechanism") or "not recorded"
+    reasons = "; ".join(neutralise(str(x)) for x in r.get("mechanism_reasons") or [])
+    failed = [neutralise(str(x)) for x in r.get("gate_mechanism_failed") or []]
+    head = (
+        f"planted bug {bug}: the release states {claim} like the honest one; its mechanism "
+        f"audit: {mech}" + (f" ({reasons})" if reasons else "")
+    )
+    if r.get("gate") == "FAIL" and failed:
+        return f"{head}.\nthe broken release was refused by the gate: " + "; ".join(failed)
+    if r.get("gate") == "FAIL":
+        return (
+            f"{head}.\nthe broken release was refused by the gate, but not on the mechanism "
+            f"rules ({', '.join(MECHANISM_RULES)} passed): {r.get('gate_why') or '-'}"
+        )
+    return f"{head}.\nthe broken release was NOT refused by the gate (gate {r.get('gate')})"
