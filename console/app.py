@@ -277,6 +277,72 @@ class Console:
             return self.error(s, 400, err.what)
         return RedirectResponse(f"/r/{ref.id}#comments", status_code=303)
 
+    # -- the trust file, for admins -----------------------------------------------------------------
+    def trust_page(self, request: Request) -> Response:
+        """The trust file's signers and the pending enrolments (admins only; read-only: the
+        trust file is edited out of band, with the command shown for each enrolment)."""
+        import base64
+
+        from finetrail.console.cli import trust_add_command
+        from finetrail.governance import clock
+        from finetrail.governance.io import sha256_bytes
+        from finetrail.governance.trust import load_trust
+
+        s = self.session(request)
+        if s is None:
+            return self.login_page(request, 401)
+        if s.user.role != "admin":
+            return self.error(s, 403, f"The role {s.user.role} may not see the trust file page.")
+        trust, problem, signers = self.config.trust, "", []
+        root = None
+        if trust is None:
+            problem = "This console was started without a trust file (finetrail serve --trust)."
+        else:
+            try:
+                root = load_trust(trust, workspace=None)
+            except FinetrailError as err:
+                problem = f"The trust file cannot be read: {err.what}"
+        now = clock.release_now()
+        if root is not None:
+            for k in root.keys.values():
+                e = k.entry
+                state = (
+                    "revoked" if e.revoked_at is not None and now >= e.revoked_at
+                    else "not yet valid" if now < e.not_before
+                    else "expired" if now > e.not_after
+                    else "valid"
+                )  # fmt: skip
+                signers.append({"where": k.where, "role": k.role, "name": e.name,
+                                "review_roles": k.review_roles, "keyid": k.keyid,
+                                "not_before": e.not_before.isoformat(),
+                                "not_after": e.not_after.isoformat(),
+                                "revoked_at": e.revoked_at.isoformat() if e.revoked_at else "",
+                                "state": state})  # fmt: skip
+        roles = sorted(
+            {r for ref in self.refs().values() for r in releases.queue_row(
+                ref, trust_file=trust).roles}
+        )  # fmt: skip
+        pending = []
+        for u in self.config.store.enrolled():
+            try:
+                keyid = sha256_bytes(base64.b64decode(u.public_key or "", validate=True))
+            except ValueError:
+                continue
+            named = root.lookup(keyid) if root is not None else None
+            pending.append({
+                "name": u.name, "account_role": u.role, "public_key": u.public_key,
+                "keyid": keyid,
+                "in_trust": f"{named.where} ({named.entry.name}; {', '.join(named.review_roles) or named.role})"
+                if named else "",
+                "command": trust_add_command(
+                    str(trust) if trust else "TRUST_FILE", u.name, ("ROLE",), u.public_key or ""
+                ),
+            })  # fmt: skip
+        return self.page(
+            "trust.html.j2", s=s, trust=trust, problem=problem, signers=signers,
+            pending=pending, roles=roles, now=now.isoformat(),
+        )  # fmt: skip
+
     # -- enrolment and sign-off -------------------------------------------------------------------
     def enrol_page(self, request: Request) -> Response:
         s = self.session(request)
@@ -410,6 +476,7 @@ def create_app(*, root: Path, store: Store, trust: Path | None = None) -> ASGIAp
         Route("/logout", c.logout, methods=["POST"]),
         Route("/enrol", c.enrol_page),
         Route("/enrol", c.enrol, methods=["POST"]),
+        Route("/admin/trust", c.trust_page),
         Route("/r/{rid}", c.release),
         Route("/r/{rid}/chart/{name}.svg", c.chart),
         Route("/r/{rid}/comment", c.comment, methods=["POST"]),

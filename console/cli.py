@@ -104,5 +104,92 @@ def user_add(name: str, role: str, password_stdin: bool, root: str, db: str | No
     return EXIT_OK
 
 
+@serve_group.group("trust")
+def trust_group() -> None:
+    """The trust file's reviewer keys (edited out of band: the console only reads it)."""
+
+
+def trust_add_command(trust: str, name: str, roles: tuple[str, ...], public_key: str) -> str:
+    """The command that adds an enrolled browser key to the trust file (shown to admins)."""
+    import shlex
+
+    parts = ["finetrail", "serve", "trust", "add", "--trust", str(Path(trust).resolve())]
+    parts += ["--name", name, *[x for r in roles for x in ("--role", r)], "--public-key"]
+    return " ".join(shlex.quote(x) for x in parts) + " " + shlex.quote(public_key)
+
+
+@trust_group.command("add")
+@click.option("--trust", "trust_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="The reviewer's name (their console account).")
+@click.option("--role", "roles", multiple=True, required=True, help="A review role (repeat).")
+@click.option("--public-key", required=True, help="Base64 of the raw 32-byte Ed25519 key.")
+@click.option("--days", default=365, show_default=True, type=int, help="Validity from now.")
+def trust_add(
+    trust_file: str, name: str, roles: tuple[str, ...], public_key: str, days: int
+) -> int:
+    """Add a reviewer key (an enrolment the console's admin page lists) to the trust file.
+
+    The file is re-written with the entry appended under ``reviewers`` and validated as a whole
+    before it replaces the old one; its leading comment lines are kept, other comments are not.
+    Review the change like code before the console and the gate use it.
+    """
+    import base64
+    import binascii
+    import json
+    import os
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    import yaml
+
+    from finetrail.governance.io import (
+        load_yaml_strict,
+        parse_json_bytes,
+        read_text_strict,
+        sha256_bytes,
+    )
+    from finetrail.governance.trust import parse_trust
+
+    path = Path(trust_file)
+    text = read_text_strict(path)
+    is_json = path.suffix == ".json"
+    data = (
+        parse_json_bytes(text.encode(), path)
+        if is_json
+        else load_yaml_strict(text, source=str(path))
+    )
+    parse_trust(data, source=str(path))  # the file as it is must be a trust file
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError("the public key is not base64", field="--public-key") from exc
+    if len(raw) != 32:
+        raise InputError(f"the public key is {len(raw)} bytes, an Ed25519 one is 32",
+                         field="--public-key")  # fmt: skip
+    now = datetime.now(UTC).replace(microsecond=0)
+    entry = {
+        "name": name,
+        "roles": list(roles),
+        "public_key": public_key,
+        "not_before": now.isoformat().replace("+00:00", "Z"),
+        "not_after": (now + timedelta(days=days)).isoformat().replace("+00:00", "Z"),
+    }
+    data["reviewers"] = [*(data.get("reviewers") or []), entry]
+    parse_trust(data, source=str(path))  # a key serves one role and one holder, names, roles
+    if is_json:
+        out = json.dumps(data, indent=2) + "\n"
+    else:
+        head = "".join(line for line in text.splitlines(keepends=True)[:50] if line.startswith("#"))
+        out = head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(out)
+    os.chmod(tmp, path.stat().st_mode & 0o777)
+    os.replace(tmp, path)
+    click.echo(f"added reviewer {name} ({', '.join(roles)}), key sha256:{sha256_bytes(raw)}, "
+               f"valid until {entry['not_after']}, to {path}")  # fmt: skip
+    return EXIT_OK
+
+
 def register(group: click.Group) -> None:
     group.add_command(serve_group)

@@ -154,6 +154,14 @@ class Store:
             row = c.execute(sa.select(users).where(users.c.name == name)).first()
         return User(row.name, row.role, row.public_key) if row else None
 
+    def enrolled(self) -> list[User]:
+        """Every account with an enrolled browser key, by name."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(users).where(users.c.public_key.is_not(None)).order_by(users.c.name)
+            ).all()
+        return [User(r.name, r.role, r.public_key) for r in rows]
+
     def enrol_key(self, name: str, public_key_b64: str) -> None:
         with self.engine.begin() as c:
             c.execute(users.update().where(users.c.name == name).values(public_key=public_key_b64))
