@@ -185,8 +185,17 @@ class Console:
             d = releases.load_detail(ref, trust_file=self.config.trust)
         except FinetrailError as err:
             return self.error(s, 500, f"This release cannot be read: {err.what}")
+        from finetrail.console.chart_text import chart_alt
+
+        # an image with the figures it shows as its text; none where the evidence draws no chart
+        # (the dossier's sentence says which evidence is missing)
+        alt = chart_alt(d.m.ev)
         charts = {
-            name: Markup(f'<img src="/r/{escape(ref.id)}/chart/{name}.svg" alt="{name} chart">')
+            name: Markup(
+                f'<img src="/r/{escape(ref.id)}/chart/{name}.svg" alt="{escape(alt[name])}">'
+            )
+            if alt.get(name)
+            else None
             for name in CHARTS
         }
         try:
