@@ -28,7 +28,7 @@ def test_the_release_page_shows_the_diff_from_the_previous_release(console_env: 
     want = compare_workspaces(before=console_env.b, after=console_env.a)
     assert want.changes, "the fixture's two releases differ (manifest digest, adapter)"
     assert f'Compared with <a href="/r/{b}">support-assistant 1.0.0</a>' in part, part[:300]
-    assert "(support-assistant/0.9.0)" in part
+    assert "(<code>support-assistant/0.9.0</code>), the release of the same model created before" in part
     assert f"{len(want.changes)} change(s)" in part
     assert _rows(part) == [
         (ch.item, ch.before, ch.after) for _, changes in want.by_area() for ch in changes
