@@ -33,8 +33,29 @@ def progress_option(what: str) -> Callable[[F], F]:
 
 
 def wanted(flag: bool | None) -> bool:
-    """Whether to show a bar: the flag when given, else whether stderr is a terminal."""
-    return flag if flag is not None else stderr_is_terminal()
+    """Whether to show a bar: the flag when given, else whether stderr is a terminal.
+
+    When no bar is wanted, the libraries' own bars are switched off too (transformers' "Loading
+    weights", huggingface_hub's), so a log or a pipe gets no bar frames from them either."""
+    show = flag if flag is not None else stderr_is_terminal()
+    if not show:
+        library_bars_off()
+    return show
+
+
+def library_bars_off() -> None:
+    """Switch off the bars of transformers and huggingface_hub for this process: the variable
+    both read at import, and their switches when they are imported already (nothing is imported
+    here)."""
+    import os
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None and hasattr(hub, "disable_progress_bars"):
+        hub.disable_progress_bars()
+    tf_logging = sys.modules.get("transformers.utils.logging")
+    if tf_logging is not None and hasattr(tf_logging, "disable_progress_bar"):
+        tf_logging.disable_progress_bar()
 
 
 def stderr_is_terminal() -> bool:

@@ -109,6 +109,25 @@ def scorer_from_path(path: str | os.PathLike[str], settings: BiasAuditSettings) 
     )
 
 
+def _ticking(scorer: Scorer, bar: Any, label: str, total: int | None, chunk: int = 64) -> Scorer:
+    """``scorer`` in chunks of ``chunk`` prompts, each advancing ``bar`` (a finetrail.progress
+    Bar; None: the scorer itself)."""
+    if bar is None or not getattr(bar, "enabled", False):
+        return scorer
+    bar.start(label, total, unit="prompt")
+
+    def score(prompts: Sequence[str]) -> Any:
+        import numpy as np
+
+        parts = []
+        for i in range(0, len(prompts), chunk):
+            parts.append(scorer(prompts[i : i + chunk]))
+            bar.advance(min(chunk, len(prompts) - i))
+        return np.vstack(parts) if parts else scorer(prompts)
+
+    return score
+
+
 def audit_bias(
     *,
     sensitive: Sequence[str],
@@ -123,6 +142,7 @@ def audit_bias(
     counterfactual: bool | str | os.PathLike[str] = True,
     settings: BiasAuditSettings | None = None,
     subject: BiasSubject | None = None,
+    progress: Any = None,
 ) -> BiasAuditEvidence:
     """Audit one model (and its base, when given) for group disparities.
 
@@ -171,12 +191,17 @@ def audit_bias(
                 fix="give a model (or a scorer), or a predictions file",
             )
         data = load_eval(eval_path, sensitive=feats, labels=labels)
-        y_pred, p_pos = predict(scorer, data.prompts)
+        n = len(data.prompts)
+        y_pred, p_pos = predict(
+            _ticking(scorer, progress, "scoring the evaluation set", n), data.prompts
+        )
         rows = AuditRows(
             data.path, data.sha256, data.y_true, data.sensitive, data.prompts, y_pred, p_pos
         )
         if base_scorer is not None:
-            b_pred, b_pos = predict(base_scorer, data.prompts)
+            b_pred, b_pos = predict(
+                _ticking(base_scorer, progress, "scoring it with the base model", n), data.prompts
+            )
             base_rows = AuditRows(
                 data.path, data.sha256, data.y_true, data.sensitive, data.prompts, b_pred, b_pos
             )
@@ -255,7 +280,14 @@ def audit_bias(
     if counterfactual is not False and scorer is not None:
         probe_path = None if counterfactual is True else counterfactual
         probes, probe_sha = load_probes(probe_path)
-        cf = run_counterfactual(probes=probes, sha256=probe_sha, scorer=scorer, settings=msettings)
+        cf = run_counterfactual(
+            probes=probes,
+            sha256=probe_sha,
+            scorer=_ticking(scorer, progress, "counterfactual probes", None),
+            settings=msettings,
+        )
+    if progress is not None:
+        progress.close()
 
     plot = tuple(
         PlotBar(

@@ -108,6 +108,7 @@ def audit_workspace_bias(
     settings: BiasAuditSettings | None = None,
     actor: str | None = None,
     tracking_uri_arg: str | None = None,
+    progress: Any = None,
 ) -> BiasAuditEvidence:
     """Audit the workspace's model (or given predictions / model folders) and record it.
 
@@ -165,6 +166,7 @@ def audit_workspace_bias(
         counterfactual=counterfactual,
         settings=settings,
         subject=subject,
+        progress=progress,
     )
     ws.write_record(
         BIAS_FILE,

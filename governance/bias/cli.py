@@ -6,6 +6,7 @@ import click
 
 from finetrail.cli_options import actor_option, tracking_uri_option
 from finetrail.errors import EXIT_OK
+from finetrail.progress import Bar, progress_option, wanted
 
 
 def _split(value: str) -> list[str]:
@@ -90,6 +91,7 @@ def audit_group() -> None:
     help="Your counterfactual probe file (YAML); default: the shipped one.",
 )
 @click.option("--no-counterfactual", is_flag=True, help="Skip the counterfactual probes.")
+@progress_option("the model scores the evaluation set and the probes")
 @actor_option("runs the audit")
 @tracking_uri_option()
 def bias_cmd(
@@ -108,6 +110,7 @@ def bias_cmd(
     min_group_size: int,
     counterfactual_path: str | None,
     no_counterfactual: bool,
+    progress: bool | None,
     actor: str | None,
     tracking_uri: str | None,
 ) -> int:
@@ -144,6 +147,7 @@ def bias_cmd(
         settings=settings,
         actor=actor,
         tracking_uri_arg=tracking_uri,
+        progress=Bar(wanted(progress)),
     )
     click.echo(render_summary(record))
     return EXIT_OK

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from finetrail.cli import cli
 from finetrail import progress
+from finetrail.cli import cli
 from finetrail.progress import Bar, FileProgress, wanted
 
 BAR_COMMANDS = [
@@ -21,6 +21,7 @@ BAR_COMMANDS = [
     ("data", "scan"),
     ("data", "digest"),
     ("data", "sanitize"),
+    ("audit", "bias"),
 ]
 
 

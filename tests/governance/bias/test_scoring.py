@@ -457,3 +457,46 @@ def test_workspace_audit_frames_prompts_as_chat_when_training_used_chat(
     assert seen["messages"].method.prompt_format == "chat"
     assert seen["text"].method.prompt_format == "text"
     assert seen["messages"].task != seen["text"].task
+
+
+def test_audit_bias_progress_bar_on_stderr_only_and_results_unchanged(tiny, synth, tmp_path):
+    """--progress shows the scoring stages on stderr; stdout keeps only the summary, and the
+    scores are the same as without the bar (it scores in chunks: the chunks must not matter)."""
+    from click.testing import CliRunner
+
+    from finetrail.cli import cli
+
+    path, _, _ = tiny
+    records = {}
+    for flag in ("--progress", "--no-progress"):
+        ws = tmp_path / flag.strip("-")
+        assert main(["init", str(ws), "--model", "m", "--version", "1", "--owner", "o"]) == 0
+        res = CliRunner().invoke(
+            cli,
+            [
+                "audit", "bias", str(ws), "--eval", str(synth / "task_eval.jsonl"),
+                "--sensitive", "gender", "--model", str(path), "--base-model", str(path),
+                "--resamples", "50", "--min-group-size", "15", flag,
+            ],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        records[flag] = BiasAuditEvidence.read(ws / "evidence" / "bias.json")
+        if flag == "--progress":
+            assert "scoring the evaluation set" in res.stderr and "120/120" in res.stderr
+            assert "counterfactual probes" in res.stderr
+            assert "scoring" not in res.stdout and "\r" not in res.stdout
+        else:
+            assert res.stderr == ""
+    a, b = records["--progress"], records["--no-progress"]
+
+    def close(x, y):  # scores in other batches differ in the last float bits only
+        if isinstance(x, dict):
+            return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
+        if isinstance(x, list | tuple):
+            return len(x) == len(y) and all(close(i, j) for i, j in zip(x, y, strict=True))
+        if isinstance(x, float) and isinstance(y, float):
+            return abs(x - y) <= 1e-4
+        return x == y
+
+    for part in ("task", "groups", "counterfactual"):
+        assert close(a.model_dump()[part], b.model_dump()[part]), part
