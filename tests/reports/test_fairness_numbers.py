@@ -97,3 +97,23 @@ def test_the_evidence_keeps_the_exact_values(noisy: Path) -> None:
     bias = json.loads((noisy / "evidence" / "bias.json").read_text())
     assert bias["disparities"]["demographic_parity_difference"]["value"] == 1e-16
     assert bias["finetune_effect"]["equalized_odds_difference"]["ci_low"] == -3e-17
+
+
+def test_the_model_card_says_when_prompts_were_framed_as_chat(noisy: Path, tmp_path: Path) -> None:
+    """A chat-trained model's audit scored labels as assistant replies: the card says so; an
+    audit in the text framing (or one that did not record it) says nothing of chat."""
+    card = (noisy / "dossier" / "README.md").read_text()
+    assert "framed as chat" not in card
+    root = tmp_path / "ws"
+    build_fixed(root, kinds=("datasets", "training", "probes"))
+    record = bias_audit_evidence(adapter_sha256=ADAPTER_A)
+    record = record.model_copy(
+        update={"method": record.method.model_copy(update={"prompt_format": "chat"})}
+    )
+    write_records(Workspace.open(root), {"evidence/bias.json": record}, actor=ACTOR)
+    code, _, err = report(["report", str(root), "--format", "md"])
+    assert code == 0, err
+    line = next(
+        x for x in (root / "dossier" / "README.md").read_text().splitlines() if "bias audit" in x
+    )
+    assert "Prompts were framed as chat conversations" in line
