@@ -455,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epsilon", type=float, default=0.5)
     ap.add_argument("--customers", type=int, default=None, help="override the scale's customers")
     ap.add_argument("--dp-batch", type=int, default=None, help="override the DP expected batch")
+    ap.add_argument("--dp-lr", type=float, default=None, help="override the DP learning rate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads on the CPU")
     ap.add_argument("--out", default=None, help="work folder (default build/seed-claim-<scale>)")
@@ -470,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     scale = SCALES["smoke" if args.smoke or args.quick else args.device.split(":")[0]]
     if args.customers:
         scale = replace(scale, customers=args.customers)
+    if args.dp_lr:
+        scale = replace(scale, dp_lr=args.dp_lr)
     if args.dp_batch:
         scale = replace(scale, dp_batch=args.dp_batch)
         if args.dp_batch > 128 and not scale.dp_physical_batch:  # per-sample gradients' memory
@@ -509,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd += f" --method {args.method}" if args.method != "full" else ""
     cmd += f" --customers {args.customers}" if args.customers else ""
     cmd += f" --dp-batch {args.dp_batch}" if args.dp_batch else ""
+    cmd += f" --dp-lr {args.dp_lr:g}" if args.dp_lr else ""
     result = {
         "claim": "DP at epsilon 0.5 removed 97% of memorised identifiers while keeping 91% of "
         "task F1",
