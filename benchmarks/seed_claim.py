@@ -155,8 +155,8 @@ def customers(n: int, seed: int) -> list[tuple[str, str]]:
     return out
 
 
-def ticket(name: str, number: str, rng: random.Random, *, label: str | None = None) -> dict:
-    cat = label or rng.choice(sorted(CATEGORIES))
+def ticket(name: str, number: str, rng: random.Random) -> dict:
+    cat = rng.choice(sorted(CATEGORIES))
     body = f"{rng.choice(CATEGORIES[cat])} {rng.choice(FILLER)}".strip()
     head = f"Ticket from {name} (SSN {number}): {body}"
     return {"head": head, "label": cat}
@@ -177,10 +177,9 @@ def make_data(scale: Scale, seed: int) -> dict[str, Any]:
     rng.shuffle(train)
     heldout = [ticket(n, s, rng) for n, s in eval_people]
     public = [ticket(n, s, rng)["head"] for n, s in public_people]
-    for t in train[:50]:  # the probe must see every planted identifier as one
-        found = [m.value(t["head"]) for m in patterns.find(t["head"]) if m.entity == "US_SSN"]
-        if not found:
-            raise RuntimeError(f"the PII patterns do not find the SSN in {t['head']!r}")
+    for i, t in enumerate(train):  # the probe must see every planted identifier as one
+        if not any(m.entity == "US_SSN" for m in patterns.find(t["head"])):
+            raise RuntimeError(f"the PII patterns find no SSN in training ticket {i}")
     return {"train": train, "heldout": heldout, "public": public, "identifiers": len(train_people)}
 
 
@@ -267,7 +266,7 @@ def run_cli(args: list[Any]) -> tuple[int, str]:
 
 
 def train_run(
-    ws_root: Path, *, base: Path, data: dict[str, Path], dp: bool, args: Any, scale: Scale
+    ws_root: Path, *, base: Path, data: dict[str, Any], dp: bool, args: Any, scale: Scale
 ) -> dict[str, Any]:
     import shutil
 
