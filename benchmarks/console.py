@@ -81,6 +81,35 @@ def timed(client, url: str, rounds: int) -> list[float]:  # type: ignore[no-unty
     return out
 
 
+def serve_startup(root: Path) -> float:
+    """Seconds from starting ``finetrail serve`` to its first answer (the login page)."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finetrail", "serve", "--root", str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/login", timeout=0.5).status_code == 200:
+                    return time.perf_counter() - t0
+            except httpx.TransportError:
+                time.sleep(0.01)
+            assert proc.poll() is None and time.perf_counter() - t0 < 60, "serve did not answer"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=10_000)
@@ -155,6 +184,8 @@ def main() -> int:
             assert a.findings == b.findings
         rows += [("verify after a write, full", full), ("verify, incremental", incremental)]
         size = len(console.get(f"/r/{rid}").content)
+        startup = [serve_startup(tmp / "releases") * 1000 for _ in range(3)]
+        rows.append(("serve start-up, first answer", startup))
     print(f"# console release page vs static dossier: {args.entries} ledger entries, "
           f"{args.rounds} warm rounds (setup {built:.1f} s)")  # fmt: skip
     print(

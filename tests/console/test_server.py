@@ -55,7 +55,9 @@ def test_serving_imports_nothing_heavy(console_env: Env) -> None:
 
 
 @pytest.mark.slow
-def test_serve_starts_in_under_two_seconds(tmp_path: Path) -> None:
+def test_serve_starts_and_answers_its_login_page(tmp_path: Path) -> None:
+    """``finetrail serve`` comes up and answers (how fast is measured by
+    ``benchmarks/console.py``, not asserted here)."""
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -64,18 +66,16 @@ def test_serve_starts_in_under_two_seconds(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        elapsed = None
-        while time.perf_counter() - t0 < 10:
+        r = None
+        while time.perf_counter() - t0 < 60 and proc.poll() is None:
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/login", timeout=0.5)
+                break
             except httpx.TransportError:
                 time.sleep(0.02)
-                continue
-            assert r.status_code == 200
-            elapsed = time.perf_counter() - t0
-            break
-        assert elapsed is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
-        assert elapsed < 2.0, f"first answer after {elapsed:.2f} s"
+        assert r is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
+        assert r.status_code == 200 and 'id="login"' in r.text
+        assert r.headers["content-security-policy"].startswith("default-src 'self'")
     finally:
         proc.terminate()
         proc.wait(timeout=10)
