@@ -119,7 +119,13 @@ def trust_add_command(trust: str, name: str, roles: tuple[str, ...], public_key:
 
 
 @trust_group.command("add")
-@click.option("--trust", "trust_file", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--trust",
+    "trust_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The trust file (YAML) to add the reviewer key to.",
+)
 @click.option("--name", required=True, help="The reviewer's name (their console account).")
 @click.option("--role", "roles", multiple=True, required=True, help="A review role (repeat).")
 @click.option("--public-key", required=True, help="Base64 of the raw 32-byte Ed25519 key.")
