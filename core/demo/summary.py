@@ -141,10 +141,11 @@ def summary_table(variants: Sequence[Variant]) -> str:
 
 
 def print_summary(result: DemoResult, echo: Callable[[str], None]) -> None:
+    released = [v for v in result.variants if not v.results.get("refused_at_training")]
     echo("")
-    echo(summary_table(result.variants))
+    echo(summary_table(released))
     echo("")
-    for v in result.variants:
+    for v in released:
         echo(f"{v.name}: {v.results['dossier']}")
     echo(f"diff: {result.diff_path}")
     for v in result.variants:
@@ -153,7 +154,7 @@ def print_summary(result: DemoResult, echo: Callable[[str], None]) -> None:
             echo(planted_bug_verdict(v))
     echo("")
     echo("Open the MLflow runs (one SQLite store per workspace):")
-    for v in result.variants:
+    for v in released:
         echo(f"  mlflow ui --backend-store-uri sqlite:///{v.results['mlflow_db']} --port 5000")
     echo(f"demo finished in {result.seconds:.0f} s")
 
@@ -162,6 +163,11 @@ def planted_bug_verdict(variant: Variant) -> str:
     """What the gate did with the release trained with a planted mechanism bug, said plainly."""
     r = variant.results
     bug = variant.planted_bug
+    if r.get("refused_at_training"):
+        return (
+            f"planted bug {bug}: finetrail's checks while training refused the broken release "
+            f"(exit {r['refused_at_training']}, the error above), so it never reached the gate"
+        )
     eps = r.get("epsilon")
     claim = f"epsilon {eps:.2f}" if isinstance(eps, float) else "no epsilon"
     mech = r.get("mechanism") or "not recorded"
