@@ -125,6 +125,10 @@ class Store:
         metadata.create_all(self.engine)
         self.hasher = PasswordHasher()  # argon2id
 
+    def close(self) -> None:
+        """Close the pooled database connections (the store is unusable afterwards)."""
+        self.engine.dispose()
+
     # -- accounts -------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, password: str) -> User:
         import re

@@ -103,7 +103,18 @@ class MlflowTracker:
             ]
             inputs.append(DatasetInput(ds._to_mlflow_entity(), tags))
         assert self.run_id is not None
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        # Two runs starting at once against one server, logging a dataset with the same name and
+        # digest, race in the server's check-then-insert of the dataset row (the loser gets a
+        # unique-constraint error). Logging again then finds the winner's row and only links it.
+        for attempt in range(4):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except self.mlflow.exceptions.MlflowException as exc:
+                text = str(exc)
+                if attempt == 3 or not ("UniqueViolation" in text or "UNIQUE constraint" in text):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def metric(self, key: str, value: float, step: int) -> None:
         from mlflow.entities import Metric

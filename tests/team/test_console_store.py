@@ -35,12 +35,13 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def store(pg_url: str) -> Store:
+def store(pg_url: str) -> Iterator[Store]:
     s = Store(pg_url)
     with s.engine.begin() as c:  # each test starts from empty tables
         for table in ("sign_requests", "sessions", "login_failures", "users"):
             c.exec_driver_sql(f"DELETE FROM {table}")
-    return s
+    yield s
+    s.close()  # no connection left for the garbage collector (a ResourceWarning)
 
 
 def test_accounts_and_sessions_live_in_postgresql(store: Store) -> None:

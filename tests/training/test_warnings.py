@@ -5,6 +5,7 @@ docs/training.md; anything else still shows."""
 from __future__ import annotations
 
 import builtins
+import gc
 import logging
 import re
 import warnings
@@ -120,6 +121,7 @@ def test_dp_train_and_probe_print_no_unfiltered_third_party_warning(
     path = write_config(tmp_path / "train.yaml", cfg)
     heldout = write_jsonl(data / "heldout.jsonl", make_texts(48, seed=7))
     ws = Workspace.init(tmp_path / "ws", model="m", version="1", owner="alice")
+    gc.collect()  # what earlier tests in this process left is finalised outside the capture
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")  # every warning, even those Python hides by default
         code, _out, err = run_cli("train", str(ws.root), str(path), "--no-progress")
