@@ -322,6 +322,9 @@ def test_the_controls_black_box_bound_is_positive_and_printed_beside_its_ceiling
     assert audit["single_copy_canaries"] == 60
     assert 0 < bound <= ceiling, audit
     assert audit["verdict"] == "no_claim"
+    # the demo's fixed score (docs/memorisation.md, "The score"), named in the evidence
+    assert audit["parameters"]["calibrated"] is False
+    assert audit["score"] == "log-likelihood of the secret under the fine-tuned model"
     row = next(line for line in text.splitlines() if line.startswith("empirical epsilon"))
     assert f"{bound:.3f} (ceiling {ceiling:.2f}, 60 single-copy canaries)" in row
     # the DP release's bound, from the same plan, stays at or below its claim
